@@ -1,0 +1,80 @@
+# virtops.libvirt — everything runs through these targets (see README.md).
+#   make demo         install what is missing, bring up a local lab, run playbooks/demo.yml against it
+#   make test         lint + sanity + unit + integration
+#   make lint | sanity | unit | integration   one part only
+#   make lab-up | lab-down | lab-status        the lab alone
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT        := $(CURDIR)
+BUILD_DIR   ?= $(ROOT)/.build
+STAGE       := $(BUILD_DIR)/stage
+COLLECTION  := $(STAGE)/ansible_collections/virtops/libvirt
+INSTALLED   := $(BUILD_DIR)/installed
+LAB         := $(ROOT)/tests/lab/lab.sh
+VENV_FILE   := $(BUILD_DIR)/venv
+PYTHON_VER   = $(shell $(VENV)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+VENV         = $(shell cat $(VENV_FILE))
+export ANSIBLE_FORCE_COLOR ?= 0
+export ANSIBLE_NOCOLOR ?= 1
+
+.PHONY: help deps stage build install demo test lint sanity unit integration lab-up lab-down lab-status clean
+
+help:
+	@sed -n '1,8p' Makefile
+
+$(BUILD_DIR):
+	@mkdir -p $(BUILD_DIR)
+
+deps: | $(BUILD_DIR)
+	@tests/tools/bootstrap.sh > $(VENV_FILE).tmp && mv $(VENV_FILE).tmp $(VENV_FILE)
+	@echo "venv: $(VENV)"
+
+stage: | $(BUILD_DIR)
+	@tests/tools/stage.sh $(STAGE) >/dev/null
+
+# the collection tarball, built and installed the way users get it
+build: deps stage
+	@rm -f $(BUILD_DIR)/virtops-libvirt-*.tar.gz
+	@cd $(COLLECTION) && $(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD_DIR) >/dev/null
+	@ls $(BUILD_DIR)/virtops-libvirt-*.tar.gz
+
+install: build
+	@rm -rf $(INSTALLED)
+	@$(VENV)/bin/ansible-galaxy collection install --force -p $(INSTALLED) $(BUILD_DIR)/virtops-libvirt-*.tar.gz >/dev/null
+	@echo "installed into $(INSTALLED)"
+
+lint: deps stage
+	cd $(COLLECTION) && PATH=$(VENV)/bin:$$PATH ansible-lint --offline --profile production
+	bash -n tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run
+	@if command -v shellcheck >/dev/null; then shellcheck tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run; fi
+
+sanity: deps stage
+	cd $(COLLECTION) && $(VENV)/bin/ansible-test sanity --venv --python $(PYTHON_VER) --color no
+
+unit: deps stage
+	cd $(COLLECTION) && PYTHONPATH=$(STAGE) $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
+
+integration: install
+	VENV=$(VENV) COLLECTIONS_PATH=$(INSTALLED) tests/integration/run.sh $(TARGETS)
+
+lab-up: deps
+	$(LAB) up
+
+lab-down:
+	$(LAB) down
+
+lab-status:
+	$(LAB) status
+
+demo: install
+	$(LAB) up
+	$(LAB) inventory $(BUILD_DIR)/lab-inventory.yml
+	cd $(ROOT) && ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(VENV)/bin/ansible-playbook -i $(BUILD_DIR)/lab-inventory.yml playbooks/demo.yml
+
+test: lint sanity unit integration
+
+clean:
+	-$(LAB) down
+	rm -rf $(BUILD_DIR)

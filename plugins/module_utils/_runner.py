@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The glue between AnsibleModule and the rest of module_utils.
+
+This is the one place where our exceptions become ``fail_json``.  A module's ``main()`` is::
+
+    module = AnsibleModule(argument_spec=..., supports_check_mode=True)
+    run_resource(module, PoolResource)        # resource modules
+    run_module(module, gather_host_info)      # info modules / custom handlers
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import (
+    Connection,
+    require_libvirt,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._xml import require_lxml
+
+_REQUIREMENTS = dict(libvirt=require_libvirt, lxml=require_lxml)
+
+
+class Context:
+    """What module_utils code may use of the run: connection, parameters, modes, a command runner.
+
+    Built from an AnsibleModule by :func:`context_from_module`; tests and controller plugins can
+    build one directly.
+    """
+
+    def __init__(self, conn=None, params=None, check_mode=False, diff=False, run_command=None, warn=None,
+                 uri=None):
+        self.conn = conn
+        self.params = dict(params or {})
+        self.check_mode = check_mode
+        self.diff = diff
+        self.uri = uri
+        self._run_command = run_command
+        self._warn = warn
+        self.warnings = []
+
+    def run_command(self, argv, **kwargs):
+        """Run an argv list (never a shell string); returns ``(rc, stdout, stderr)``."""
+        if self._run_command is None:
+            raise RuntimeError("this context cannot run commands")
+        return self._run_command(list(argv), **kwargs)
+
+    def warn(self, text):
+        self.warnings.append(text)
+        if self._warn is not None:
+            self._warn(text)
+
+
+def context_from_module(module, conn=None):
+    return Context(
+        conn=conn,
+        params=module.params,
+        check_mode=module.check_mode,
+        diff=module._diff,
+        run_command=module.run_command,
+        warn=module.warn,
+        uri=module.params.get("uri"),
+    )
+
+
+def run_module(module, handler, requires=("libvirt", "lxml"), connect=True):
+    """Call ``handler(ctx)`` inside one libvirt connection and exit with its result dict.
+
+    Every :class:`VirtopsError` raised on the way becomes ``fail_json`` here and only here.
+    """
+    try:
+        for name in requires:
+            _REQUIREMENTS[name]()
+        if connect:
+            with Connection(module.params.get("uri")) as conn:
+                result = handler(context_from_module(module, conn))
+        else:
+            result = handler(context_from_module(module))
+    except VirtopsError as exc:
+        module.fail_json(**exc.to_fail_kwargs())
+    module.exit_json(**result)
+
+
+def run_resource(module, resource_class, requires=("libvirt", "lxml"), connect=True):
+    """Reconcile one resource of ``resource_class`` and exit; the usual ``main()`` of a resource module."""
+
+    def handler(ctx):
+        return reconcile(resource_class(ctx), check_mode=ctx.check_mode, want_diff=ctx.diff)
+
+    run_module(module, handler, requires=requires, connect=connect)

@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The reconcile cycle, driven against libvirt's test driver (real libvirt, no daemon)."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._errors import BackendError, ConflictError
+from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan, Resource, reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+
+
+class NetworkAutostart(Resource):
+    """A deliberately small resource: an isolated network with an autostart flag."""
+
+    kind = "network"
+
+    def _lookup(self):
+        try:
+            return self.ctx.conn.networkLookupByName(self.name)
+        except libvirt.libvirtError:
+            return None
+
+    def read(self):
+        net = self._lookup()
+        if net is None:
+            return None
+        return dict(name=self.name, autostart=bool(net.autostart()))
+
+    def desired(self):
+        if self.params["state"] == "absent":
+            return None
+        return dict(name=self.name, autostart=self.params.get("autostart"))
+
+    def _xml(self):
+        root = _xml.element("network")
+        _xml.sub(root, "name", self.name)
+        return _xml.to_string(root)
+
+    def plan(self, current, desired, diff, plan):
+        conn = self.ctx.conn
+        if desired is None:
+            if current is not None:
+                plan.add("undefine network %s" % self.name, lambda: self._lookup().undefine())
+            return
+        if current is None:
+            with libvirt_errors("checking"):
+                plan.add(
+                    "define network %s" % self.name,
+                    lambda: conn.networkDefineXML(self._xml()),
+                    undo=lambda: self._lookup().undefine(),
+                )
+        if diff.touches("autostart") or (current is None and desired["autostart"]):
+            plan.add("set autostart", lambda: self._lookup().setAutostart(bool(desired["autostart"])))
+
+    def result(self, state):
+        return dict(network=state)
+
+
+def run(conn, check=False, diff=True, **params):
+    params.setdefault("state", "present")
+    ctx = Context(conn=conn, params=params, check_mode=check, diff=diff)
+    return reconcile(NetworkAutostart(ctx), check_mode=ctx.check_mode, want_diff=ctx.diff)
+
+
+def test_check_apply_check_apply(test_conn):
+    first = run(test_conn, check=True, name="n1", autostart=True)
+    assert first["changed"] is True
+    assert first["actions"] == ["define network n1", "set autostart"]
+    assert test_conn.listAllNetworks(0) and "n1" not in [n.name() for n in test_conn.listAllNetworks(0)]
+    assert first["network"] == {"name": "n1", "autostart": True}  # predicted
+    assert first["diff"]["before"] == {"state": "absent"}
+    assert first["diff"]["after"] == {"name": "n1", "autostart": True}
+
+    second = run(test_conn, name="n1", autostart=True)
+    assert second["changed"] is True
+    assert second["network"] == {"name": "n1", "autostart": True}  # read back from libvirt
+
+    third = run(test_conn, check=True, name="n1", autostart=True)
+    fourth = run(test_conn, name="n1", autostart=True)
+    assert (third["changed"], fourth["changed"]) == (False, False)
+    assert third["actions"] == [] and fourth["diff"]["before"] == fourth["diff"]["after"]
+
+
+def test_unspecified_option_is_left_alone(test_conn):
+    run(test_conn, name="n2", autostart=True)
+    result = run(test_conn, name="n2", autostart=None)
+    assert result["changed"] is False
+    assert result["network"]["autostart"] is True
+
+
+def test_change_shows_readable_diff(test_conn):
+    run(test_conn, name="n3", autostart=False)
+    result = run(test_conn, name="n3", autostart=True)
+    assert result["diff"]["before"] == {"name": "n3", "autostart": False}
+    assert result["diff"]["after"] == {"name": "n3", "autostart": True}
+    assert result["diff"]["before_header"] == "network n3"
+
+
+def test_absent(test_conn):
+    run(test_conn, name="n4", autostart=False)
+    assert run(test_conn, check=True, name="n4", state="absent")["changed"] is True
+    assert run(test_conn, name="n4", state="absent")["changed"] is True
+    assert run(test_conn, name="n4", state="absent")["changed"] is False
+    assert "n4" not in [n.name() for n in test_conn.listAllNetworks(0)]
+
+
+def test_no_diff_key_without_diff_mode(test_conn):
+    assert "diff" not in run(test_conn, diff=False, name="n5", autostart=False)
+
+
+def test_failed_step_undoes_what_this_run_created(test_conn):
+    def boom():
+        raise ConflictError("the bridge is busy")
+
+    plan = Plan()
+    plan.add("define n6", lambda: test_conn.networkDefineXML(_xml.to_string(_xml.element("network", children=[_xml.element("name", "n6")]))),
+             undo=lambda: test_conn.networkLookupByName("n6").undefine())
+    plan.add("start n6", boom)
+    with pytest.raises(ConflictError) as err:
+        plan.execute()
+    assert err.value.details["failed_step"] == "start n6"
+    assert "n6" not in [n.name() for n in test_conn.listAllNetworks(0)]
+
+
+def test_unexpected_exception_becomes_backend_error_and_undo_errors_are_reported():
+    calls = []
+
+    def bad_undo():
+        raise RuntimeError("cannot undo")
+
+    plan = Plan()
+    plan.add("one", lambda: calls.append("one"), undo=lambda: calls.append("undo one"))
+    plan.add("two", lambda: calls.append("two"), undo=bad_undo)
+    plan.add("three", lambda: 1 / 0)
+    with pytest.raises(BackendError) as err:
+        plan.execute()
+    assert calls == ["one", "two", "undo one"]  # undo continues past a failing undo
+    assert "three failed" in err.value.msg
+    assert err.value.details["rollback_errors"] == ["undo of 'two' failed: cannot undo"]
