@@ -46,7 +46,7 @@ install: build
 	@echo "installed into $(INSTALLED)"
 
 lint: deps stage
-	cd $(COLLECTION) && PATH=$(VENV)/bin:$$PATH ansible-lint --offline --profile production
+	cd $(COLLECTION) && ANSIBLE_COLLECTIONS_PATH=$(STAGE) PATH=$(VENV)/bin:$$PATH ansible-lint --offline --profile production
 	bash -n tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run
 	@if command -v shellcheck >/dev/null; then shellcheck tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run; fi
 

@@ -14,7 +14,7 @@ short_description: Facts about a libvirt/KVM hypervisor for placement decisions
 version_added: 0.1.0
 description:
   - Returns what a placement decision needs to know about one hypervisor, read from libvirt
-    through one connection: host name, libvirt and QEMU versions, the virtualization types the host
+    through one connection. That is the host name, libvirt and QEMU versions, the virtualization types the host
     supports (and whether KVM is usable), CPU architecture, model and topology, total and free
     memory, memory and vCPUs allocated to defined and to running domains, counts of domains by
     state, storage pools with capacity, allocation and free space, and networks.
