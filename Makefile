@@ -29,7 +29,7 @@ $(BUILD_DIR):
 
 deps: | $(BUILD_DIR)
 	@tests/tools/bootstrap.sh > $(VENV_FILE).tmp && mv $(VENV_FILE).tmp $(VENV_FILE)
-	@echo "venv: $(VENV)"
+	@echo "venv: $$(cat $(VENV_FILE))"
 
 stage: | $(BUILD_DIR)
 	@tests/tools/stage.sh $(STAGE) >/dev/null

@@ -23,8 +23,12 @@ if [ ! -e "$venv/.complete" ]; then
     rm -rf "$venv"
     mkdir -p "$cache"
     "$python" -m venv "$venv"
-    "$venv/bin/pip" install -q --upgrade pip >&2
-    "$venv/bin/pip" install -q -r "$root/tests/requirements.txt" >&2
+    if ! { "$venv/bin/pip" install -q --upgrade pip && "$venv/bin/pip" install -q -r "$root/tests/requirements.txt"; } \
+            > "$cache/pip-install.log" 2>&1; then
+        grep -v '^WARNING: Location' "$cache/pip-install.log" >&2
+        log "pip install failed (log: $cache/pip-install.log)"
+        exit 1
+    fi
     touch "$venv/.complete"
 fi
 
