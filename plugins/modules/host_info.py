@@ -20,7 +20,7 @@ description:
     state, storage pools with capacity, allocation and free space, and networks.
   - Active storage pools are refreshed first, so volumes created outside libvirt are accounted for.
 author:
-  - virtops.libvirt developers
+  - virtops.libvirt developers (@virtops)
 extends_documentation_fragment:
   - virtops.libvirt.common
   - virtops.libvirt.common.actiongroup

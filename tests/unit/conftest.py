@@ -13,8 +13,9 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._connection import
 def test_conn():
     """A connection to libvirt's built-in test driver: real libvirt, no daemon.
 
-    Each open of test:///default gets a fresh copy of the default objects (a running domain
-    'test', pool 'default-pool', network 'default').
+    test:///default starts with a running domain 'test', pool 'default-pool' and network
+    'default'.  Its state is shared by every connection of the process while any connection is
+    open, so tests that add objects must remove them (or use names no other test uses).
     """
     connection = Connection("test:///default")
     conn = connection.open()

@@ -1,0 +1,819 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Storage volumes: the model, its libvirt XML, the ``volume`` resource and ``volume_info`` facts.
+
+A volume is created one of four ways: empty, from a source image (a local file or an http(s) URL,
+checksum-verified and transparently decompressed), as a linked clone (a qcow2 overlay on a
+``backing_volume``) or as a full clone (``clone_from``).  Source images are prepared in a private
+temporary directory on the managed node and only then turned into a volume (``vol-create`` plus a
+libvirt upload stream, which also works for remote hypervisors); a failure on the way deletes the
+volume and the temporary files again.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import gzip
+import hashlib
+import lzma
+import os
+import shutil
+import tempfile
+import time
+
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import (
+    libvirt,
+    libvirt_errors,
+    translate_libvirt_error,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+    BackendError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
+from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._sizes import from_libvirt_units, parse_size
+
+VOLUME_FORMATS = ("qcow2", "raw")
+PREALLOCATION = ("off", "metadata", "full")
+CHECKSUM_ALGORITHMS = ("sha1", "sha224", "sha256", "sha384", "sha512")
+_CHUNK = 1024 * 1024
+_MAX_NAME_BYTES = 255
+
+# libvirt messages that mean "try again in a moment" (pool refresh racing other jobs in the pool)
+_BUSY_MARKERS = ("asynchronous jobs", "is busy", "still being", "is being built")
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def validate_name(name, what="name"):
+    """A volume name that cannot leave its pool: not empty, no '/', no '..', no control characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError("%s must not be empty" % what)
+    if "/" in name or "\\" in name:
+        raise InvalidInputError("%s %r must not contain a path separator" % (what, name))
+    if name == "." or ".." in name:
+        raise InvalidInputError("%s %r must not be '.' or contain '..'" % (what, name))
+    bad = [c for c in name if ord(c) < 32 or ord(c) == 127]
+    if bad:
+        raise InvalidInputError("%s %r must not contain control characters" % (what, name))
+    if len(name.encode("utf-8")) > _MAX_NAME_BYTES:
+        raise InvalidInputError("%s must be at most %d bytes long" % (what, _MAX_NAME_BYTES))
+    return name
+
+
+def parse_checksum(text):
+    """``'sha256:ab12...'`` -> ``('sha256', 'ab12...')``; InvalidInputError on junk."""
+    if not isinstance(text, str) or ":" not in text:
+        raise InvalidInputError("checksum must look like 'sha256:HEXDIGEST', got %r" % (text,))
+    algo, digest = text.split(":", 1)
+    algo = algo.strip().lower()
+    digest = digest.strip().lower()
+    if algo not in CHECKSUM_ALGORITHMS:
+        raise InvalidInputError("checksum algorithm must be one of %s, not %r" % (", ".join(CHECKSUM_ALGORITHMS), algo))
+    expected_len = hashlib.new(algo).digest_size * 2
+    if len(digest) != expected_len or any(c not in "0123456789abcdef" for c in digest):
+        raise InvalidInputError("checksum: %r is not a %s hex digest (%d hex digits)" % (digest, algo, expected_len))
+    return algo, digest
+
+
+def is_url(source):
+    low = source.lower()
+    return low.startswith("http://") or low.startswith("https://")
+
+
+# --- files: checksums, decompression, download --------------------------------------------------
+
+
+def file_digest(path, algo):
+    hasher = hashlib.new(algo)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def verify_checksum(path, checksum, what=None):
+    """Raise InvalidInputError when the file's digest differs from ``checksum`` ('algo:hex')."""
+    algo, expected = parse_checksum(checksum)
+    actual = file_digest(path, algo)
+    if actual != expected:
+        raise InvalidInputError(
+            "checksum mismatch for %s: expected %s:%s, got %s:%s" % (what or path, algo, expected, algo, actual),
+            expected=expected, actual=actual,
+        )
+    return actual
+
+
+def detect_compression(path):
+    """'gzip', 'xz' or None, from the file's magic bytes (not its name)."""
+    with open(path, "rb") as handle:
+        head = handle.read(6)
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head == b"\xfd7zXZ\x00":
+        return "xz"
+    return None
+
+
+def decompress_file(src, dst, kind):
+    """Stream-decompress ``src`` (gzip or xz) into ``dst``; InvalidInputError on a corrupt stream."""
+    opener = {"gzip": gzip.open, "xz": lzma.open}[kind]
+    try:
+        with opener(src, "rb") as fin, open(dst, "wb") as fout:
+            shutil.copyfileobj(fin, fout, _CHUNK)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise InvalidInputError("cannot decompress %s (%s): %s" % (src, kind, exc))
+
+
+def download(url, dest, validate_certs=True, timeout=60):
+    """Fetch ``url`` into ``dest`` (a new file); NotFoundError / BackendError with the reason."""
+    try:
+        response = open_url(url, validate_certs=validate_certs, timeout=timeout, follow_redirects="safe")
+    except Exception as exc:  # urllib raises many types: HTTPError, URLError, socket errors, SSL errors
+        code = getattr(exc, "code", None)
+        if code == 404:
+            raise NotFoundError("downloading %s failed: HTTP 404 not found" % url, status=code)
+        raise BackendError("downloading %s failed: %s" % (url, exc), status=code)
+    try:
+        with open(dest, "wb") as handle:
+            shutil.copyfileobj(response, handle, _CHUNK)
+    except (OSError, IOError) as exc:
+        raise BackendError("downloading %s into %s failed: %s" % (url, dest, exc))
+    finally:
+        response.close()
+
+
+# --- XML ----------------------------------------------------------------------------------------
+
+
+def build_volume_xml(name, capacity, fmt, allocation=None, backing_path=None, backing_format=None):
+    """The ``<volume>`` element libvirt's ``vol-create`` takes."""
+    root = _xml.element("volume")
+    _xml.sub(root, "name", name)
+    _xml.sub(root, "capacity", int(capacity), attrs={"unit": "bytes"})
+    if allocation is not None:
+        _xml.sub(root, "allocation", int(allocation), attrs={"unit": "bytes"})
+    target = _xml.sub(root, "target")
+    _xml.sub(target, "format", attrs={"type": fmt})
+    if backing_path:
+        backing = _xml.sub(root, "backingStore")
+        _xml.sub(backing, "path", backing_path)
+        if backing_format:
+            _xml.sub(backing, "format", attrs={"type": backing_format})
+    return root
+
+
+def _size_of(root, path):
+    node = root.find(path)
+    if node is None or node.text is None:
+        return None
+    return from_libvirt_units(node.text.strip(), node.get("unit") or "bytes")
+
+
+def parse_volume_xml(text):
+    """libvirt volume XML -> dict(name, type, key, path, format, capacity, allocation, backing_path, backing_format)."""
+    root = _xml.parse(text, "volume XML") if isinstance(text, (str, bytes)) else text
+    return dict(
+        name=_xml.find_text(root, "name"),
+        type=root.get("type"),
+        key=_xml.find_text(root, "key"),
+        path=_xml.find_text(root, "target/path"),
+        format=_xml.find_attr(root, "target/format", "type"),
+        capacity=_size_of(root, "capacity"),
+        allocation=_size_of(root, "allocation"),
+        backing_path=_xml.find_text(root, "backingStore/path"),
+        backing_format=_xml.find_attr(root, "backingStore/format", "type"),
+    )
+
+
+def pool_target_path(pool):
+    with libvirt_errors("reading storage pool XML"):
+        text = pool.XMLDesc(0)
+    return _xml.find_text(_xml.parse(text, "pool XML"), "target/path")
+
+
+# --- libvirt lookups with retries ---------------------------------------------------------------
+
+
+def _is_busy(exc):
+    message = (exc.get_error_message() or str(exc) or "").lower()
+    return any(marker in message for marker in _BUSY_MARKERS)
+
+
+def retry_busy(func, what, timeout=120.0, sleep=time.sleep):
+    """Call ``func()``; while libvirt says the pool is busy (async jobs), wait and try again."""
+    deadline = time.time() + timeout
+    delay = 0.1
+    while True:
+        try:
+            return func()
+        except libvirt.libvirtError as exc:
+            if _is_busy(exc) and time.time() < deadline:
+                sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            raise translate_libvirt_error(exc, what)
+
+
+def lookup_pool(conn, name):
+    """An active pool by name: NotFoundError if unknown, ConflictError if not started."""
+    with libvirt_errors("looking up storage pool %r" % name):
+        pool = conn.storagePoolLookupByName(name)
+        active = pool.isActive()
+    if not active:
+        raise ConflictError("storage pool %r is not active: start it first" % name)
+    return pool
+
+
+def refresh_pool(pool):
+    retry_busy(lambda: pool.refresh(0), "refreshing storage pool %r" % pool.name())
+
+
+def lookup_volume(pool, name, refresh=True):
+    """The volume ``name`` in ``pool`` or None; refreshes the pool once (only) when it is not found."""
+    attempts = (False, True) if refresh else (False,)
+    for do_refresh in attempts:
+        if do_refresh:
+            refresh_pool(pool)
+        try:
+            return pool.storageVolLookupByName(name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                raise translate_libvirt_error(exc, "looking up volume %r in pool %r" % (name, pool.name()))
+    return None
+
+
+def volume_xml(vol):
+    return retry_busy(lambda: vol.XMLDesc(0), "reading volume XML of %r" % vol.name())
+
+
+def _lookup_by_path(conn, path):
+    try:
+        return conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError:
+        return None
+
+
+def backing_chain(conn, model, max_depth=32):
+    """Backing images of a volume, nearest first: dicts with path, format, pool and volume (when known)."""
+    chain = []
+    path, fmt = model.get("backing_path"), model.get("backing_format")
+    seen = set()
+    while path and path not in seen and len(chain) < max_depth:
+        seen.add(path)
+        entry = dict(path=path, format=fmt, pool=None, volume=None)
+        vol = _lookup_by_path(conn, path)
+        nxt = None
+        if vol is not None:
+            try:
+                entry["volume"] = vol.name()
+                entry["pool"] = vol.storagePoolLookupByVolume().name()
+                nxt = parse_volume_xml(vol.XMLDesc(0))
+            except libvirt.libvirtError:
+                nxt = None
+        chain.append(entry)
+        if nxt is None:
+            break
+        if not entry["format"]:
+            entry["format"] = nxt.get("format")
+        path, fmt = nxt.get("backing_path"), nxt.get("backing_format")
+    return chain
+
+
+def disk_users(conn):
+    """Every domain disk with a source: dicts domain, active, target, device, path, pool, volume."""
+    users = []
+    with libvirt_errors("listing domains"):
+        domains = conn.listAllDomains(0)
+    for dom in domains:
+        try:
+            text = dom.XMLDesc(0)
+            active = bool(dom.isActive())
+            name = dom.name()
+        except libvirt.libvirtError:  # the domain went away while we looked
+            continue
+        root = _xml.parse(text, "domain XML")
+        for disk in root.findall("devices/disk"):
+            src = disk.find("source")
+            if src is None:
+                continue
+            users.append(dict(
+                domain=name,
+                active=active,
+                target=_xml.find_attr(disk, "target", "dev"),
+                device=disk.get("device"),
+                path=src.get("file") or src.get("dev"),
+                pool=src.get("pool"),
+                volume=src.get("volume"),
+            ))
+    return users
+
+
+def users_of(users, pool_name, vol_name, path):
+    return [
+        dict(domain=u["domain"], active=u["active"], target=u["target"])
+        for u in users
+        if (path and u["path"] == path) or (u["pool"] == pool_name and u["volume"] == vol_name)
+    ]
+
+
+def dependants(conn, path):
+    """``pool/volume`` names of volumes (in any active pool) whose backing file is ``path``."""
+    found = []
+    with libvirt_errors("listing storage pools"):
+        pools = conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
+    for pool in pools:
+        try:
+            vols = pool.listAllVolumes(0)
+        except libvirt.libvirtError:
+            continue
+        for vol in vols:
+            try:
+                model = parse_volume_xml(vol.XMLDesc(0))
+            except libvirt.libvirtError:
+                continue
+            if model["backing_path"] == path:
+                found.append("%s/%s" % (pool.name(), model["name"]))
+    return sorted(found)
+
+
+def volume_facts(conn, pool_name, vol, users=None):
+    """The facts ``volume`` and ``volume_info`` return for one volume."""
+    model = parse_volume_xml(volume_xml(vol))
+    chain = backing_chain(conn, model)
+    facts = dict(
+        name=model["name"],
+        pool=pool_name,
+        path=model["path"],
+        type=model["type"],
+        format=model["format"],
+        capacity=model["capacity"],
+        allocation=model["allocation"],
+        backing_volume=chain[0]["volume"] if chain and chain[0]["pool"] == pool_name else None,
+        backing_chain=chain,
+    )
+    if users is not None:
+        facts["used_by"] = users_of(users, pool_name, model["name"], model["path"])
+    return facts
+
+
+def gather_volume_info(ctx):
+    """``volume_info``: every volume of a pool, or the one named."""
+    pool_name = ctx.params["pool"]
+    name = ctx.params.get("name")
+    pool = lookup_pool(ctx.conn, pool_name)
+    if name is not None:
+        validate_name(name)
+        vol = lookup_volume(pool, name)
+        vols = [vol] if vol is not None else []
+    else:
+        refresh_pool(pool)
+        with libvirt_errors("listing volumes of pool %r" % pool_name):
+            vols = pool.listAllVolumes(0)
+    users = disk_users(ctx.conn)
+    facts = []
+    for vol in vols:
+        try:
+            facts.append(volume_facts(ctx.conn, pool_name, vol, users))
+        except NotFoundError:  # deleted by someone else meanwhile
+            continue
+    facts.sort(key=lambda f: f["name"])
+    return dict(changed=False, volumes=facts)
+
+
+# --- sparse upload through a libvirt stream -----------------------------------------------------
+
+
+def _read_handler(_stream, nbytes, fd):
+    return os.read(fd, nbytes)
+
+
+def _skip_handler(_stream, length, fd):
+    return os.lseek(fd, length, os.SEEK_CUR)
+
+
+def _hole_handler(_stream, fd):
+    """[in_data, length] of the section at the current offset (libvirt's sparse stream protocol)."""
+    cur = os.lseek(fd, 0, os.SEEK_CUR)
+    end = os.fstat(fd).st_size
+    try:
+        data = os.lseek(fd, cur, os.SEEK_DATA)
+    except OSError:  # ENXIO: trailing hole or at EOF
+        data = -1
+    if data < 0:
+        result = [False, end - cur]
+    elif data > cur:
+        result = [False, data - cur]
+    else:
+        hole = os.lseek(fd, data, os.SEEK_HOLE)
+        result = [True, hole - data]
+    os.lseek(fd, cur, os.SEEK_SET)
+    return result
+
+
+def upload_file(conn, vol, path, sparse):
+    """Write the bytes of ``path`` into ``vol`` from offset 0 (sparse: skip holes; the volume is new)."""
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with libvirt_errors("uploading %s into volume %r" % (path, vol.name())):
+            stream = conn.newStream(0)
+            try:
+                if sparse:
+                    vol.upload(stream, 0, size, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
+                    stream.sparseSendAll(_read_handler, _hole_handler, _skip_handler, fd)
+                else:
+                    vol.upload(stream, 0, size, 0)
+                    stream.sendAll(_read_handler, fd)
+                stream.finish()
+            except Exception:
+                try:
+                    stream.abort()
+                except libvirt.libvirtError:
+                    pass
+                raise
+    finally:
+        os.close(fd)
+
+
+# --- the resource -------------------------------------------------------------------------------
+
+
+def _round_up(value, step):
+    return -(-int(value) // step) * step
+
+
+def normal_capacity(capacity, fmt):
+    """The capacity libvirt will report: qemu-img sizes qcow2 images in whole KiB."""
+    if capacity is None:
+        return None
+    return _round_up(capacity, 1024) if fmt == "qcow2" else int(capacity)
+
+
+class VolumeResource(Resource):
+    kind = "volume"
+
+    def __init__(self, ctx):
+        super(VolumeResource, self).__init__(ctx)
+        p = self.params
+        validate_name(p["name"])
+        if not p.get("pool"):
+            raise InvalidInputError("pool must not be empty")
+        for key in ("backing_volume", "clone_from"):
+            if p.get(key) is not None:
+                validate_name(p[key], key)
+        if p.get("backing_volume") is not None and p["backing_volume"] == p["name"]:
+            raise InvalidInputError("a volume cannot be its own backing_volume")
+        if p.get("clone_from") is not None and p["clone_from"] == p["name"]:
+            raise InvalidInputError("a volume cannot be cloned from itself")
+        self.capacity = parse_size(p["capacity"], "capacity", allow_zero=False) if p.get("capacity") is not None else None
+        if p.get("checksum") is not None:
+            parse_checksum(p["checksum"])
+        if p.get("source") is not None and not p["source"].strip():
+            raise InvalidInputError("source must not be empty")
+        if p.get("backing_volume") is not None and p.get("format") == "raw":
+            raise InvalidInputError("a linked clone (backing_volume) is always qcow2, not raw")
+        if p.get("preallocation") == "metadata" and p.get("format") == "raw":
+            raise InvalidInputError("preallocation=metadata needs format qcow2")
+        if p.get("state") == "present" and not any(p.get(k) for k in ("capacity", "source", "backing_volume", "clone_from")):
+            self._need_capacity = True
+        else:
+            self._need_capacity = False
+        self._pool = None
+        self._vol = None
+        self._users = None
+        self._work = {}
+
+    # --- lookups -------------------------------------------------------------------------------
+
+    @property
+    def pool(self):
+        if self._pool is None:
+            self._pool = lookup_pool(self.ctx.conn, self.params["pool"])
+        return self._pool
+
+    def _qemu_img(self):
+        return QemuImg(run=self.ctx.run_command)
+
+    def _domain_users(self, path):
+        if self._users is None:
+            self._users = disk_users(self.ctx.conn)
+        return users_of(self._users, self.params["pool"], self.name, path)
+
+    # --- Resource API --------------------------------------------------------------------------
+
+    def read(self):
+        self._vol = lookup_volume(self.pool, self.name)
+        if self._vol is None:
+            return None
+        return volume_facts(self.ctx.conn, self.params["pool"], self._vol)
+
+    def desired(self):
+        if self.params["state"] == "absent":
+            return None
+        return dict(
+            format=self.params.get("format"),
+            capacity=self.capacity,
+            backing_volume=self.params.get("backing_volume"),
+        )
+
+    def compare(self, current, desired):
+        if current is not None and desired is not None:
+            desired = dict(desired, capacity=normal_capacity(desired["capacity"], current["format"]))
+        return super(VolumeResource, self).compare(current, desired)
+
+    def predict(self, current, desired):
+        if desired is None:
+            return None
+        if current is not None:
+            out = dict(current)
+            if desired["capacity"] is not None:
+                out["capacity"] = normal_capacity(desired["capacity"], current["format"])
+            return out
+        fmt = self._new_format()
+        target = pool_target_path(self.pool)
+        return dict(
+            name=self.name, pool=self.params["pool"], path=os.path.join(target, self.name) if target else None,
+            type="file", format=fmt, capacity=normal_capacity(desired["capacity"], fmt), allocation=None,
+            backing_volume=desired["backing_volume"], backing_chain=None,
+        )
+
+    def result(self, state):
+        return dict(volume=state)
+
+    def plan(self, current, desired, diff, plan):
+        if desired is None:
+            if current is not None:
+                self._plan_delete(current, plan)
+            return
+        if current is None:
+            self._plan_create(plan)
+            return
+        self._plan_update(current, diff, plan)
+
+    # --- delete --------------------------------------------------------------------------------
+
+    def _plan_delete(self, current, plan):
+        deps = [d for d in dependants(self.ctx.conn, current["path"]) if d != "%s/%s" % (self.params["pool"], self.name)]
+        if deps and not self.params.get("force"):
+            raise ConflictError(
+                "volume %r is the backing file of %s: delete those first or set force=true"
+                % (self.name, ", ".join(deps)),
+                dependants=deps,
+            )
+        if deps:
+            plan.warn("deleting volume %r leaves these volumes without their backing file: %s" % (self.name, ", ".join(deps)))
+        vol = self._vol
+        if self.params.get("wipe"):
+            plan.add("wipe volume %r" % self.name, lambda: self._call(vol.wipe, 0, what="wiping volume %r" % self.name))
+        plan.add("delete volume %r from pool %r" % (self.name, self.params["pool"]),
+                 lambda: self._call(vol.delete, 0, what="deleting volume %r" % self.name))
+
+    @staticmethod
+    def _call(func, *args, **kwargs):
+        what = kwargs.pop("what")
+        return retry_busy(lambda: func(*args), what)
+
+    # --- update --------------------------------------------------------------------------------
+
+    def _plan_update(self, current, diff, plan):
+        want_fmt = self.params.get("format")
+        if want_fmt is not None and want_fmt != current["format"]:
+            raise ConflictError(
+                "volume %r exists with format %s, not %s: the format of an existing volume is not converted; "
+                "delete it first or use another name" % (self.name, current["format"], want_fmt),
+                current_format=current["format"],
+            )
+        want_backing = self.params.get("backing_volume")
+        if want_backing is not None and want_backing != current["backing_volume"]:
+            raise ConflictError(
+                "volume %r exists with backing volume %r, not %r: the backing file of an existing volume is not changed"
+                % (self.name, current["backing_volume"], want_backing),
+            )
+        if not diff.touches("capacity"):
+            return
+        size = normal_capacity(self.capacity, current["format"])
+        users = self._domain_users(current["path"])
+        running = [u for u in users if u["active"]]
+        if size < current["capacity"]:
+            if not self.params.get("allow_shrink"):
+                raise InvalidInputError(
+                    "volume %r is %d bytes; shrinking it to %d bytes loses data: set allow_shrink=true to do it anyway"
+                    % (self.name, current["capacity"], size),
+                )
+            if running:
+                raise ConflictError("volume %r is in use by running domain %r: it cannot be shrunk online"
+                                    % (self.name, running[0]["domain"]))
+            plan.add("shrink volume %r from %d to %d bytes" % (self.name, current["capacity"], size),
+                     lambda: self._resize(size, shrink=True))
+        elif running:
+            user = running[0]
+            plan.add("grow volume %r online (domain %r, disk %s) from %d to %d bytes"
+                     % (self.name, user["domain"], user["target"], current["capacity"], size),
+                     lambda: self._block_resize(user, size))
+        else:
+            plan.add("grow volume %r from %d to %d bytes" % (self.name, current["capacity"], size),
+                     lambda: self._resize(size))
+
+    def _resize(self, size, shrink=False, vol=None):
+        vol = vol or self._vol
+        flags = libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if shrink else 0
+        self._call(vol.resize, size, flags, what="resizing volume %r" % self.name)
+
+    def _block_resize(self, user, size):
+        with libvirt_errors("growing disk %s of domain %r" % (user["target"], user["domain"])):
+            dom = self.ctx.conn.lookupByName(user["domain"])
+            dom.blockResize(user["target"], size, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+        refresh_pool(self.pool)
+
+    # --- create --------------------------------------------------------------------------------
+
+    def _new_format(self):
+        p = self.params
+        if p.get("format"):
+            return p["format"]
+        if p.get("backing_volume"):
+            return "qcow2"
+        if p.get("clone_from"):
+            src = lookup_volume(self.pool, p["clone_from"])
+            if src is not None:
+                fmt = parse_volume_xml(volume_xml(src))["format"]
+                if fmt in VOLUME_FORMATS:
+                    return fmt
+        if p.get("source") and p.get("source_format") in VOLUME_FORMATS:
+            return p["source_format"]
+        return "qcow2" if not p.get("source") else None  # a source keeps its probed format when it is raw or qcow2
+
+    def _create_flags(self):
+        if self.params.get("preallocation") == "metadata":
+            return libvirt.VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA
+        return 0
+
+    def _create_xml(self, xml, what, from_vol=None):
+        text = _xml.to_string(xml, pretty=False)
+
+        def create():
+            if from_vol is not None:
+                return self.pool.createXMLFrom(text, from_vol, 0)
+            return self.pool.createXML(text, self._create_flags())
+
+        vol = retry_busy(create, what)
+        self._work["vol"] = vol
+        return vol
+
+    def _delete_created(self):
+        vol = self._work.pop("vol", None)
+        if vol is not None:
+            retry_busy(lambda: vol.delete(0), "deleting the half-made volume %r" % self.name)
+
+    def _plan_create(self, plan):
+        p = self.params
+        if p.get("source"):
+            self._plan_from_source(plan)
+        elif p.get("backing_volume"):
+            self._plan_linked_clone(plan)
+        elif p.get("clone_from"):
+            self._plan_full_clone(plan)
+        else:
+            if self._need_capacity:
+                raise InvalidInputError("capacity is required to create the empty volume %r" % self.name)
+            fmt = self._new_format()
+            size = normal_capacity(self.capacity, fmt)
+            allocation = size if p.get("preallocation") == "full" else 0
+            xml = build_volume_xml(self.name, size, fmt, allocation=allocation)
+            plan.add("create empty %s volume %r of %d bytes in pool %r" % (fmt, self.name, size, p["pool"]),
+                     lambda: self._create_xml(xml, "creating volume %r" % self.name), self._delete_created)
+
+    def _base(self, key):
+        name = self.params[key]
+        vol = lookup_volume(self.pool, name)
+        if vol is None:
+            raise NotFoundError("%s %r does not exist in pool %r" % (key, name, self.params["pool"]))
+        return vol, parse_volume_xml(volume_xml(vol))
+
+    def _plan_linked_clone(self, plan):
+        base_vol, base = self._base("backing_volume")
+        size = normal_capacity(max(self.capacity or 0, base["capacity"] or 0), "qcow2")
+        if self.capacity is not None and self.capacity < base["capacity"]:
+            raise InvalidInputError("capacity %d is smaller than backing volume %r (%d bytes)"
+                                    % (self.capacity, base_vol.name(), base["capacity"]))
+        xml = build_volume_xml(self.name, size, "qcow2", backing_path=base["path"], backing_format=base["format"])
+        plan.add("create volume %r as a qcow2 overlay on %r" % (self.name, base_vol.name()),
+                 lambda: self._create_xml(xml, "creating linked clone %r" % self.name), self._delete_created)
+
+    def _plan_full_clone(self, plan):
+        src_vol, src = self._base("clone_from")
+        fmt = self._new_format()
+        if self.capacity is not None and self.capacity < src["capacity"]:
+            raise InvalidInputError("capacity %d is smaller than the volume %r it is cloned from (%d bytes)"
+                                    % (self.capacity, src_vol.name(), src["capacity"]))
+        xml = build_volume_xml(self.name, normal_capacity(src["capacity"], fmt), fmt)
+        plan.add("create volume %r as a full %s copy of %r" % (self.name, fmt, src_vol.name()),
+                 lambda: self._create_xml(xml, "cloning volume %r" % src_vol.name(), from_vol=src_vol),
+                 self._delete_created)
+        size = normal_capacity(self.capacity, fmt)
+        if size is not None and size > src["capacity"]:
+            plan.add("grow volume %r to %d bytes" % (self.name, size), lambda: self._resize(size, vol=self._work["vol"]))
+
+    # --- create from a source image ------------------------------------------------------------
+
+    def _plan_from_source(self, plan):
+        p = self.params
+        source = p["source"]
+        if not is_url(source):
+            if "://" in source:
+                raise InvalidInputError("source must be a local path or an http(s) URL, not %r" % source)
+            if not os.path.isfile(source):
+                raise NotFoundError("source file %r does not exist on the managed node" % source)
+        what = "download %s" % source if is_url(source) else "read %s" % source
+        if p.get("checksum"):
+            what += " and verify its %s checksum" % parse_checksum(p["checksum"])[0]
+        plan.add(what, self._prepare_source, self._remove_tmp)
+        plan.add("create volume %r in pool %r from the image" % (self.name, p["pool"]), self._create_for_upload,
+                 self._delete_created)
+        plan.add("upload the image into volume %r" % self.name, self._upload)
+        if self.capacity is not None:
+            plan.add("grow volume %r to the requested capacity" % self.name, self._grow_after_upload)
+        plan.add("remove temporary files", self._remove_tmp)
+
+    def _tmpdir(self):
+        if "tmpdir" not in self._work:
+            self._work["tmpdir"] = tempfile.mkdtemp(prefix="virtops-volume-")
+        return self._work["tmpdir"]
+
+    def _remove_tmp(self):
+        tmpdir = self._work.pop("tmpdir", None)
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def _prepare_source(self):
+        """Fetch, verify, decompress and convert the source into the temp dir; remember the result."""
+        try:
+            self._fetch_and_convert()
+        except BaseException:
+            self._remove_tmp()  # this step's own undo does not run when the step itself fails
+            raise
+
+    def _fetch_and_convert(self):
+        p = self.params
+        source = p["source"]
+        if is_url(source):
+            path = os.path.join(self._tmpdir(), "download")
+            download(source, path, validate_certs=p.get("validate_certs", True), timeout=p.get("timeout") or 60)
+        else:
+            path = source
+        if p.get("checksum"):
+            verify_checksum(path, p["checksum"], what=source)
+        kind = detect_compression(path)
+        if kind:
+            plain = os.path.join(self._tmpdir(), "decompressed")
+            decompress_file(path, plain, kind)
+            path = plain
+        qemu_img = self._qemu_img()
+        info = qemu_img.info(path, fmt=p.get("source_format"))
+        if info.get("backing-filename") or info.get("full-backing-filename"):
+            raise InvalidInputError("source image %s has a backing file (%s): only self-contained images are accepted"
+                                    % (source, info.get("backing-filename")))
+        src_fmt = info.get("format")
+        fmt = p.get("format") or (src_fmt if src_fmt in VOLUME_FORMATS else "qcow2")
+        if src_fmt != fmt:
+            converted = os.path.join(self._tmpdir(), "converted")
+            qemu_img.convert(path, converted, fmt, src_fmt=src_fmt)
+            path = converted
+        vsize = int(info["virtual-size"])
+        if self.capacity is not None and normal_capacity(self.capacity, fmt) < vsize:
+            raise InvalidInputError("capacity %d is smaller than the source image (%d bytes)" % (self.capacity, vsize))
+        self._work.update(image=path, format=fmt, virtual_size=vsize)
+
+    def _create_for_upload(self):
+        image, fmt = self._work["image"], self._work["format"]
+        # the upload overwrites the file from offset 0: the volume must hold every byte of the image file
+        size = max(self._work["virtual_size"], os.path.getsize(image))
+        xml = build_volume_xml(self.name, normal_capacity(size, fmt), fmt, allocation=0)
+        self._create_xml(xml, "creating volume %r" % self.name)
+
+    def _upload(self):
+        vol = self._work["vol"]
+        upload_file(self.ctx.conn, vol, self._work["image"], sparse=self._work["format"] == "raw")
+        refresh_pool(self.pool)  # waits for libvirt's own refresh after the upload, then reads the new image
+
+    def _grow_after_upload(self):
+        vol = self._work["vol"]
+        size = normal_capacity(self.capacity, self._work["format"])
+        current = parse_volume_xml(volume_xml(vol))["capacity"]
+        if size > current:
+            self._resize(size, vol=vol)
+
+    def refresh(self):
+        self._users = None
+        return self.read()

@@ -1,0 +1,304 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: pool
+short_description: Manage libvirt storage pools (dir, fs, netfs, logical, or any type from XML)
+version_added: 0.1.0
+description:
+  - Defines, starts, stops and removes a libvirt storage pool, and keeps its definition and
+    autostart flag as specified.
+  - Only what you specify is compared, never libvirt's defaults. A changed definition is applied
+    by redefining the pool with its UUID kept.
+  - An active pool keeps running with its old definition until it is restarted. The module then
+    returns RV(restart_required=true), unless O(restart=true) lets it stop and start the pool.
+  - Active pools are refreshed before anything is decided or returned, so volumes created outside
+    libvirt are seen.
+  - Pool types other than V(dir), V(fs), V(netfs) and V(logical) are managed by giving the whole
+    definition in O(xml).
+author:
+  - virtops.libvirt developers (@virtops)
+extends_documentation_fragment:
+  - virtops.libvirt.common
+  - virtops.libvirt.common.actiongroup
+  - virtops.libvirt.common.resource_module
+options:
+  name:
+    description:
+      - Name of the pool.
+      - It must not be empty, contain V(/) or control characters, be V(.) or V(..), or be longer
+        than 128 characters.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) makes sure the pool is defined and leaves it running or stopped as it is (a new
+        pool is left stopped).
+      - V(active) makes sure the pool is defined and started.
+      - V(inactive) makes sure the pool is defined and stopped.
+      - V(absent) stops and undefines the pool. An active pool that still holds volumes is refused
+        unless O(purge=true). The volumes of an inactive pool cannot be listed, so an inactive pool is
+        undefined without that check; undefining never deletes the pool's storage or volumes.
+    type: str
+    choices: [present, active, inactive, absent]
+    default: active
+  type:
+    description:
+      - Pool type. A new pool without O(type) or O(xml) is a V(dir) pool.
+      - V(dir) is a directory (O(path)).
+      - V(fs) is a block device with a filesystem (O(source.devices), one device) mounted on O(path).
+      - V(netfs) is a network filesystem (O(source.host), O(source.dir)) mounted on O(path).
+      - V(logical) is an LVM volume group (O(source.name), built on O(source.devices)).
+      - The type of an existing pool cannot be changed.
+    type: str
+    choices: [dir, fs, netfs, logical]
+  path:
+    description:
+      - Target path of the pool, an absolute path. Required to create V(dir), V(fs) and V(netfs) pools.
+      - For V(logical) pools libvirt uses C(/dev/<volume group>); leave it out.
+    type: path
+  source:
+    description:
+      - Where the pool's storage comes from. Only the keys that the pool type uses are accepted.
+    type: dict
+    suboptions:
+      devices:
+        description:
+          - Block devices. V(fs) pools take exactly one; V(logical) pools take the physical volumes
+            the volume group is built on.
+        type: list
+        elements: str
+      host:
+        description:
+          - Host name or address of the server of a V(netfs) pool.
+        type: str
+      dir:
+        description:
+          - Exported directory of a V(netfs) pool (for example the NFS export path).
+        type: str
+      name:
+        description:
+          - Volume group name of a V(logical) pool (libvirt uses the pool name when it is not given).
+        type: str
+      format:
+        description:
+          - Source format. V(fs) pools take a filesystem type (V(auto), V(ext4), V(xfs), ...),
+            V(netfs) pools V(auto), V(nfs), V(cifs) or V(glusterfs), V(logical) pools V(lvm2).
+        type: str
+  permissions:
+    description:
+      - Owner, group and mode of the pool's target directory. Applied when the pool is built.
+    type: dict
+    suboptions:
+      owner:
+        description:
+          - Numeric user id.
+        type: int
+      group:
+        description:
+          - Numeric group id.
+        type: int
+      mode:
+        description:
+          - Octal mode, for example V('0755').
+        type: str
+  xml:
+    description:
+      - The whole pool definition, for pool types without first-class options (iscsi, disk, rbd...).
+      - Cannot be combined with O(type), O(path), O(source) or O(permissions). Its C(<name>) must
+        match O(name) (it is added when missing); the UUID of an existing pool is kept.
+      - Compared as a subset, so elements libvirt adds do not count as a difference.
+    type: str
+  autostart:
+    description:
+      - Whether the pool starts when the libvirt daemon starts. Not changed when not given.
+    type: bool
+  build:
+    description:
+      - Build the pool's storage before it is first started, when it is missing. V(dir) and
+        V(netfs) pools get their directory created. V(fs) pools get a filesystem made and
+        V(logical) pools get their volume group created.
+      - Existing data is never overwritten. A device that already holds the expected
+        filesystem or volume group counts as built, and a device with something else on it
+        makes the build fail.
+    type: bool
+    default: true
+  restart:
+    description:
+      - Allow the module to stop and start an active pool so that a changed definition takes effect.
+      - When V(false) such a change is only saved, and RV(restart_required) is V(true).
+    type: bool
+    default: false
+  purge:
+    description:
+      - With O(state=absent), delete the pool's volumes, then its storage with libvirt's pool delete
+        (the target directory, or the volume group and its physical volume labels), then the pool.
+      - Without it the pool's storage is never touched.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: A directory pool, started and started at boot
+  virtops.libvirt.pool:
+    name: images
+    path: /srv/images
+    permissions:
+      owner: 0
+      group: 0
+      mode: "0711"
+    autostart: true
+
+- name: An NFS pool
+  virtops.libvirt.pool:
+    name: shared
+    type: netfs
+    source:
+      host: nfs.example.com
+      dir: /exports/vm
+      format: nfs
+    path: /var/lib/libvirt/shared
+
+- name: An LVM volume group built on a disk
+  virtops.libvirt.pool:
+    name: vg_vms
+    type: logical
+    source:
+      name: vg_vms
+      devices: [/dev/sdb]
+
+- name: Change the path and restart the pool to apply it
+  virtops.libvirt.pool:
+    name: images
+    path: /srv/images2
+    restart: true
+
+- name: Any other pool type from XML
+  virtops.libvirt.pool:
+    name: iscsi1
+    xml: |
+      <pool type='iscsi'>
+        <source>
+          <host name='iscsi.example.com'/>
+          <device path='iqn.2024-01.com.example:storage'/>
+        </source>
+        <target><path>/dev/disk/by-path</path></target>
+      </pool>
+
+- name: Remove a pool together with its volumes
+  virtops.libvirt.pool:
+    name: scratch
+    state: absent
+    purge: true
+"""
+
+RETURN = r"""
+pool:
+  description:
+    - The pool after the run (in check mode the prediction; values not known yet are null).
+    - For O(state=absent) only RV(pool.name) and RV(pool.state).
+  returned: success
+  type: dict
+  contains:
+    name:
+      description: Pool name.
+      type: str
+      sample: images
+    uuid:
+      description: Pool UUID.
+      type: str
+      sample: 2f5b8d52-7a5e-4e43-9c1c-5f7c0c0e8f11
+    type:
+      description: Pool type.
+      type: str
+      sample: dir
+    state:
+      description: V(active), V(inactive) or V(absent).
+      type: str
+      sample: active
+    autostart:
+      description: Whether the pool starts with the daemon.
+      type: bool
+    persistent:
+      description: Whether the pool is defined persistently.
+      type: bool
+    path:
+      description: Target path of the pool.
+      type: str
+      sample: /srv/images
+    capacity:
+      description: Capacity in bytes (0 for an inactive pool).
+      type: int
+    allocation:
+      description: Allocation in bytes.
+      type: int
+    available:
+      description: Free space in bytes.
+      type: int
+    volume_count:
+      description: Number of volumes (null for an inactive pool).
+      type: int
+restart_required:
+  description:
+    - Whether the pool is active with a definition that differs from the one it runs with; it
+      takes effect once the pool is restarted.
+  returned: success
+  type: bool
+actions:
+  description: What the module did (or would do in check mode), in order.
+  returned: success
+  type: list
+  elements: str
+  sample: ["define storage pool images", "build storage pool images", "start storage pool images"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._pool import PoolResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
+
+ARGUMENT_SPEC = dict(
+    COMMON_ARGS,
+    name=dict(type="str", required=True),
+    state=dict(type="str", default="active", choices=["present", "active", "inactive", "absent"]),
+    type=dict(type="str", choices=["dir", "fs", "netfs", "logical"]),
+    path=dict(type="path"),
+    source=dict(type="dict", options=dict(
+        devices=dict(type="list", elements="str"),
+        host=dict(type="str"),
+        dir=dict(type="str"),
+        name=dict(type="str"),
+        format=dict(type="str"),
+    )),
+    permissions=dict(type="dict", options=dict(
+        owner=dict(type="int"),
+        group=dict(type="int"),
+        mode=dict(type="str"),
+    )),
+    xml=dict(type="str"),
+    autostart=dict(type="bool"),
+    build=dict(type="bool", default=True),
+    restart=dict(type="bool", default=False),
+    purge=dict(type="bool", default=False),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=[("xml", "type"), ("xml", "path"), ("xml", "source"), ("xml", "permissions")],
+        supports_check_mode=True,
+    )
+    run_resource(module, PoolResource)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: volume_info
+short_description: Facts about the volumes of a libvirt storage pool
+version_added: 0.1.0
+description:
+  - Lists all volumes of an active storage pool, or one named volume, with path, format, capacity,
+    allocation, backing chain and the domains whose disks use the volume.
+  - Listing all volumes refreshes the pool first, so files created outside libvirt are included.
+author:
+  - virtops.libvirt developers (@virtops)
+extends_documentation_fragment:
+  - virtops.libvirt.common
+  - virtops.libvirt.common.actiongroup
+  - virtops.libvirt.common.info_module
+options:
+  pool:
+    description: Name of the storage pool; it must exist and be active.
+    type: str
+    required: true
+  name:
+    description: Only this volume. Unset means all volumes of the pool. An unknown name gives an empty list.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: All volumes of the default pool
+  virtops.libvirt.volume_info:
+    pool: default
+  register: vols
+
+- name: Volumes no domain uses
+  ansible.builtin.debug:
+    msg: "{{ vols.volumes | rejectattr('used_by') | map(attribute='name') | list }}"
+
+- name: One volume
+  virtops.libvirt.volume_info:
+    pool: default
+    name: web1.qcow2
+  register: web1
+"""
+
+RETURN = r"""
+volumes:
+  description: Volumes, sorted by name.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Volume name.
+      type: str
+      sample: web1.qcow2
+    pool:
+      description: Pool name.
+      type: str
+      sample: default
+    path:
+      description: Path of the volume on the hypervisor.
+      type: str
+      sample: /var/lib/libvirt/images/web1.qcow2
+    type:
+      description: libvirt volume type (file, block, dir...).
+      type: str
+      sample: file
+    format:
+      description: Image format as libvirt reports it.
+      type: str
+      sample: qcow2
+    capacity:
+      description: Size the guest sees, in bytes.
+      type: int
+      sample: 21474836480
+    allocation:
+      description: Space used on the host, in bytes.
+      type: int
+      sample: 196624
+    backing_volume:
+      description: Name of the backing volume when it is in the same pool, else null.
+      type: str
+      sample: debian-12-base.qcow2
+    backing_chain:
+      description: Backing images, nearest first (empty for a self-contained volume).
+      type: list
+      elements: dict
+      contains:
+        path:
+          description: Path of the backing image.
+          type: str
+        format:
+          description: Format of the backing image.
+          type: str
+        pool:
+          description: Pool of the backing image, when libvirt knows it as a volume.
+          type: str
+        volume:
+          description: Volume name of the backing image, when libvirt knows it as a volume.
+          type: str
+    used_by:
+      description: Domain disks whose source is this volume (by path, or by pool and volume name).
+      type: list
+      elements: dict
+      contains:
+        domain:
+          description: Domain name.
+          type: str
+        active:
+          description: Whether the domain is running.
+          type: bool
+        target:
+          description: Disk target device in the domain.
+          type: str
+          sample: vda
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_module
+from ansible_collections.virtops.libvirt.plugins.module_utils._volume import gather_volume_info
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(COMMON_ARGS, pool=dict(type="str", required=True), name=dict(type="str")),
+        supports_check_mode=True,
+    )
+    run_module(module, gather_volume_info)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,379 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The volume model and resource against libvirt's test driver, qemu-img and real files."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import gzip
+import hashlib
+import lzma
+import os
+import subprocess
+
+import pytest
+
+from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
+    VolumeResource,
+    build_volume_xml,
+    decompress_file,
+    detect_compression,
+    disk_users,
+    gather_volume_info,
+    normal_capacity,
+    parse_checksum,
+    parse_volume_xml,
+    retry_busy,
+    validate_name,
+    verify_checksum,
+)
+
+MiB = 1024 ** 2
+POOL = "default-pool"
+
+
+@pytest.fixture(autouse=True)
+def clean_pool(test_conn):
+    """test:///default is shared within the process while connections or objects live: start and end empty."""
+
+    def clean():
+        pool = test_conn.storagePoolLookupByName(POOL)
+        if not pool.isActive():
+            pool.create(0)
+        for vol in pool.listAllVolumes(0):
+            vol.delete(0)
+        for name in test_conn.listDefinedDomains():
+            if name.startswith("user"):
+                test_conn.lookupByName(name).undefine()
+
+    clean()
+    yield
+    clean()
+
+
+def run_argv(argv, **_kwargs):
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def params(**kw):
+    base = dict(
+        uri="test:///default", name="v1.qcow2", pool=POOL, state="present", capacity=None, format=None,
+        preallocation=None, source=None, source_format=None, checksum=None, validate_certs=True, timeout=60,
+        backing_volume=None, clone_from=None, allow_shrink=False, force=False, wipe=False,
+    )
+    base.update(kw)
+    return base
+
+
+def run(conn, check=False, diff=True, **kw):
+    ctx = Context(conn=conn, params=params(**kw), check_mode=check, diff=diff, run_command=run_argv)
+    return reconcile(VolumeResource(ctx), check_mode=check, want_diff=diff)
+
+
+def four_times(conn, **kw):
+    results = [run(conn, check=c, **kw) for c in (True, False, True, False)]
+    assert [r["changed"] for r in results] == [True, True, False, False]
+    assert results[0]["actions"] == results[1]["actions"]
+    return results
+
+
+def validate_xml(tmp_path, node):
+    path = tmp_path / "vol.xml"
+    path.write_text(_xml.to_string(node))
+    proc = subprocess.run(["virt-xml-validate", str(path), "storagevol"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    assert proc.returncode == 0, proc.stderr.decode() + proc.stdout.decode()
+
+
+# --- names, checksums, sizes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["disk.qcow2", "web-1_root.img", "a.b.c", "ünïcode.raw"])
+def test_good_names(name):
+    assert validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "  ", "../x", "a/../b", "..", ".", "sub/dir", "/abs", "a\nb", "tab\tname",
+                                  "nul\x00", "del\x7f", "back\\slash", "x" * 256])
+def test_bad_names(name):
+    with pytest.raises(InvalidInputError):
+        validate_name(name)
+
+
+def test_parse_checksum():
+    digest = hashlib.sha256(b"x").hexdigest()
+    assert parse_checksum("sha256:" + digest.upper()) == ("sha256", digest)
+
+
+@pytest.mark.parametrize("text", ["", "sha256", "md5:" + "0" * 32, "sha256:abc", "sha256:" + "g" * 64, "sha1:" + "0" * 64])
+def test_bad_checksums(text):
+    with pytest.raises(InvalidInputError):
+        parse_checksum(text)
+
+
+@pytest.mark.parametrize("cap,fmt,expected", [(1000, "qcow2", 1024), (1000, "raw", 1000), (MiB, "qcow2", MiB), (None, "raw", None)])
+def test_normal_capacity(cap, fmt, expected):
+    assert normal_capacity(cap, fmt) == expected
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def test_checksum_and_decompression_of_real_files(tmp_path):
+    payload = os.urandom(300000)
+    plain = tmp_path / "img"
+    plain.write_bytes(payload)
+    with gzip.open(str(tmp_path / "img.gz"), "wb") as handle:
+        handle.write(payload)
+    with lzma.open(str(tmp_path / "img.xz"), "wb") as handle:
+        handle.write(payload)
+    assert detect_compression(str(plain)) is None
+    assert detect_compression(str(tmp_path / "img.gz")) == "gzip"
+    assert detect_compression(str(tmp_path / "img.xz")) == "xz"
+    for name, kind in (("img.gz", "gzip"), ("img.xz", "xz")):
+        out = tmp_path / (name + ".out")
+        decompress_file(str(tmp_path / name), str(out), kind)
+        assert out.read_bytes() == payload
+    good = "sha256:" + hashlib.sha256(payload).hexdigest()
+    assert verify_checksum(str(plain), good) == good.split(":")[1]
+    with pytest.raises(InvalidInputError, match="checksum mismatch"):
+        verify_checksum(str(plain), "sha256:" + "0" * 64)
+
+
+def test_corrupt_gzip_is_invalid_input(tmp_path):
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(InvalidInputError, match="cannot decompress"):
+        decompress_file(str(bad), str(tmp_path / "out"), "gzip")
+
+
+# --- XML --------------------------------------------------------------------------------------
+
+
+def test_empty_volume_xml_validates(tmp_path):
+    node = build_volume_xml("a.qcow2", 64 * MiB, "qcow2", allocation=0)
+    validate_xml(tmp_path, node)
+    model = parse_volume_xml(_xml.to_string(node))
+    assert model["name"] == "a.qcow2" and model["capacity"] == 64 * MiB and model["format"] == "qcow2"
+    assert model["allocation"] == 0 and model["backing_path"] is None
+
+
+def test_overlay_xml_validates_and_escapes(tmp_path):
+    node = build_volume_xml("o<&'\".qcow2", MiB, "qcow2", backing_path="/p/base <1>.qcow2", backing_format="qcow2")
+    validate_xml(tmp_path, node)
+    model = parse_volume_xml(_xml.to_string(node))
+    assert model["name"] == "o<&'\".qcow2"
+    assert model["backing_path"] == "/p/base <1>.qcow2" and model["backing_format"] == "qcow2"
+
+
+def test_parse_libvirt_xml(test_conn):
+    pool = test_conn.storagePoolLookupByName(POOL)
+    vol = pool.createXML(_xml.to_string(build_volume_xml("r.raw", 2 * MiB, "raw")), 0)
+    model = parse_volume_xml(vol.XMLDesc(0))
+    assert model == dict(name="r.raw", type="file", key="/default-pool/r.raw", path="/default-pool/r.raw", format="raw",
+                         capacity=2 * MiB, allocation=model["allocation"], backing_path=None, backing_format=None)
+
+
+# --- the resource against the test driver -----------------------------------------------------
+
+
+def test_empty_qcow2_four_times(test_conn):
+    results = four_times(test_conn, capacity="1000")
+    assert results[0]["diff"]["before"] == {"state": "absent"}
+    assert results[0]["diff"]["after"] == {"capacity": 1000}
+    assert results[0]["volume"]["capacity"] == 1024  # predicted in check mode, as libvirt will round
+    assert results[1]["volume"]["capacity"] == 1024 and results[1]["volume"]["format"] == "qcow2"
+    assert results[3]["volume"] == results[1]["volume"]
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == ["v1.qcow2"]
+
+
+def test_check_mode_changes_nothing(test_conn):
+    result = run(test_conn, check=True, capacity="1M", format="raw")
+    assert result["changed"] and result["volume"]["path"] == "/default-pool/v1.qcow2"
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == []
+
+
+def test_full_preallocation(test_conn):
+    run(test_conn, name="full.raw", capacity="4M", format="raw", preallocation="full")
+    vol = test_conn.storagePoolLookupByName(POOL).storageVolLookupByName("full.raw")
+    assert parse_volume_xml(vol.XMLDesc(0))["allocation"] == 4 * MiB
+
+
+def test_capacity_required_for_empty(test_conn):
+    with pytest.raises(InvalidInputError, match="capacity is required"):
+        run(test_conn)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(capacity="12 parsecs"), "capacity"),
+    (dict(capacity="0"), "greater than zero"),
+    (dict(name="../etc/passwd", capacity="1M"), "separator"),
+    (dict(name="a..b", capacity="1M"), "'..'"),
+    (dict(name="a/b", capacity="1M"), "separator"),
+    (dict(name="a\nb", capacity="1M"), "control"),
+    (dict(backing_volume="../x"), "backing_volume"),
+    (dict(backing_volume="v1.qcow2"), "own backing"),
+    (dict(backing_volume="b", format="raw"), "always qcow2"),
+    (dict(capacity="1M", format="raw", preallocation="metadata"), "qcow2"),
+    (dict(source="/x", checksum="sha256:12"), "hex digest"),
+])
+def test_bad_input(test_conn, kw, match):
+    with pytest.raises(InvalidInputError, match=match):
+        run(test_conn, **kw)
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == []
+
+
+def test_unknown_pool(test_conn):
+    with pytest.raises(NotFoundError, match="no-such-pool"):
+        run(test_conn, pool="no-such-pool", capacity="1M")
+
+
+def test_inactive_pool(test_conn):
+    test_conn.storagePoolLookupByName(POOL).destroy()
+    with pytest.raises(ConflictError, match="not active"):
+        run(test_conn, capacity="1M")
+
+
+def test_format_conflict_and_shrink_refused(test_conn):
+    run(test_conn, capacity="2M")
+    with pytest.raises(ConflictError, match="not converted"):
+        run(test_conn, format="raw")
+    with pytest.raises(InvalidInputError, match="allow_shrink"):
+        run(test_conn, capacity="1M")
+    with pytest.raises(InvalidInputError, match="allow_shrink"):
+        run(test_conn, check=True, capacity="1M")
+    # growing is planned (the test driver cannot resize, so only in check mode)
+    result = run(test_conn, check=True, capacity="3M")
+    assert result["changed"] and result["actions"] == ["grow volume 'v1.qcow2' from 2097152 to 3145728 bytes"]
+    assert result["diff"] == dict(before={"capacity": 2 * MiB}, after={"capacity": 3 * MiB},
+                                  before_header="volume v1.qcow2", after_header="volume v1.qcow2")
+    assert result["volume"]["capacity"] == 3 * MiB
+    shrink = run(test_conn, check=True, capacity="1M", allow_shrink=True)
+    assert shrink["actions"] == ["shrink volume 'v1.qcow2' from 2097152 to 1048576 bytes"]
+
+
+def test_linked_clone_and_dependants(test_conn):
+    run(test_conn, name="base.qcow2", capacity="8M")
+    results = four_times(test_conn, name="top.qcow2", backing_volume="base.qcow2")
+    vol = results[1]["volume"]
+    assert vol["backing_volume"] == "base.qcow2" and vol["format"] == "qcow2" and vol["capacity"] == 8 * MiB
+    assert vol["backing_chain"] == [dict(path="/default-pool/base.qcow2", format="qcow2", pool=POOL, volume="base.qcow2")]
+    with pytest.raises(ConflictError) as err:
+        run(test_conn, name="base.qcow2", state="absent")
+    assert err.value.details["dependants"] == [POOL + "/top.qcow2"]
+    with pytest.raises(ConflictError, match="backing volume"):
+        run(test_conn, name="top.qcow2", backing_volume="other.qcow2")
+    forced = four_times(test_conn, name="base.qcow2", state="absent", force=True)
+    assert forced[1]["volume"] is None
+    assert any("top.qcow2" in w for w in forced[1]["warnings"])
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == ["top.qcow2"]
+
+
+def test_linked_clone_needs_existing_base(test_conn):
+    with pytest.raises(NotFoundError, match="nope"):
+        run(test_conn, name="top.qcow2", backing_volume="nope")
+
+
+def test_full_clone(test_conn):
+    run(test_conn, name="src.raw", capacity="4M", format="raw")
+    results = four_times(test_conn, name="copy.raw", clone_from="src.raw")
+    assert results[1]["volume"]["format"] == "raw" and results[1]["volume"]["capacity"] == 4 * MiB
+    assert results[1]["volume"]["backing_chain"] == []
+    with pytest.raises(InvalidInputError, match="smaller"):
+        run(test_conn, name="small.raw", clone_from="src.raw", capacity="1M")
+
+
+def test_absent_four_times_and_wipe_planned(test_conn):
+    run(test_conn, capacity="1M")
+    planned = run(test_conn, check=True, state="absent", wipe=True)
+    assert planned["actions"] == ["wipe volume 'v1.qcow2'", "delete volume 'v1.qcow2' from pool 'default-pool'"]
+    results = four_times(test_conn, state="absent")
+    assert results[0]["diff"]["after"] == {"state": "absent"}
+    assert results[0]["diff"]["before"]["capacity"] == MiB
+
+
+def test_failed_step_undoes_creation(test_conn, tmp_path):
+    """The source step after the volume exists fails (the test driver cannot upload): no volume is left."""
+    image = tmp_path / "img.qcow2"
+    assert run_argv(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "1M"])[0] == 0
+    with pytest.raises(Exception) as err:
+        run(test_conn, source=str(image))
+    assert "upload" in str(err.value)
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == []
+
+
+def test_wrong_checksum_leaves_nothing(test_conn, tmp_path):
+    image = tmp_path / "img.qcow2"
+    assert run_argv(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "1M"])[0] == 0
+    before = set(os.listdir(os.environ.get("TMPDIR", "/tmp")))
+    with pytest.raises(InvalidInputError, match="checksum mismatch"):
+        run(test_conn, source=str(image), checksum="sha256:" + "0" * 64)
+    after = set(os.listdir(os.environ.get("TMPDIR", "/tmp")))
+    assert not [n for n in after - before if n.startswith("virtops-volume-")]
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == []
+
+
+def test_source_with_backing_file_refused(test_conn, tmp_path):
+    base = tmp_path / "base.qcow2"
+    top = tmp_path / "top.qcow2"
+    run_argv(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "1M"])
+    run_argv(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(top)])
+    with pytest.raises(InvalidInputError, match="backing file"):
+        run(test_conn, source=str(top))
+
+
+def test_missing_source_file(test_conn, tmp_path):
+    with pytest.raises(NotFoundError):
+        run(test_conn, source=str(tmp_path / "nope.qcow2"))
+    with pytest.raises(InvalidInputError, match="http"):
+        run(test_conn, source="ftp://127.0.0.1/x")
+
+
+# --- facts ------------------------------------------------------------------------------------
+
+
+def test_volume_info_and_users(test_conn):
+    pool = test_conn.storagePoolLookupByName(POOL)
+    pool.createXML(_xml.to_string(build_volume_xml("diskimage1", MiB, "raw")), 0)
+    # the test driver's domain 'test' has a disk /guest/diskimage1; point a new domain at our volume
+    dom = _xml.parse(test_conn.lookupByName("test").XMLDesc(0))
+    dom.find("name").text = "user1"
+    dom.remove(dom.find("uuid"))
+    dom.find("devices/disk/source").set("file", "/default-pool/diskimage1")
+    test_conn.defineXML(_xml.to_string(dom))
+    info = gather_volume_info(Context(conn=test_conn, params=dict(pool=POOL, name=None)))
+    assert [v["name"] for v in info["volumes"]] == ["diskimage1"]
+    assert info["volumes"][0]["used_by"] == [dict(domain="user1", active=False, target="vda")]
+    one = gather_volume_info(Context(conn=test_conn, params=dict(pool=POOL, name="missing")))
+    assert one == dict(changed=False, volumes=[])
+    users = disk_users(test_conn)
+    assert dict(domain="test", active=True, target="vda", device="disk", path="/guest/diskimage1", pool=None,
+                volume=None) in users
+
+
+def test_retry_busy_retries_only_busy_errors():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise libvirt.libvirtError("storage pool 'p' has asynchronous jobs running.")
+        return "ok"
+
+    assert retry_busy(flaky, "refreshing", sleep=lambda _s: None) == "ok" and len(calls) == 3
+
+    def broken():
+        raise libvirt.libvirtError("something else entirely")
+
+    with pytest.raises(Exception) as err:
+        retry_busy(broken, "refreshing", sleep=lambda _s: None)
+    assert "refreshing" in str(err.value)
