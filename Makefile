@@ -9,7 +9,9 @@ SHELL := /bin/bash
 
 ROOT        := $(CURDIR)
 BUILD_DIR   ?= $(ROOT)/.build
-STAGE       := $(BUILD_DIR)/stage
+# ansible-test needs the collection at .../ansible_collections/virtops/libvirt and outside this git
+# checkout (inside it, the git-ignored copy would make every sanity target "skipped").
+STAGE       ?= $(or $(TMPDIR),/tmp)/virtops-libvirt-stage-$(shell printf %s '$(ROOT)' | sha1sum | cut -c1-10)
 COLLECTION  := $(STAGE)/ansible_collections/virtops/libvirt
 INSTALLED   := $(BUILD_DIR)/installed
 LAB         := $(ROOT)/tests/lab/lab.sh
@@ -51,7 +53,9 @@ lint: deps stage
 	@if command -v shellcheck >/dev/null; then shellcheck tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run; fi
 
 sanity: deps stage
-	cd $(COLLECTION) && $(VENV)/bin/ansible-test sanity --venv --python $(PYTHON_VER) --color no
+	cd $(COLLECTION) && $(VENV)/bin/ansible-test sanity --venv --python $(PYTHON_VER) --color no 2>&1 | tee $(BUILD_DIR)/sanity.log
+	@if grep -q 'All targets skipped' $(BUILD_DIR)/sanity.log; then echo 'sanity: every target was skipped: nothing was tested' >&2; exit 1; fi
+	@echo "sanity: $$(grep -c '^Running sanity test' $(BUILD_DIR)/sanity.log) tests ran"
 
 unit: deps stage
 	cd $(COLLECTION) && PYTHONPATH=$(STAGE) $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
@@ -77,4 +81,4 @@ test: lint sanity unit integration
 
 clean:
 	-$(LAB) down
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(STAGE)
