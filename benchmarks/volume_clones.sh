@@ -66,12 +66,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------- tools ---
-if [[ ! -s $root/.build/venv || ! -d $root/.build/installed/ansible_collections/virtops/libvirt ]]; then
-    log "no .build/installed: running make install"
-    make -C "$root" install >&2
-fi
-venv=$(<"$root/.build/venv")
-installed=$root/.build/installed
+# The collection is built and installed by the Makefile into this run's own BUILD_DIR: a `make install`
+# of another run (tests) replaces .build/installed while it runs, which broke a playbook mid-benchmark.
+work=$(mktemp -d /var/tmp/virtops-bench-work.XXXXXX)
+log "make install BUILD_DIR=$work/build"
+make -s -C "$root" install BUILD_DIR="$work/build" >"$work/make-install.log" 2>&1 ||
+    { tail -20 "$work/make-install.log" >&2; die "make install failed"; }
+venv=$(<"$work/build/venv")
+installed=$work/build/installed
+[[ -f $installed/ansible_collections/virtops/libvirt/plugins/modules/volume.py ]] || die "no collection in $installed"
 
 # the `ansible` package (ships community.libvirt) in its own venv, keyed by its version
 bench_venv=$cache/bench-venv-ansible-$ansible_ver
@@ -84,7 +87,7 @@ if [[ ! -e $bench_venv/.complete ]]; then
         { tail -20 "$cache/bench-pip.log" >&2; die "pip install failed (log: $cache/bench-pip.log)"; }
     touch "$bench_venv/.complete"
 fi
-cl_dir=$("$bench_venv/bin/python" -c 'import ansible_collections.community.libvirt as m, os; print(os.path.dirname(m.__file__))')
+cl_dir=$("$bench_venv/bin/python" -c 'import ansible_collections.community.libvirt as m; print(list(m.__path__)[0])')
 [[ -f $cl_dir/plugins/modules/virt_volume.py ]] ||
     die "community.libvirt in ansible $ansible_ver has no virt_volume module; see benchmarks/README.md"
 cl_ver=$("$bench_venv/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["collection_info"]["version"])' "$cl_dir/MANIFEST.json")
@@ -100,7 +103,6 @@ else
     "$lab" up 1 >&2
 fi
 uri=$("$lab" uris | head -n1)
-work=$(mktemp -d /var/tmp/virtops-bench-work.XXXXXX)
 "$lab" inventory "$work/inventory.yml"
 
 # -------------------------------------------------------------------- pool ---

@@ -142,10 +142,13 @@ host:
       type: dict
       contains:
         total:
-          description: Physical memory of the host.
+          description: Physical memory of the host, from the kernel's counters (as C(virsh nodememstats)).
           type: int
         free:
-          description: Free memory of the host.
+          description: Free memory of the host (the kernel's C(MemFree)).
+          type: int
+        available:
+          description: Free memory plus the page cache and buffers the kernel can reclaim.
           type: int
         allocated_defined:
           description: Sum of the maximum memory of all defined domains.

@@ -22,6 +22,7 @@ def test_host_info_from_test_driver(test_conn):
     assert host["driver"].lower() == "test"
     assert host["cpu"]["count"] == 16 and host["cpu"]["arch"]
     assert host["memory"]["total"] > 0
+    assert 0 <= host["memory"]["free"] <= host["memory"]["available"] <= host["memory"]["total"]
     # the test driver has one running domain 'test' with 2 vCPUs
     assert host["domains"]["by_state"]["running"] == 1
     assert host["domains"]["names"] == ["test"]
