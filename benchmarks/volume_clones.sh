@@ -25,7 +25,7 @@ ansible_ver=${BENCH_ANSIBLE_VERSION:-12.3.0}
 pool=${BENCH_POOL:-vbench}
 pool_dir=${BENCH_POOL_DIR:-/var/tmp/virtops-bench-pool}
 results_dir=$root/benchmarks/results
-cmdline="$0${*:+ $*}"
+cmdline="BENCH_N=$n BENCH_REPS=$reps $0${*:+ $*}"
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
