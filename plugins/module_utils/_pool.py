@@ -389,6 +389,18 @@ def inactive_xml(pool):
         raise
 
 
+def user_volumes(pool, pool_type):
+    """The pool's volumes, less what the filesystem itself owns (``lost+found`` of fs pools).
+
+    libvirt lists an fs pool's ``lost+found`` as a volume; counting it would make every new fs
+    pool "hold a volume" and refuse ``state: absent``.
+    """
+    names = pool.listVolumes()
+    if pool_type == "fs":
+        names = [n for n in names if n != "lost+found"]
+    return sorted(names)
+
+
 def pool_facts(pool, with_volumes=False):
     """What ``pool_info`` and ``pool`` return about one pool (sizes in bytes; 0 when inactive)."""
     name = pool.name()
@@ -397,7 +409,7 @@ def pool_facts(pool, with_volumes=False):
         active = bool(pool.isActive())
         state, capacity, allocation, available = pool.info()
         model = model_from_xml(pool.XMLDesc(0))
-        volumes = sorted(pool.listVolumes()) if active else None
+        volumes = user_volumes(pool, model["type"]) if active else None
         facts = dict(
             name=name,
             uuid=pool.UUIDString(),
@@ -478,8 +490,8 @@ class PoolResource(Resource):
             active = bool(pool.isActive())
             config_xml = inactive_xml(pool)
             live_xml = pool.XMLDesc(0)
-            self._volumes = sorted(pool.listVolumes()) if active else None
             current = model_from_xml(config_xml)
+            self._volumes = user_volumes(pool, current["type"]) if active else None
             current.update(
                 state="active" if active else "inactive",
                 autostart=bool(pool.autostart()),
@@ -745,7 +757,7 @@ class PoolResource(Resource):
         with libvirt_errors("listing the volumes of storage pool '%s'" % self.name):
             pool = self._lookup()
             pool.refresh(0)
-            names = pool.listVolumes()
+            names = user_volumes(pool, _xml.parse(pool.XMLDesc(0)).get("type"))
         for vol in names:
             self._delete_volume(vol)()
 
