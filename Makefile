@@ -3,6 +3,7 @@
 #   make test         lint + sanity + unit + integration
 #   make lint | sanity | unit | integration   one part only
 #   make lab-up | lab-down | lab-status        the lab alone
+#   make bench        benchmarks (benchmarks/README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -21,7 +22,7 @@ VENV         = $(shell cat $(VENV_FILE))
 export ANSIBLE_FORCE_COLOR ?= 0
 export ANSIBLE_NOCOLOR ?= 1
 
-.PHONY: help deps stage build install demo test lint sanity unit integration lab-up lab-down lab-status clean
+.PHONY: help deps stage build install demo test lint sanity unit integration lab-up lab-down lab-status bench clean
 
 help:
 	@sed -n '1,8p' Makefile
@@ -78,6 +79,10 @@ demo: install
 	cd $(ROOT) && ANSIBLE_COLLECTIONS_PATH=$(INSTALLED) $(VENV)/bin/ansible-playbook -i $(BUILD_DIR)/lab-inventory.yml playbooks/demo.yml
 
 test: lint sanity unit integration
+
+# benchmarks (not part of make test; run on an idle machine, see benchmarks/README.md)
+bench: deps
+	benchmarks/volume_clones.sh
 
 clean:
 	-$(LAB) down

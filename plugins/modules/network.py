@@ -1,0 +1,348 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: network
+short_description: Manage libvirt virtual networks (NAT, routed, open, isolated, host bridge, or from XML)
+version_added: 0.1.0
+description:
+  - Defines, starts, stops and removes a libvirt virtual network, and keeps its definition and
+    autostart flag as specified.
+  - Only what you specify is compared, never libvirt's defaults (generated UUID, MAC address or
+    bridge name).
+  - A changed definition is applied by redefining the network in place. Its UUID, MAC address, bridge
+    name and every setting you did not specify are kept.
+  - An active network keeps running with its old definition until it is restarted. The module then
+    returns RV(restart_required=true), unless O(restart=true) lets it stop and start the network.
+  - When only O(ipv4.dhcp_hosts) or O(dns.hosts) differ, the change is applied to the running
+    network and its definition with libvirt's network update. The network is not restarted and its
+    dnsmasq keeps running.
+  - All input is checked before anything changes. This covers DHCP ranges (inside the subnet,
+    start not after end, no overlaps), reservations (inside the subnet, no duplicate MAC or IP)
+    and interface names (at most 15 characters).
+author:
+  - virtops.libvirt developers (@virtops)
+extends_documentation_fragment:
+  - virtops.libvirt.common
+  - virtops.libvirt.common.actiongroup
+  - virtops.libvirt.common.resource_module
+options:
+  name:
+    description:
+      - Name of the network.
+      - It must not be empty, contain V(/) or control characters, be V(.) or V(..), or be longer
+        than 128 characters.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) makes sure the network is defined and leaves it running or stopped as it is (a new
+        network is left stopped).
+      - V(active) makes sure the network is defined and started.
+      - V(inactive) makes sure the network is defined and stopped.
+      - V(absent) stops and undefines the network. A network that running domains are attached to
+        is refused unless O(force=true).
+    type: str
+    choices: [present, active, inactive, absent]
+    default: active
+  forward_mode:
+    description:
+      - How the network reaches the outside.
+      - V(nat) masquerades to the host's default route. V(route) routes without NAT. V(open) adds
+        no firewall rules at all. V(isolated) has no C(<forward>) element, so guests reach only
+        each other and the host.
+      - V(bridge) uses an existing host bridge given in O(bridge). libvirt then manages no
+        addresses, DHCP or DNS, so O(ipv4), O(ipv6), O(dns) and O(domain) cannot be used. The
+        module asks libvirt's interface driver whether that bridge exists. Where the driver
+        cannot tell, it warns and checks only that the name is well-formed.
+      - A new network without O(forward_mode) is isolated.
+    type: str
+    choices: [nat, route, open, isolated, bridge]
+  bridge:
+    description:
+      - Name of the bridge device. At most 15 characters, with no V(/), V(:) or whitespace.
+      - Without it libvirt picks a free name (C(virbrN)) for a new network and that name is kept.
+    type: str
+  mtu:
+    description: MTU of the bridge (68 to 65535).
+    type: int
+  domain:
+    description: DNS domain of the network, served by its dnsmasq.
+    type: str
+  ipv4:
+    description: The IPv4 address of the host on the network, and DHCP.
+    type: dict
+    suboptions:
+      address:
+        description: Address of the host side, for example V(192.168.210.1).
+        type: str
+        required: true
+      prefix:
+        description: Prefix length (1 to 30).
+        type: int
+        required: true
+      dhcp_ranges:
+        description: DHCP address ranges. They must lie inside the subnet and must not overlap.
+        type: list
+        elements: dict
+        suboptions:
+          start:
+            description: First address of the range.
+            type: str
+            required: true
+          end:
+            description: Last address of the range.
+            type: str
+            required: true
+      dhcp_hosts:
+        description:
+          - DHCP reservations. Each IP must lie inside the subnet, and no MAC or IP may appear twice.
+          - The list is the complete set; reservations not listed are removed. A change of this list
+            alone is applied live, without a restart.
+        type: list
+        elements: dict
+        suboptions:
+          mac:
+            description: MAC address of the guest interface.
+            type: str
+            required: true
+          ip:
+            description: Address to hand out.
+            type: str
+            required: true
+          name:
+            description: Host name to hand out.
+            type: str
+  ipv6:
+    description: The IPv6 address of the host on the network, and DHCPv6 ranges.
+    type: dict
+    suboptions:
+      address:
+        description: Address of the host side, for example V(fd00:210::1).
+        type: str
+        required: true
+      prefix:
+        description: Prefix length (1 to 126).
+        type: int
+        required: true
+      dhcp_ranges:
+        description: DHCPv6 address ranges. They must lie inside the subnet and must not overlap.
+        type: list
+        elements: dict
+        suboptions:
+          start:
+            description: First address of the range.
+            type: str
+            required: true
+          end:
+            description: Last address of the range.
+            type: str
+            required: true
+  dns:
+    description: The network's DNS server (dnsmasq).
+    type: dict
+    suboptions:
+      enabled:
+        description: Whether libvirt runs a DNS server on the network.
+        type: bool
+      forwarders:
+        description: Upstream DNS servers (addresses); the complete list.
+        type: list
+        elements: str
+      hosts:
+        description:
+          - Static host entries; the complete list, one entry per IP address.
+          - A change of this list alone is applied live, without a restart.
+        type: list
+        elements: dict
+        suboptions:
+          ip:
+            description: Address.
+            type: str
+            required: true
+          hostnames:
+            description: Names for the address.
+            type: list
+            elements: str
+            required: true
+  xml:
+    description:
+      - The whole network definition, for what the options above do not cover. It cannot be
+        combined with them.
+      - It is compared as a subset of the definition libvirt has, so what libvirt adds does not
+        count as a difference.
+    type: str
+  autostart:
+    description: Whether the network is started when libvirt starts.
+    type: bool
+  restart:
+    description:
+      - Allow the module to stop and start an active network so that a changed definition takes effect.
+      - When V(false) such a change is only saved, and RV(restart_required) is V(true).
+      - Running domains lose the network connection of their interfaces until they are reattached.
+    type: bool
+    default: false
+  force:
+    description: With O(state=absent), remove the network even though running domains are attached to it.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: A NAT network with DHCP, started and started at boot
+  virtops.libvirt.network:
+    name: lab
+    forward_mode: nat
+    ipv4:
+      address: 192.168.210.1
+      prefix: 24
+      dhcp_ranges:
+        - start: 192.168.210.100
+          end: 192.168.210.199
+      dhcp_hosts:
+        - mac: "52:54:00:00:10:01"
+          ip: 192.168.210.10
+          name: web1
+    dns:
+      hosts:
+        - ip: 192.168.210.10
+          hostnames: [web1, www]
+    autostart: true
+
+- name: An isolated network
+  virtops.libvirt.network:
+    name: backend
+    forward_mode: isolated
+    ipv4:
+      address: 192.168.211.1
+      prefix: 24
+
+- name: Use an existing host bridge
+  virtops.libvirt.network:
+    name: lan
+    forward_mode: bridge
+    bridge: br0
+
+- name: Change the subnet and restart the network to apply it
+  virtops.libvirt.network:
+    name: backend
+    ipv4:
+      address: 192.168.212.1
+      prefix: 24
+    restart: true
+
+- name: Remove a network
+  virtops.libvirt.network:
+    name: backend
+    state: absent
+"""
+
+RETURN = r"""
+network:
+  description: The network after the run (predicted in check mode).
+  returned: success
+  type: dict
+  contains:
+    name:
+      description: Name of the network.
+      type: str
+    uuid:
+      description: UUID (null for a network that check mode would create).
+      type: str
+    state:
+      description: V(active), V(inactive) or V(absent).
+      type: str
+    autostart:
+      description: Whether the network is started when libvirt starts.
+      type: bool
+    persistent:
+      description: Whether the network is defined persistently.
+      type: bool
+    forward_mode:
+      description: Forward mode (V(isolated) when there is no C(<forward>)).
+      type: str
+    bridge:
+      description: Bridge device name.
+      type: str
+      sample: virbr1
+restart_required:
+  description:
+    - Whether the network is active with a definition that differs from the one it runs with; it
+      takes effect once the network is restarted.
+  returned: success
+  type: bool
+actions:
+  description: What the module did (or would do in check mode), in order.
+  returned: success
+  type: list
+  elements: str
+  sample: ["define network lab", "set autostart of network lab to true", "start network lab"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._network import NetworkResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
+
+_RANGE = dict(type="list", elements="dict", options=dict(
+    start=dict(type="str", required=True),
+    end=dict(type="str", required=True),
+))
+
+ARGUMENT_SPEC = dict(
+    COMMON_ARGS,
+    name=dict(type="str", required=True),
+    state=dict(type="str", default="active", choices=["present", "active", "inactive", "absent"]),
+    forward_mode=dict(type="str", choices=["nat", "route", "open", "isolated", "bridge"]),
+    bridge=dict(type="str"),
+    mtu=dict(type="int"),
+    domain=dict(type="str"),
+    ipv4=dict(type="dict", options=dict(
+        address=dict(type="str", required=True),
+        prefix=dict(type="int", required=True),
+        dhcp_ranges=_RANGE,
+        dhcp_hosts=dict(type="list", elements="dict", options=dict(
+            mac=dict(type="str", required=True),
+            ip=dict(type="str", required=True),
+            name=dict(type="str"),
+        )),
+    )),
+    ipv6=dict(type="dict", options=dict(
+        address=dict(type="str", required=True),
+        prefix=dict(type="int", required=True),
+        dhcp_ranges=_RANGE,
+    )),
+    dns=dict(type="dict", options=dict(
+        enabled=dict(type="bool"),
+        forwarders=dict(type="list", elements="str"),
+        hosts=dict(type="list", elements="dict", options=dict(
+            ip=dict(type="str", required=True),
+            hostnames=dict(type="list", elements="str", required=True),
+        )),
+    )),
+    xml=dict(type="str"),
+    autostart=dict(type="bool"),
+    restart=dict(type="bool", default=False),
+    force=dict(type="bool", default=False),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=[("xml", k) for k in ("forward_mode", "bridge", "mtu", "domain", "ipv4", "ipv6", "dns")],
+        supports_check_mode=True,
+    )
+    run_resource(module, NetworkResource)
+
+
+if __name__ == "__main__":
+    main()
