@@ -40,6 +40,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     InvalidInputError,
     NotFoundError,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._names import CONTROL_CHARS as _CONTROL, validate_object_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._pool import xml_subset
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
 
@@ -49,9 +50,7 @@ DEFINITION_KEYS = ("forward_mode", "bridge", "mtu", "domain", "ipv4", "ipv6", "d
 #: differences that virNetworkUpdate applies without a restart
 LIVE_PATHS = ("ipv4.dhcp_hosts", "dns.hosts")
 
-MAX_NAME_LENGTH = 128
 IFNAMSIZ = 16
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
 
@@ -59,18 +58,7 @@ _DNS_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za
 # --------------------------------------------------------------------------- validation ---
 
 def validate_name(name):
-    """Refuse names libvirt would store badly (they become file and dnsmasq config names)."""
-    if name is None or not isinstance(name, str) or not name.strip():
-        raise InvalidInputError("name: a network name must not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInputError("name: %r is %d characters long; at most %d are allowed" % (name[:20] + "...", len(name), MAX_NAME_LENGTH))
-    if "/" in name:
-        raise InvalidInputError("name: %r contains '/', which a network name cannot contain" % name)
-    if _CONTROL.search(name):
-        raise InvalidInputError("name: %r contains control characters" % name)
-    if name in (".", "..") or name != name.strip():
-        raise InvalidInputError("name: %r is not a usable network name (no '.', '..', or leading/trailing spaces)" % name)
-    return name
+    return validate_object_name(name, "network")
 
 
 def validate_bridge_name(bridge):

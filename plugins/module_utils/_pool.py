@@ -35,6 +35,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     InvalidInputError,
     NotFoundError,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._names import CONTROL_CHARS as _CONTROL, validate_object_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
 
 #: pool types with first-class options
@@ -60,8 +61,6 @@ _FORMATS = {
 
 POOL_STATES = {0: "inactive", 1: "building", 2: "running", 3: "degraded", 4: "inaccessible"}
 
-MAX_NAME_LENGTH = 128
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MODE = re.compile(r"^0?[0-7]{3}$")
 _HOST = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
 
@@ -69,18 +68,7 @@ _HOST = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
 # --------------------------------------------------------------------------- validation ---
 
 def validate_name(name):
-    """Refuse names libvirt would store badly (they become file names in /etc/libvirt/storage)."""
-    if name is None or not isinstance(name, str) or not name.strip():
-        raise InvalidInputError("name: a pool name must not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInputError("name: %r is %d characters long; at most %d are allowed" % (name[:20] + "...", len(name), MAX_NAME_LENGTH))
-    if "/" in name:
-        raise InvalidInputError("name: %r contains '/', which a pool name cannot contain" % name)
-    if _CONTROL.search(name):
-        raise InvalidInputError("name: %r contains control characters" % name)
-    if name in (".", "..") or name != name.strip():
-        raise InvalidInputError("name: %r is not a usable pool name (no '.', '..', or leading/trailing spaces)" % name)
-    return name
+    return validate_object_name(name, "pool")
 
 
 def _abs_path(value, what):
