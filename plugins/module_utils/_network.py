@@ -28,12 +28,10 @@ import re
 
 from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._defined import DefinedObjectResource, inactive_xml, lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import (
     ABSENT,
-    DifferenceTracker,
     compare_specified,
-    project,
-    specified,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     ConflictError,
@@ -41,11 +39,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     NotFoundError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._names import CONTROL_CHARS as _CONTROL, validate_object_name
-from ansible_collections.virtops.libvirt.plugins.module_utils._pool import xml_subset
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
 
 FORWARD_MODES = ("nat", "route", "open", "isolated", "bridge")
-STATES = ("present", "active", "inactive", "absent")
 DEFINITION_KEYS = ("forward_mode", "bridge", "mtu", "domain", "ipv4", "ipv6", "dns", "xml")
 #: differences that virNetworkUpdate applies without a restart
 LIVE_PATHS = ("ipv4.dhcp_hosts", "dns.hosts")
@@ -446,24 +441,7 @@ def xml_from_model(name, model, uuid=None):
 
 def lookup(conn, name):
     """The virNetwork called ``name``, or None."""
-    try:
-        return conn.networkLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-            return None
-        with libvirt_errors("looking up network '%s'" % name):
-            raise
-
-
-def inactive_xml(network):
-    """The persistent definition (what the next start uses)."""
-    flag = getattr(libvirt, "VIR_NETWORK_XML_INACTIVE", 1)
-    try:
-        return network.XMLDesc(flag)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
-            return network.XMLDesc(0)
-        raise
+    return lookup_or_none(conn.networkLookupByName, name, libvirt.VIR_ERR_NO_NETWORK, "network")
 
 
 def attached_domains(conn, name):
@@ -573,46 +551,37 @@ def ip_for_mac(facts, mac):
 
 # -------------------------------------------------------------------------------- resource ---
 
-class NetworkResource(Resource):
+class NetworkResource(DefinedObjectResource):
     """One virtual network: definition, running state, autostart, live DHCP/DNS hosts, removal."""
 
     kind = "network"
+    noun = "network"
 
-    def __init__(self, ctx):
-        super(NetworkResource, self).__init__(ctx)
-        self.restart_required = False
-        self._network = None
+    def validate_name(self, name):
+        validate_name(name)
 
     def _lookup(self):
         return lookup(self.ctx.conn, self.name)
 
-    def read(self):
-        validate_name(self.name)
-        network = self._lookup()
-        self._network = network
-        if network is None:
-            return None
-        with libvirt_errors("reading network '%s'" % self.name):
-            active = bool(network.isActive())
-            config_xml = inactive_xml(network)
-            live_xml = network.XMLDesc(0)
-            current = model_from_xml(config_xml)
-            current.update(
-                state="active" if active else "inactive",
-                autostart=bool(network.autostart()),
-                persistent=bool(network.isPersistent()),
-                xml=config_xml,
-                _live=model_from_xml(live_xml),
-                _live_xml=live_xml,
-            )
-        return current
+    def _define_call(self, xml_text):
+        return self.ctx.conn.networkDefineXML(xml_text)
+
+    def _inactive_xml(self, obj):
+        return inactive_xml(obj, getattr(libvirt, "VIR_NETWORK_XML_INACTIVE", 1))
+
+    def model_from_xml(self, text):
+        return model_from_xml(text)
+
+    def xml_from_model(self, model, uuid=None):
+        return xml_from_model(self.name, model, uuid)
+
+    def apply_model(self, root, model):
+        return apply_model(root, model)
 
     def desired(self):
         params = self.params
-        state = params.get("state") or "active"
-        if state not in STATES:
-            raise InvalidInputError("state: %r is not one of %s" % (state, ", ".join(STATES)))
-        if state == "absent":
+        state = self.requested_state()
+        if state is None:
             return None
         model = normalize_model(params)
         model["xml"] = None
@@ -655,56 +624,12 @@ class NetworkResource(Resource):
     def _definition(desired):
         return dict((k, desired.get(k)) for k in DEFINITION_KEYS if k != "xml")
 
-    def compare(self, current, desired):
-        if current is None or desired is None:
-            return super(NetworkResource, self).compare(current, desired)
-        tracker = DifferenceTracker()
-        if desired.get("xml") is not None:
-            if not xml_subset(_xml.parse(desired["xml"]), _xml.parse(current["xml"])):
-                tracker.add(("xml",), _xml.pretty(current["xml"]), desired["xml"])
-        rest = dict((k, v) for k, v in desired.items() if k != "xml")
-        return compare_specified(rest, current, tracker)
-
     def _live_differences(self, current, desired):
         if desired.get("xml") is not None:
-            return ["xml"] if not xml_subset(_xml.parse(desired["xml"]), _xml.parse(current["_live_xml"])) else []
+            return ["xml"] if not _xml.xml_subset(_xml.parse(desired["xml"]), _xml.parse(current["_live_xml"])) else []
         return compare_specified(self._definition(desired), current["_live"]).paths
 
     # --- plan -------------------------------------------------------------------------------
-
-    def plan(self, current, desired, diff, plan):
-        if desired is None:
-            if current is not None:
-                self._plan_absent(current, plan)
-            return
-        if current is None:
-            self._plan_create(desired, plan)
-            return
-        self._plan_update(current, desired, diff, plan)
-
-    def _define(self, xml_text):
-        with libvirt_errors("defining network '%s'" % self.name):
-            return self.ctx.conn.networkDefineXML(xml_text)
-
-    def _call(self, what, method, *args):
-        def call():
-            with libvirt_errors("%s network '%s'" % (what, self.name)):
-                network = self._lookup()
-                if network is None:
-                    raise NotFoundError("network '%s' disappeared" % self.name)
-                return getattr(network, method)(*args)
-
-        return call
-
-    def _definition_xml(self, desired, base_xml=None, uuid=None):
-        if desired.get("xml") is not None:
-            root = _xml.parse(desired["xml"], "xml")
-            if uuid and root.find("uuid") is None:
-                root.find("name").addnext(_xml.element("uuid", uuid))
-            return _xml.to_string(root)
-        if base_xml is not None:
-            return _xml.to_string(apply_model(_xml.parse(base_xml, "network XML"), desired))
-        return _xml.to_string(xml_from_model(self.name, desired, uuid))
 
     def _plan_create(self, desired, plan):
         xml_text = self._definition_xml(desired)
@@ -809,11 +734,7 @@ class NetworkResource(Resource):
         elif not was_active and will_be_active:
             plan.add("start network %s" % self.name, self._call("starting", "create"), undo=self._call("stopping", "destroy"))
 
-        if desired.get("autostart") is not None and (diff.touches("autostart") or not current["persistent"]):
-            value = bool(desired["autostart"])
-            plan.add("set autostart of network %s to %s" % (self.name, str(value).lower()),
-                     self._call("setting autostart of", "setAutostart", 1 if value else 0),
-                     undo=self._call("setting autostart of", "setAutostart", 0 if value else 1))
+        self._plan_autostart(current, desired, diff, plan)
 
     def _plan_absent(self, current, plan):
         active = current["state"] == "active"
@@ -833,23 +754,8 @@ class NetworkResource(Resource):
 
     # --- results ----------------------------------------------------------------------------
 
-    def diff_views(self, current, desired):
-        if desired is None:
-            before = {"state": ABSENT} if current is None else {
-                "state": current["state"], "forward_mode": current["forward_mode"], "bridge": current["bridge"]}
-            return before, {"state": ABSENT}
-        shown = dict((k, v) for k, v in desired.items() if k != "xml")
-        if current is None:
-            after = specified(shown)
-            if desired.get("xml") is not None:
-                after["xml"] = desired["xml"]
-            return {"state": ABSENT}, after
-        before = project(current, shown)
-        after = specified(shown)
-        if desired.get("xml") is not None:
-            before["xml"] = _xml.pretty(current["xml"])
-            after["xml"] = desired["xml"]
-        return before, after
+    def _absent_view(self, current):
+        return {"state": current["state"], "forward_mode": current["forward_mode"], "bridge": current["bridge"]}
 
     def predict(self, current, desired):
         if desired is None:
@@ -870,7 +776,7 @@ class NetworkResource(Resource):
         if state.get("predicted"):
             network = dict(
                 name=self.name,
-                uuid=self._network.UUIDString() if self._network is not None else None,
+                uuid=self._object.UUIDString() if self._object is not None else None,
                 state=state["state"],
                 autostart=bool(state.get("autostart")),
                 persistent=True,

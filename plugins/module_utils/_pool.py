@@ -23,11 +23,10 @@ import re
 
 from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._defined import DefinedObjectResource, inactive_xml, lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import (
     ABSENT,
-    DifferenceTracker,
     compare_specified,
-    project,
     specified,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
@@ -36,11 +35,9 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     NotFoundError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._names import CONTROL_CHARS as _CONTROL, validate_object_name
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
 
 #: pool types with first-class options
 TYPES = ("dir", "fs", "netfs", "logical")
-STATES = ("present", "active", "inactive", "absent")
 SOURCE_KEYS = ("devices", "host", "dir", "name", "format")
 PERMISSION_KEYS = ("owner", "group", "mode")
 #: keys of the model that make up the pool's definition (a change needs a redefine)
@@ -320,41 +317,11 @@ def apply_model(root, model):
     return root
 
 
-def xml_subset(wanted, have):
-    """True when every element, attribute and text of ``wanted`` is in ``have`` (same order per tag)."""
-    if wanted.tag != have.tag:
-        return False
-    for key, value in wanted.attrib.items():
-        if have.get(key) != value:
-            return False
-    if (wanted.text or "").strip() and (wanted.text or "").strip() != (have.text or "").strip():
-        return False
-    used = {}
-    for child in wanted:
-        if not isinstance(child.tag, str):  # comments
-            continue
-        candidates = [c for c in have if c.tag == child.tag]
-        start = used.get(child.tag, 0)
-        for index in range(start, len(candidates)):
-            if xml_subset(child, candidates[index]):
-                used[child.tag] = index + 1
-                break
-        else:
-            return False
-    return True
-
-
 # ----------------------------------------------------------------------------------- facts ---
 
 def lookup(conn, name):
     """The virStoragePool called ``name``, or None."""
-    try:
-        return conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-            return None
-        with libvirt_errors("looking up storage pool '%s'" % name):
-            raise
+    return lookup_or_none(conn.storagePoolLookupByName, name, libvirt.VIR_ERR_NO_STORAGE_POOL, "storage pool")
 
 
 def refresh(pool):
@@ -364,17 +331,6 @@ def refresh(pool):
             pool.refresh(0)
         except libvirt.libvirtError:
             pass
-
-
-def inactive_xml(pool):
-    """The persistent definition (what the next start uses); the live XML where that is not offered."""
-    flag = getattr(libvirt, "VIR_STORAGE_XML_INACTIVE", 1)
-    try:
-        return pool.XMLDesc(flag)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
-            return pool.XMLDesc(0)
-        raise
 
 
 def user_volumes(pool, pool_type):
@@ -450,55 +406,51 @@ def gather_pool_info(ctx):
 
 # -------------------------------------------------------------------------------- resource ---
 
-class PoolResource(Resource):
+class PoolResource(DefinedObjectResource):
     """One storage pool: definition, running state, autostart, and its removal."""
 
     kind = "pool"
+    noun = "storage pool"
 
     def __init__(self, ctx):
         super(PoolResource, self).__init__(ctx)
-        self.restart_required = False
-        self._pool = None
-        self._current = None
         self._volumes = None
 
     # --- read -------------------------------------------------------------------------------
 
+    def validate_name(self, name):
+        validate_name(name)
+
     def _lookup(self):
         return lookup(self.ctx.conn, self.name)
 
-    def read(self):
-        validate_name(self.name)
-        pool = self._lookup()
-        self._pool = pool
-        if pool is None:
-            return None
-        with libvirt_errors("reading storage pool '%s'" % self.name):
-            refresh(pool)
-            active = bool(pool.isActive())
-            config_xml = inactive_xml(pool)
-            live_xml = pool.XMLDesc(0)
-            current = model_from_xml(config_xml)
-            self._volumes = user_volumes(pool, current["type"]) if active else None
-            current.update(
-                state="active" if active else "inactive",
-                autostart=bool(pool.autostart()),
-                persistent=bool(pool.isPersistent()),
-                xml=config_xml,
-                _live=model_from_xml(live_xml),
-                _live_xml=live_xml,
-            )
-        self._current = current
-        return current
+    def _define_call(self, xml_text):
+        return self.ctx.conn.storagePoolDefineXML(xml_text, 0)
+
+    def _inactive_xml(self, obj):
+        return inactive_xml(obj, getattr(libvirt, "VIR_STORAGE_XML_INACTIVE", 1))
+
+    def model_from_xml(self, text):
+        return model_from_xml(text)
+
+    def xml_from_model(self, model, uuid=None):
+        return xml_from_model(self.name, model, uuid)
+
+    def apply_model(self, root, model):
+        return apply_model(root, model)
+
+    def _before_read(self, obj):
+        refresh(obj)
+
+    def _after_read(self, obj, current, active):
+        self._volumes = user_volumes(obj, current["type"]) if active else None
 
     # --- desired ----------------------------------------------------------------------------
 
     def desired(self):
         params = self.params
-        state = params.get("state") or "active"
-        if state not in STATES:
-            raise InvalidInputError("state: %r is not one of %s" % (state, ", ".join(STATES)))
-        if state == "absent":
+        state = self.requested_state()
+        if state is None:
             return None
         xml_text = params.get("xml")
         model = dict(
@@ -519,7 +471,7 @@ class PoolResource(Resource):
             raise InvalidInputError("type: %r has no first-class options; use one of %s, or give the whole definition in xml"
                                     % (model["type"], ", ".join(TYPES)))
         current = self._current
-        creating = self._pool is None
+        creating = self._object is None
         if xml_text is None:
             pool_type = model["type"] or ((current or {}).get("type") if not creating else "dir")
             if creating and model["type"] is None:
@@ -546,59 +498,14 @@ class PoolResource(Resource):
 
     # --- compare ----------------------------------------------------------------------------
 
-    def compare(self, current, desired):
-        if current is None or desired is None:
-            return super(PoolResource, self).compare(current, desired)
-        tracker = DifferenceTracker()
-        if desired.get("xml") is not None:
-            if not xml_subset(_xml.parse(desired["xml"]), _xml.parse(current["xml"])):
-                tracker.add(("xml",), _xml.pretty(current["xml"]), desired["xml"])
-        rest = dict((k, v) for k, v in desired.items() if k != "xml")
-        return compare_specified(rest, current, tracker)
-
     def _live_differs(self, current, desired):
         """Whether the running pool differs from what the user specified (a restart would apply it)."""
         if desired.get("xml") is not None:
-            return not xml_subset(_xml.parse(desired["xml"]), _xml.parse(current["_live_xml"]))
+            return not _xml.xml_subset(_xml.parse(desired["xml"]), _xml.parse(current["_live_xml"]))
         wanted = dict((k, desired.get(k)) for k in ("type", "path", "source", "permissions"))
         return bool(compare_specified(wanted, current["_live"]))
 
     # --- plan -------------------------------------------------------------------------------
-
-    def plan(self, current, desired, diff, plan):
-        if desired is None:
-            if current is not None:
-                self._plan_absent(current, plan)
-            return
-        if current is None:
-            self._plan_create(desired, plan)
-            return
-        self._plan_update(current, desired, diff, plan)
-
-    def _definition_xml(self, desired, base_xml=None, uuid=None):
-        if desired.get("xml") is not None:
-            root = _xml.parse(desired["xml"], "xml")
-            if uuid and root.find("uuid") is None:
-                name = root.find("name")
-                name.addnext(_xml.element("uuid", uuid))
-            return _xml.to_string(root)
-        if base_xml is not None:
-            return _xml.to_string(apply_model(_xml.parse(base_xml, "pool XML"), desired))
-        return _xml.to_string(xml_from_model(self.name, desired, uuid))
-
-    def _define(self, xml_text):
-        with libvirt_errors("defining storage pool '%s'" % self.name):
-            return self.ctx.conn.storagePoolDefineXML(xml_text, 0)
-
-    def _pool_call(self, what, method, *args):
-        def call():
-            with libvirt_errors("%s storage pool '%s'" % (what, self.name)):
-                pool = self._lookup()
-                if pool is None:
-                    raise NotFoundError("storage pool '%s' disappeared" % self.name)
-                return getattr(pool, method)(*args)
-
-        return call
 
     def _build_flags(self, pool_type):
         if pool_type in ("fs", "logical"):
@@ -625,7 +532,7 @@ class PoolResource(Resource):
 
         def undo():
             if built:
-                self._pool_call("deleting", "delete", 0)()
+                self._call("deleting", "delete", 0)()
 
         plan.add("build storage pool %s" % self.name, build, undo)
 
@@ -637,14 +544,14 @@ class PoolResource(Resource):
     def _plan_create(self, desired, plan):
         xml_text = self._definition_xml(desired)
         plan.add("define storage pool %s" % self.name, lambda: self._define(xml_text),
-                 undo=self._pool_call("undefining", "undefine"))
+                 undo=self._call("undefining", "undefine"))
         if self.params.get("build", True):
             self._build_step(self._pool_type(desired), plan)
         if desired.get("autostart"):
-            plan.add("set autostart of storage pool %s to true" % self.name, self._pool_call("setting autostart of", "setAutostart", 1))
+            plan.add("set autostart of storage pool %s to true" % self.name, self._call("setting autostart of", "setAutostart", 1))
         if desired.get("state") == "active":
-            plan.add("start storage pool %s" % self.name, self._pool_call("starting", "create", 0),
-                     undo=self._pool_call("stopping", "destroy"))
+            plan.add("start storage pool %s" % self.name, self._call("starting", "create", 0),
+                     undo=self._call("stopping", "destroy"))
 
     def _plan_update(self, current, desired, diff, plan):
         if desired.get("type") is not None and desired["type"] != current["type"]:
@@ -670,19 +577,19 @@ class PoolResource(Resource):
         will_be_active = desired.get("state") == "active" or (desired.get("state") is None and was_active)
         build = self.params.get("build", True)
         if was_active and desired.get("state") == "inactive":
-            plan.add("stop storage pool %s" % self.name, self._pool_call("stopping", "destroy"),
-                     undo=self._pool_call("starting", "create", 0))
+            plan.add("stop storage pool %s" % self.name, self._call("stopping", "destroy"),
+                     undo=self._call("starting", "create", 0))
         elif was_active and self._live_differs(current, desired):
             if self.params.get("restart"):
                 def restore_and_start():
                     self._define(old_xml)
-                    self._pool_call("starting", "create", 0)()
+                    self._call("starting", "create", 0)()
 
-                plan.add("stop storage pool %s to apply its new definition" % self.name, self._pool_call("stopping", "destroy"),
+                plan.add("stop storage pool %s to apply its new definition" % self.name, self._call("stopping", "destroy"),
                          undo=restore_and_start)
                 if build:
                     self._build_step(self._pool_type(desired, current), plan)
-                plan.add("start storage pool %s" % self.name, self._pool_call("starting", "create", 0))
+                plan.add("start storage pool %s" % self.name, self._call("starting", "create", 0))
             else:
                 self.restart_required = True
                 plan.warn(
@@ -692,14 +599,10 @@ class PoolResource(Resource):
         elif not was_active and will_be_active:
             if build:
                 self._build_step(self._pool_type(desired, current), plan)
-            plan.add("start storage pool %s" % self.name, self._pool_call("starting", "create", 0),
-                     undo=self._pool_call("stopping", "destroy"))
+            plan.add("start storage pool %s" % self.name, self._call("starting", "create", 0),
+                     undo=self._call("stopping", "destroy"))
 
-        if desired.get("autostart") is not None and (diff.touches("autostart") or not current["persistent"]):
-            value = bool(desired["autostart"])
-            plan.add("set autostart of storage pool %s to %s" % (self.name, str(value).lower()),
-                     self._pool_call("setting autostart of", "setAutostart", 1 if value else 0),
-                     undo=self._pool_call("setting autostart of", "setAutostart", 0 if value else 1))
+        self._plan_autostart(current, desired, diff, plan)
 
     def _plan_absent(self, current, plan):
         purge = bool(self.params.get("purge"))
@@ -714,25 +617,25 @@ class PoolResource(Resource):
                     volumes=volumes,
                 )
             if active:
-                plan.add("stop storage pool %s" % self.name, self._pool_call("stopping", "destroy"),
-                         undo=self._pool_call("starting", "create", 0))
+                plan.add("stop storage pool %s" % self.name, self._call("stopping", "destroy"),
+                         undo=self._call("starting", "create", 0))
             if current["persistent"]:
                 old_xml = current["xml"]
-                plan.add("undefine storage pool %s" % self.name, self._pool_call("undefining", "undefine"),
+                plan.add("undefine storage pool %s" % self.name, self._call("undefining", "undefine"),
                          undo=lambda: self._define(old_xml))
             return
         if not active:
-            plan.add("start storage pool %s to delete its volumes" % self.name, self._pool_call("starting", "create", 0))
+            plan.add("start storage pool %s to delete its volumes" % self.name, self._call("starting", "create", 0))
             plan.add("delete every volume of storage pool %s" % self.name, self._delete_all_volumes)
         else:
             for vol in volumes:
                 plan.add("delete volume %s of storage pool %s" % (vol, self.name), self._delete_volume(vol))
-        plan.add("stop storage pool %s" % self.name, self._pool_call("stopping", "destroy"),
-                 undo=self._pool_call("starting", "create", 0))
+        plan.add("stop storage pool %s" % self.name, self._call("stopping", "destroy"),
+                 undo=self._call("starting", "create", 0))
         plan.add("delete the storage of pool %s (its target directory / volume group)" % self.name,
-                 self._pool_call("deleting", "delete", 0))
+                 self._call("deleting", "delete", 0))
         if current["persistent"]:
-            plan.add("undefine storage pool %s" % self.name, self._pool_call("undefining", "undefine"))
+            plan.add("undefine storage pool %s" % self.name, self._call("undefining", "undefine"))
 
     def _delete_volume(self, vol_name):
         def delete():
@@ -751,30 +654,9 @@ class PoolResource(Resource):
 
     # --- results ----------------------------------------------------------------------------
 
-    def diff_views(self, current, desired):
-        if desired is None:
-            before = {"state": ABSENT} if current is None else {
-                "state": current["state"], "type": current["type"], "path": current["path"],
-                "volumes": list(self._volumes or []),
-            }
-            return before, {"state": ABSENT}
-        shown = dict((k, v) for k, v in desired.items() if k != "xml")
-        if current is None:
-            after = specified(shown)
-            if desired.get("xml") is not None:
-                after["xml"] = desired["xml"]
-            return {"state": ABSENT}, after
-        before = project(current, shown)
-        after = specified(shown)
-        for key, value in before.items():
-            if isinstance(value, dict) and isinstance(after.get(key), dict):
-                merged = dict(value)
-                merged.update(after[key])
-                after[key] = merged
-        if desired.get("xml") is not None:
-            before["xml"] = _xml.pretty(current["xml"])
-            after["xml"] = desired["xml"]
-        return before, after
+    def _absent_view(self, current):
+        return {"state": current["state"], "type": current["type"], "path": current["path"],
+                "volumes": list(self._volumes or [])}
 
     def predict(self, current, desired):
         if desired is None:
@@ -809,9 +691,9 @@ class PoolResource(Resource):
             )
             if pool["type"] is None and self.params.get("xml"):
                 pool["type"] = _xml.parse(self.params["xml"]).get("type")
-            if self._pool is not None:
+            if self._object is not None:
                 with libvirt_errors("reading storage pool '%s'" % self.name):
-                    _st, pool["capacity"], pool["allocation"], pool["available"] = self._pool.info()
+                    _st, pool["capacity"], pool["allocation"], pool["available"] = self._object.info()
         else:
             pool = pool_facts(self._lookup())
             for key in ("libvirt_state", "active", "source", "permissions"):

@@ -154,3 +154,27 @@ def find_attr(node, path, attr, default=None):
     if found is None:
         return default
     return found.get(attr, default)
+
+
+def xml_subset(wanted, have):
+    """True when every element, attribute and text of ``wanted`` is in ``have`` (same order per tag)."""
+    if wanted.tag != have.tag:
+        return False
+    for key, value in wanted.attrib.items():
+        if have.get(key) != value:
+            return False
+    if (wanted.text or "").strip() and (wanted.text or "").strip() != (have.text or "").strip():
+        return False
+    used = {}
+    for child in wanted:
+        if not isinstance(child.tag, str):  # comments
+            continue
+        candidates = [c for c in have if c.tag == child.tag]
+        start = used.get(child.tag, 0)
+        for index in range(start, len(candidates)):
+            if xml_subset(child, candidates[index]):
+                used[child.tag] = index + 1
+                break
+        else:
+            return False
+    return True

@@ -21,7 +21,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._pool import (
     normalize_source,
     validate_name,
     xml_from_model,
-    xml_subset,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
@@ -109,7 +108,7 @@ def test_apply_model_changes_only_what_is_specified():
      "<pool type='x'><source><device path='/a'/><device path='/b'/></source></pool>", False),
 ])
 def test_xml_subset(wanted, have, expected):
-    assert xml_subset(_xml.parse(wanted), _xml.parse(have)) is expected
+    assert _xml.xml_subset(_xml.parse(wanted), _xml.parse(have)) is expected
 
 
 # -------------------------------------------------------------------------------- validation ---
