@@ -83,3 +83,9 @@ class CommandError(BackendError):
         self.rc = rc
         self.stdout = stdout
         self.stderr = stderr
+
+
+class OperationTimeoutError(VirtopsError):
+    """Something we waited for (an address, the guest agent, a guest command) did not happen in time."""
+
+    kind = "timeout"

@@ -1,0 +1,952 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The ``vm`` resource: a libvirt domain, its disks' volumes and its run state.
+
+Reads the saved and the live definition, resolves what the user asked for (pools, volumes,
+networks) into a model, compares only what was specified, and plans: volumes to create, the
+definition to write (keeping UUID, MACs and device addresses), what can change live (memory
+balloon, vCPUs, CD-ROM media, disk growth, metadata), and the run-state transition.  Whatever
+differs between the new definition and the running guest and cannot change live is reported as
+``reboot_required`` (or applied by a restart with ``apply: restart``).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import hashlib
+import time
+
+from ansible_collections.virtops.libvirt.plugins.module_utils import _domain, _guest, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._defined import DefinedObjectResource, lookup_or_none
+from ansible_collections.virtops.libvirt.plugins.module_utils._diff import (
+    ABSENT,
+    DifferenceTracker,
+    compare_specified,
+    merge,
+    project,
+    values_equal,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    OperationTimeoutError,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._host import DOMAIN_STATES, kvm_usable, memory_facts
+from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
+    build_volume_xml,
+    dependants,
+    disk_users,
+    lookup_volume,
+    parse_volume_xml,
+    pool_target_path,
+    refresh_pool,
+    retry_busy,
+    volume_xml,
+)
+
+STATES = ("present", "running", "stopped", "paused", "restarted", "absent")
+RUN_STATES = ("running", "stopped", "paused")
+MASK = "********"
+
+#: model paths that a running guest takes without a restart
+LIVE_KEYS = ("memory", "vcpus", "title", "description", "tags", "metadata")
+#: model keys compared per device (``pool``/``volume``/``backing_*``/``size`` are resolved or handled apart)
+_NOT_COMPARED = ("pool", "volume", "backing_volume", "backing_pool", "size")
+
+_XML_SECURE = getattr(libvirt, "VIR_DOMAIN_XML_SECURE", 1) if libvirt else 1
+_XML_INACTIVE = getattr(libvirt, "VIR_DOMAIN_XML_INACTIVE", 2) if libvirt else 2
+
+
+def run_state(dom):
+    """``running``, ``paused``, ``stopped`` or libvirt's name for the rarer states."""
+    state = DOMAIN_STATES.get(dom.state()[0], "nostate")
+    return {"shutoff": "stopped", "blocked": "running"}.get(state, state)
+
+
+def _by_target(devices):
+    return dict((d["target"], d) for d in devices or [])
+
+
+def _strip(model, keys):
+    return dict((k, v) for k, v in model.items() if k not in keys)
+
+
+class VmResource(DefinedObjectResource):
+    noun = "VM"
+    kind = "vm"
+
+    def __init__(self, ctx):
+        super(VmResource, self).__init__(ctx)
+        self.reboot_required = False
+        self.pending_changes = []
+        self._renaming_from = None
+        self._new_volumes = []      # (pool_name, xml element, description) to create
+        self._grow = []             # (target, path, size) disks to grow
+        self._created = []          # virStorageVol objects this run made (for undo)
+        self._clone = None
+        self._users = None
+        self._host = None
+        self._caps = None
+        self._xml_digest = None
+
+    # --- DefinedObjectResource hooks ------------------------------------------------------------
+
+    def validate_name(self, name):
+        _domain.validate_name(name)
+
+    def _lookup(self):
+        return lookup_or_none(self.ctx.conn.lookupByName, self.name, libvirt.VIR_ERR_NO_DOMAIN, "VM")
+
+    def _define_call(self, xml_text):
+        return self.ctx.conn.defineXML(xml_text)
+
+    def _inactive_xml(self, obj):
+        if not obj.isPersistent():
+            return obj.XMLDesc(_XML_SECURE)
+        return obj.XMLDesc(_XML_INACTIVE | _XML_SECURE)
+
+    def model_from_xml(self, text):
+        return _domain.model_from_xml(text)
+
+    def xml_from_model(self, model, uuid=None):
+        return _domain.build_xml(self.name, model, uuid)
+
+    def apply_model(self, root, model):
+        return _domain.apply_model(root, model)
+
+    # --- read -----------------------------------------------------------------------------------
+
+    def read(self):
+        current = super(VmResource, self).read()
+        rename_from = self.params.get("rename_from")
+        if current is None and rename_from and rename_from != self.name:
+            old = lookup_or_none(self.ctx.conn.lookupByName, rename_from, libvirt.VIR_ERR_NO_DOMAIN, "VM")
+            if old is not None:
+                self._renaming_from = rename_from
+                saved_lookup = self._lookup
+                self._lookup = lambda: old
+                try:
+                    current = super(VmResource, self).read()
+                finally:
+                    self._lookup = saved_lookup
+        return current
+
+    def _after_read(self, obj, current, active):
+        current["state"] = run_state(obj)
+        current["_live_xml"] = obj.XMLDesc(_XML_SECURE)
+        current["_live"] = _domain.model_from_xml(current["_live_xml"])
+        current["active"] = active
+        for disk in current["disks"]:
+            disk["size"] = self._capacity(obj, disk)
+
+    @staticmethod
+    def _capacity(dom, disk):
+        if not disk.get("path") and not disk.get("volume"):
+            return None
+        try:
+            return int(dom.blockInfo(disk["target"])[0])
+        except libvirt.libvirtError:
+            return None
+
+    # --- desired --------------------------------------------------------------------------------
+
+    def requested_state(self):
+        state = self.params.get("state") or "running"
+        if state not in STATES:
+            raise InvalidInputError("state: %r is not one of %s" % (state, ", ".join(STATES)))
+        return None if state == "absent" else state
+
+    def desired(self):
+        state = self.requested_state()
+        if state is None:
+            return None
+        params = self.params
+        if params.get("xml"):
+            model = dict(xml=self._user_xml(params["xml"]))
+        else:
+            model = _domain.normalize(params)
+            if model.get("virt_type") == "auto":
+                model["virt_type"] = None if self._current is not None else self._auto_virt_type()
+            if self._current is None:
+                if params.get("clone_from"):
+                    model = self._clone_model(model)
+                else:
+                    model = _domain.with_creation_defaults(model)
+                    if model.get("virt_type") is None:
+                        model["virt_type"] = self._auto_virt_type()
+            if model.get("machine"):
+                model["machine"] = self._canonical_machine(model["machine"], model.get("arch"))
+            machine = model.get("machine") or (self._current or {}).get("machine")
+            self._targets_by_source(model)
+            _domain.assign_targets(model, _domain.default_cdrom_bus(machine), self._current)
+            self._check_unique_targets(model)
+            self._resolve_disks(model)
+            self._resolve_cdroms(model)
+            self._check_interfaces(model)
+            self._check_host_limits(model)
+        model.update(state=state, autostart=params.get("autostart"))
+        return model
+
+    def _user_xml(self, text):
+        root = _xml.parse(text, "xml")
+        if root.tag != "domain":
+            raise InvalidInputError("xml: the root element must be <domain>, not <%s>" % root.tag)
+        xml_name = _xml.find_text(root, "name")
+        if xml_name is None:
+            root.insert(0, _xml.element("name", self.name))
+        elif xml_name != self.name:
+            raise InvalidInputError("xml: <name>%s</name> does not match name %r" % (xml_name, self.name))
+        self._xml_digest = hashlib.sha256(_xml.canonical(root)).hexdigest()
+        return _xml.to_string(root)
+
+    def _definition_xml(self, desired, base_xml=None, uuid=None):
+        text = super(VmResource, self)._definition_xml(desired, base_xml, uuid)
+        if desired.get("xml") is None:
+            return text
+        return _xml.to_string(_domain.mark_xml_source(_xml.parse(text), self._xml_digest))
+
+    def _xml_unchanged(self, model):
+        """A VM defined from this very user XML before: what libvirt made of it is not compared again."""
+        return self._xml_digest is not None and model.get("xml_sha256") == self._xml_digest
+
+    def _auto_virt_type(self):
+        host = self._host_facts()
+        return "kvm" if host["kvm"] else "qemu"
+
+    def _capabilities(self):
+        if self._caps is None:
+            with libvirt_errors("reading host capabilities"):
+                self._caps = _xml.parse(self.ctx.conn.getCapabilities(), "host capabilities")
+        return self._caps
+
+    def _canonical_machine(self, machine, arch):
+        """``q35`` -> ``pc-q35-7.2``: libvirt stores the versioned name an alias stands for."""
+        caps = self._capabilities()
+        arch = arch or (self._current or {}).get("arch") or _xml.find_text(caps, "host/cpu/arch")
+        for node in caps.findall("guest/arch[@name='%s']/machine" % arch):
+            if (node.text or "").strip() == machine and node.get("canonical"):
+                return node.get("canonical")
+        return machine
+
+    def _host_facts(self):
+        if self._host is None:
+            conn = self.ctx.conn
+            caps = self._capabilities()
+            with libvirt_errors("reading host information"):
+                info = conn.getInfo()
+                arch = _xml.find_text(caps, "host/cpu/arch")
+                arches = {}
+                for guest in caps.findall("guest"):
+                    garch = guest.find("arch")
+                    if garch is not None:
+                        arches.setdefault(garch.get("name"), []).extend(d.get("type") for d in garch.findall("domain"))
+                memory = memory_facts(conn, info)
+            self._host = dict(kvm=kvm_usable(conn, arch, arches), cpus=int(info[2]), memory=memory["total"])
+        return self._host
+
+    def _check_host_limits(self, model):
+        host = None
+        for key in ("vcpus", "max_vcpus"):
+            if model.get(key):
+                host = host or self._host_facts()
+                if model[key] > host["cpus"]:
+                    raise InvalidInputError("%s: %d is more than the %d CPUs of the host" % (key, model[key], host["cpus"]))
+        for key in ("memory", "max_memory"):
+            if model.get(key):
+                host = host or self._host_facts()
+                if model[key] * _domain.MIB > host["memory"]:
+                    raise InvalidInputError("%s: %d MiB is more than the host's memory (%d MiB)"
+                                            % (key, model[key], host["memory"] // _domain.MIB))
+
+    @staticmethod
+    def _check_unique_targets(model):
+        seen = set()
+        for key in ("disks", "cdroms"):
+            for dev in model.get(key) or []:
+                if dev["target"] in seen:
+                    raise InvalidInputError("two devices use target %s" % dev["target"])
+                seen.add(dev["target"])
+
+    # --- resolving pools, volumes, networks -----------------------------------------------------
+
+    def _pool(self, name, what):
+        with libvirt_errors("looking up storage pool %r" % name):
+            pool = lookup_or_none(self.ctx.conn.storagePoolLookupByName, name, libvirt.VIR_ERR_NO_STORAGE_POOL,
+                                  "storage pool")
+            if pool is None:
+                raise NotFoundError("%s: storage pool %r does not exist" % (what, name))
+            if not pool.isActive():
+                raise ConflictError("%s: storage pool %r is not active: start it first" % (what, name))
+        return pool
+
+    def _disk_users(self):
+        if self._users is None:
+            self._users = disk_users(self.ctx.conn)
+        return self._users
+
+    def _resolve_disks(self, model):
+        current = _by_target((self._current or {}).get("disks"))
+        for disk in model.get("disks") or []:
+            what = "disks[%s]" % disk["target"]
+            if disk.get("path") is None and not disk.get("volume"):
+                have = current.get(disk["target"])
+                if have is not None and disk.get("pool") is None:
+                    disk["path"] = have["path"]  # the existing disk at this target stays
+                else:
+                    disk["pool"] = disk.get("pool") or "default"
+                    disk["volume"] = "%s-%s.%s" % (self.name, disk["target"], "img" if disk.get("format") == "raw" else "qcow2")
+            if disk.get("volume"):
+                disk["pool"] = disk.get("pool") or "default"
+                self._resolve_volume(disk, what)
+            elif disk.get("format") is None:
+                disk["format"] = self._format_of_path(disk["path"], current.get(disk["target"]))
+            if not disk.get("readonly"):
+                self._check_not_shared(disk, what)
+
+    def _targets_by_source(self, model):
+        """A listed device whose file is already attached keeps the target it has."""
+        if self._current is None:
+            return
+        for key in ("disks", "cdroms"):
+            attached = dict((d["path"], d) for d in self._current.get(key) or [] if d.get("path"))
+            for dev in model.get(key) or []:
+                if dev.get("target") is not None:
+                    continue
+                path = dev.get("path")
+                if path is None and dev.get("volume"):
+                    path = self._volume_path(dev.get("pool") or "default", dev["volume"])
+                have = attached.get(path) if path else None
+                if have is not None and dev.get("bus") in (None, have["bus"]):
+                    dev["target"], dev["bus"] = have["target"], have["bus"]
+
+    def _volume_path(self, pool_name, volume):
+        """Where ``volume`` of ``pool_name`` is (or would be made); None for an unknown pool."""
+        pool = lookup_or_none(self.ctx.conn.storagePoolLookupByName, pool_name, libvirt.VIR_ERR_NO_STORAGE_POOL, "storage pool")
+        if pool is None or not pool.isActive():
+            return None
+        vol = lookup_volume(pool, volume)
+        if vol is not None:
+            return parse_volume_xml(volume_xml(vol))["path"]
+        return "%s/%s" % (pool_target_path(pool).rstrip("/"), volume)
+
+    def _resolve_volume(self, disk, what):
+        pool = self._pool(disk["pool"], what)
+        vol = lookup_volume(pool, disk["volume"])
+        if vol is not None:
+            info = parse_volume_xml(volume_xml(vol))
+            disk["path"] = info["path"]
+            if disk.get("format") is None:
+                disk["format"] = info["format"] if info["format"] in ("qcow2", "raw") else "raw"
+            return
+        if disk.get("size") is None and not disk.get("backing_volume"):
+            raise NotFoundError("%s: volume %r does not exist in pool %r; give size (or backing_volume) to create it"
+                                % (what, disk["volume"], disk["pool"]))
+        backing_path = backing_format = None
+        size = disk.get("size") or 0
+        if disk.get("backing_volume"):
+            bpool_name = disk.get("backing_pool") or disk["pool"]
+            bvol = lookup_volume(self._pool(bpool_name, what), disk["backing_volume"])
+            if bvol is None:
+                raise NotFoundError("%s: backing_volume %r does not exist in pool %r" % (what, disk["backing_volume"], bpool_name))
+            base = parse_volume_xml(volume_xml(bvol))
+            backing_path, backing_format = base["path"], base["format"]
+            if disk.get("size") is not None and disk["size"] < base["capacity"]:
+                raise InvalidInputError("%s: size %d is smaller than backing volume %r (%d bytes)"
+                                        % (what, disk["size"], disk["backing_volume"], base["capacity"]))
+            size = max(size, base["capacity"] or 0)
+            if disk.get("format") not in (None, "qcow2"):
+                raise InvalidInputError("%s: a linked clone (backing_volume) is qcow2, not %s" % (what, disk["format"]))
+            disk["format"] = "qcow2"
+        disk["format"] = disk.get("format") or "qcow2"
+        if disk["format"] == "qcow2":
+            size = -(-size // 65536) * 65536
+        disk["size"] = size
+        disk["path"] = "%s/%s" % (pool_target_path(pool).rstrip("/"), disk["volume"])
+        xml = build_volume_xml(disk["volume"], size, disk["format"], allocation=0,
+                               backing_path=backing_path, backing_format=backing_format)
+        label = "create %s volume %s in pool %s" % (disk["format"], disk["volume"], disk["pool"])
+        if backing_path:
+            label += " on backing volume %s" % disk["backing_volume"]
+        self._new_volumes.append((disk["pool"], xml, label))
+
+    def _format_of_path(self, path, have):
+        if have is not None and have.get("path") == path and have.get("format"):
+            return have["format"]
+        try:
+            vol = self.ctx.conn.storageVolLookupByPath(path)
+            fmt = parse_volume_xml(volume_xml(vol))["format"]
+            return fmt if fmt in ("qcow2", "raw") else "raw"
+        except libvirt.libvirtError:
+            raise InvalidInputError("disk %s is not a volume of any libvirt storage pool: give its format (qcow2 or raw)" % path)
+
+    def _check_not_shared(self, disk, what):
+        for user in self._disk_users():
+            if user["domain"] in (self.name, self._renaming_from) or user["device"] != "disk":
+                continue
+            if user["path"] and user["path"] == disk.get("path"):
+                raise ConflictError("%s: %s is already a disk of VM %r; a writable disk cannot be shared (give readonly: true)"
+                                    % (what, disk["path"], user["domain"]))
+
+    def _resolve_cdroms(self, model):
+        for cdrom in model.get("cdroms") or []:
+            if cdrom.get("volume"):
+                what = "cdroms[%s]" % cdrom["target"]
+                vol = lookup_volume(self._pool(cdrom["pool"], what), cdrom["volume"])
+                if vol is None:
+                    raise NotFoundError("%s: volume %r does not exist in pool %r" % (what, cdrom["volume"], cdrom["pool"]))
+                cdrom["path"] = parse_volume_xml(volume_xml(vol))["path"]
+
+    def _check_interfaces(self, model):
+        for index, nic in enumerate(model.get("interfaces") or []):
+            what = "interfaces[%d]" % index
+            if nic["type"] == "network":
+                net = lookup_or_none(self.ctx.conn.networkLookupByName, nic["source"], libvirt.VIR_ERR_NO_NETWORK, "network")
+                if net is None:
+                    raise NotFoundError("%s: libvirt network %r does not exist" % (what, nic["source"]))
+            elif nic["type"] in ("bridge", "direct"):
+                try:
+                    self.ctx.conn.interfaceLookupByName(nic["source"])
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() == libvirt.VIR_ERR_NO_INTERFACE:
+                        raise NotFoundError("%s: the host has no interface %r" % (what, nic["source"]))
+                    self.ctx.warn("could not check that host interface %r exists (%s)" % (nic["source"], " ".join(str(exc).split())))
+
+    # --- clone ----------------------------------------------------------------------------------
+
+    def _clone_model(self, model):
+        source_name = self.params["clone_from"]
+        src = lookup_or_none(self.ctx.conn.lookupByName, source_name, libvirt.VIR_ERR_NO_DOMAIN, "VM")
+        if src is None:
+            raise NotFoundError("clone_from: VM %r does not exist" % source_name)
+        if src.isActive():
+            raise ConflictError("clone_from: VM %r is %s; stop it first (its disks must not change while they are copied)"
+                                % (source_name, run_state(src)))
+        root = _xml.parse(self._inactive_xml(src), "domain XML of %s" % source_name)
+        root.find("name").text = self.name
+        for path in ("uuid", "devices/interface/mac", "os/nvram", "devices/graphics"):
+            _domain._drop(root, path)
+        mode = self.params.get("clone_mode") or "full"
+        base = _domain.model_from_xml(root)
+        disks = []
+        for disk in base["disks"]:
+            if disk.get("readonly"):
+                disks.append(disk)
+                continue
+            disks.append(self._clone_disk(source_name, disk, mode))
+        model = dict((k, v) for k, v in model.items() if v is not None)
+        model.setdefault("disks", disks)
+        if model.get("graphics") is None:
+            model["graphics"] = dict(_domain.CREATION_DEFAULTS["graphics"])
+        self._clone = dict(xml=_xml.to_string(root), source=source_name, mode=mode)
+        return model
+
+    def _clone_disk(self, source_name, disk, mode):
+        what = "clone_from: disk %s of %s" % (disk["target"], source_name)
+        try:
+            vol = self.ctx.conn.storageVolLookupByPath(disk["path"])
+            pool = vol.storagePoolLookupByVolume()
+        except libvirt.libvirtError:
+            raise InvalidInputError("%s (%s) is not a volume of a libvirt storage pool, so it cannot be cloned" % (what, disk["path"]))
+        info = parse_volume_xml(volume_xml(vol))
+        ext = "qcow2" if mode == "linked" or info["format"] == "qcow2" else "img"
+        new = dict(disk, pool=pool.name(), volume="%s-%s.%s" % (self.name, disk["target"], ext), size=None)
+        new["path"] = "%s/%s" % (pool_target_path(pool).rstrip("/"), new["volume"])
+        if lookup_volume(pool, new["volume"]) is not None:
+            raise ConflictError("%s: volume %r already exists in pool %r" % (what, new["volume"], pool.name()))
+        if mode == "linked":
+            new["format"] = "qcow2"
+            xml = build_volume_xml(new["volume"], info["capacity"], "qcow2", allocation=0,
+                                   backing_path=info["path"], backing_format=info["format"])
+            self._new_volumes.append((pool.name(), xml, "create qcow2 volume %s in pool %s on backing file %s"
+                                      % (new["volume"], pool.name(), info["path"])))
+        else:
+            new["format"] = info["format"]
+            xml = build_volume_xml(new["volume"], info["capacity"], info["format"], allocation=0)
+            self._new_volumes.append((pool.name(), xml, "copy volume %s to %s in pool %s"
+                                      % (info["name"], new["volume"], pool.name()), vol))
+        new["pool"] = new["volume"] = None  # resolved: the disk is its path from here on
+        return new
+
+    # --- compare --------------------------------------------------------------------------------
+
+    def compare(self, current, desired):
+        if current is not None and desired is not None and desired.get("xml") is not None and self._xml_unchanged(current):
+            tracker = compare_specified(dict((k, v) for k, v in desired.items() if k != "xml"), current)
+        elif current is None or desired is None or desired.get("xml") is not None:
+            tracker = super(VmResource, self).compare(current, desired)
+        else:
+            tracker = self._compare_model(current, desired)
+        if current is not None and self._renaming_from:
+            tracker.add(("name",), self._renaming_from, self.name)
+        return tracker
+
+    def _compare_model(self, current, desired, tracker=None, live=False):
+        tracker = DifferenceTracker() if tracker is None else tracker
+        plain = dict((k, v) for k, v in desired.items()
+                     if k not in ("disks", "cdroms", "interfaces", "graphics", "xml") and not k.startswith("_"))
+        if live:
+            plain.pop("state", None)
+            plain.pop("autostart", None)
+        compare_specified(plain, current, tracker)
+        self._compare_graphics(current.get("graphics") or {}, desired.get("graphics"), tracker)
+        for key in ("disks", "cdroms"):
+            if desired.get(key) is not None:
+                self._compare_devices(key, _by_target(current.get(key)), desired[key], tracker, live)
+        if desired.get("interfaces") is not None:
+            self._compare_interfaces(current.get("interfaces") or [], desired["interfaces"], tracker)
+        return tracker
+
+    @staticmethod
+    def _compare_graphics(current, desired, tracker):
+        if not desired:
+            return
+        for key, value in desired.items():
+            if value is None:
+                continue
+            have = current.get(key)
+            if not values_equal(value, have):
+                if key == "password":
+                    tracker.add(("graphics", key), MASK if have else None, MASK if value else None)
+                else:
+                    tracker.add(("graphics", key), have, value)
+
+    def _compare_devices(self, key, current, desired, tracker, live):
+        wanted = set()
+        for dev in desired:
+            wanted.add(dev["target"])
+            have = current.get(dev["target"])
+            if have is None:
+                tracker.add((key, dev["target"]), ABSENT, self._device_view(dev))
+                continue
+            compare_specified(_strip(dev, _NOT_COMPARED), have, tracker, (key, dev["target"]))
+            if key == "disks" and not live and dev.get("size") is not None and have.get("size") is not None:
+                if dev["size"] > have["size"]:
+                    tracker.add((key, dev["target"], "size"), have["size"], dev["size"])
+        for target, have in current.items():
+            if target not in wanted:
+                tracker.add((key, target), self._device_view(have), ABSENT)
+
+    @staticmethod
+    def _compare_interfaces(current, desired, tracker):
+        for index, nic in enumerate(desired):
+            if index >= len(current):
+                tracker.add(("interfaces", str(index)), ABSENT, _strip(dict((k, v) for k, v in nic.items() if v is not None), ()))
+                continue
+            compare_specified(nic, current[index], tracker, ("interfaces", str(index)))
+        for index in range(len(desired), len(current)):
+            tracker.add(("interfaces", str(index)), current[index], ABSENT)
+
+    @staticmethod
+    def _device_view(dev):
+        return dict((k, v) for k, v in dev.items() if v is not None and k not in ("pool", "volume", "backing_pool"))
+
+    # --- plan -----------------------------------------------------------------------------------
+
+    def _definition_model(self, desired):
+        return dict((k, v) for k, v in desired.items() if k in _domain.DEFINITION_KEYS)
+
+    def _plan_new_volumes(self, plan):
+        for item in self._new_volumes:
+            pool_name, xml, label = item[:3]
+            source_vol = item[3] if len(item) > 3 else None
+            plan.add(label, self._create_volume(pool_name, xml, source_vol), undo=self._delete_created)
+
+    def _create_volume(self, pool_name, xml, source_vol=None):
+        text = _xml.to_string(xml, pretty=False)
+
+        def create():
+            pool = self._pool(pool_name, "creating a volume")
+            if source_vol is not None:
+                vol = retry_busy(lambda: pool.createXMLFrom(text, source_vol, 0), "copying a volume into pool %r" % pool_name)
+            else:
+                vol = retry_busy(lambda: pool.createXML(text, 0), "creating a volume in pool %r" % pool_name)
+            self._created.append(vol)
+
+        return create
+
+    def _delete_created(self):
+        vol = self._created.pop() if self._created else None
+        if vol is not None:
+            retry_busy(lambda: vol.delete(0), "deleting a volume this run created")
+
+    def _plan_create(self, desired, plan):
+        self._plan_new_volumes(plan)
+        if self._clone is not None:
+            base = _xml.parse(self._clone["xml"])
+            xml_text = _xml.to_string(_domain.apply_model(base, self._definition_model(desired)))
+        else:
+            xml_text = self._definition_xml(self._definition_model(desired) if desired.get("xml") is None else desired)
+        label = "define VM %s" % self.name
+        if self._clone is not None:
+            label += " as a %s clone of %s" % (self._clone["mode"], self._clone["source"])
+        plan.add(label, lambda: self._define(xml_text), undo=self._undefine_created)
+        if desired.get("autostart"):
+            plan.add("set autostart of VM %s to true" % self.name, self._call("setting autostart of", "setAutostart", 1))
+        state = desired["state"]
+        if state in ("running", "restarted"):
+            plan.add("start VM %s" % self.name, self._call("starting", "create"), undo=self._call("stopping", "destroy"))
+        elif state == "paused":
+            plan.add("start VM %s paused" % self.name,
+                     self._call("starting", "createWithFlags", libvirt.VIR_DOMAIN_START_PAUSED),
+                     undo=self._call("stopping", "destroy"))
+
+    def _undefine_created(self):
+        self._call("undefining", "undefineFlags", self._undefine_flags())()
+
+    @staticmethod
+    def _undefine_flags():
+        flags = 0
+        for name in ("VIR_DOMAIN_UNDEFINE_MANAGED_SAVE", "VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA",
+                     "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", "VIR_DOMAIN_UNDEFINE_NVRAM"):
+            flags |= getattr(libvirt, name, 0)
+        return flags
+
+    def _plan_update(self, current, desired, diff, plan):
+        if self._renaming_from:
+            if current["active"]:
+                raise ConflictError("rename_from: VM %r is %s; a VM is renamed only while it is stopped"
+                                    % (self._renaming_from, current["state"]))
+            old = self._renaming_from
+            plan.add("rename VM %s to %s" % (old, self.name), self._rename(old, self.name),
+                     undo=self._rename(self.name, old))
+        definition = self._definition_model(desired) if desired.get("xml") is None else None
+        config_changed = [p for p in diff.paths if p.split(".")[0] in _domain.DEFINITION_KEYS or p == "xml"]
+        config_changed = [p for p in config_changed if not p.endswith(".size")]
+        self._plan_new_volumes(plan)
+        if config_changed:
+            if desired.get("xml") is not None:
+                xml_text = self._definition_xml(desired, uuid=current["uuid"])
+            else:
+                xml_text = self._definition_xml(definition, base_xml=current["xml"])
+            old_xml = current["xml"]
+            plan.add("redefine VM %s (%s)" % (self.name, ", ".join(sorted(set(p.split(".")[0] for p in config_changed)))),
+                     lambda: self._define(xml_text), undo=lambda: self._define(old_xml))
+        self._plan_growth(current, desired, plan)
+        active = current["active"]
+        if active and definition is not None and desired["state"] not in ("stopped", "restarted"):
+            self._plan_live(current, definition, diff, plan)
+        if active:
+            self.reboot_required = self._needs_reboot(current, desired)
+        self._plan_autostart(current, desired, diff, plan)
+        self._plan_state(current, desired, plan)
+
+    def _rename(self, old, new):
+        def call():
+            with libvirt_errors("renaming VM %r to %r" % (old, new)):
+                self.ctx.conn.lookupByName(old).rename(new, 0)
+
+        return call
+
+    def _plan_growth(self, current, desired, plan):
+        have = _by_target(current.get("disks"))
+        for disk in desired.get("disks") or []:
+            old = have.get(disk["target"])
+            if old is None or disk.get("size") is None or old.get("size") is None:
+                continue
+            if disk["size"] < old["size"]:
+                plan.warn("disk %s is %d bytes, more than size %d: disks are never shrunk" % (disk["target"], old["size"], disk["size"]))
+            elif disk["size"] > old["size"]:
+                live = " (live)" if current["active"] else ""
+                plan.add("grow disk %s of VM %s from %d to %d bytes%s" % (disk["target"], self.name, old["size"], disk["size"], live),
+                         self._grow_disk(disk, current["active"]))
+
+    def _grow_disk(self, disk, active):
+        def call():
+            if active:
+                self._call("growing disk %s of" % disk["target"], "blockResize", disk["target"], disk["size"],
+                           libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)()
+                return
+            with libvirt_errors("growing disk %s (%s) of VM %r" % (disk["target"], disk["path"], self.name)):
+                vol = self.ctx.conn.storageVolLookupByPath(disk["path"])
+                vol.resize(disk["size"], 0)
+                refresh_pool(vol.storagePoolLookupByVolume())
+
+        return call
+
+    def _plan_live(self, current, definition, diff, plan):
+        """Changes a running guest takes without a restart: balloon, vCPUs, CD-ROM media, metadata.
+
+        Memory is a balloon request the guest may not follow (no driver): it is sent when the
+        definition's memory changes, never because the guest did not follow an earlier request.
+        """
+        live = current["_live"]
+        flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
+        memory = definition.get("memory")
+        if memory is not None and diff.touches("memory") and memory <= live["max_memory"]:
+            plan.add("set memory of running VM %s to %d MiB" % (self.name, memory),
+                     self._call("setting memory of", "setMemoryFlags", memory * 1024, flags))
+        vcpus = definition.get("vcpus")
+        if vcpus is not None and live["vcpus"] < vcpus <= live["max_vcpus"]:
+            plan.add("set vCPUs of running VM %s to %d" % (self.name, vcpus),
+                     self._call("setting vCPUs of", "setVcpusFlags", vcpus, flags))
+        live_cdroms = _by_target(live["cdroms"])
+        for cdrom in definition.get("cdroms") or []:
+            have = live_cdroms.get(cdrom["target"])
+            if have is not None and have["bus"] == cdrom["bus"] and have["path"] != cdrom.get("path"):
+                text = _xml.to_string(_domain.disk_element(cdrom, "cdrom"), pretty=False)
+                what = "insert %s into" % cdrom["path"] if cdrom.get("path") else "eject the medium of"
+                plan.add("%s CD-ROM %s of running VM %s" % (what, cdrom["target"], self.name),
+                         self._call("changing the CD-ROM medium of", "updateDeviceFlags", text, flags))
+        self._plan_live_metadata(live, definition, plan)
+
+    def _plan_live_metadata(self, live, definition, plan):
+        flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
+        for key, kind in (("title", libvirt.VIR_DOMAIN_METADATA_TITLE),
+                          ("description", libvirt.VIR_DOMAIN_METADATA_DESCRIPTION)):
+            value = definition.get(key)
+            if value is not None and value != live[key]:
+                plan.add("set %s of running VM %s" % (key, self.name),
+                         self._call("setting the %s of" % key, "setMetadata", kind, value or None, None, None, flags))
+        tags = definition.get("tags")
+        meta = definition.get("metadata")
+        if (tags is not None and tags != live["tags"]) or (meta is not None and meta != live["metadata"]):
+            node = _domain.metadata_element(tags if tags is not None else live["tags"],
+                                            meta if meta is not None else live["metadata"], namespaced=False)
+            text = _xml.to_string(node, pretty=False)
+            plan.add("set tags and metadata of running VM %s" % self.name,
+                     self._call("setting the metadata of", "setMetadata", libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                                text, "virtops", _xml.VIRTOPS_NS, flags))
+
+    def _needs_reboot(self, current, desired):
+        """True when the running guest differs from the definition in what cannot change live."""
+        if desired.get("xml") is not None:
+            if self._xml_unchanged(current["_live"]):
+                return False
+            return not _xml.xml_subset(_xml.parse(desired["xml"]), _xml.parse(current["_live_xml"]))
+        definition = self._definition_model(self.predict(current, desired))
+        live = current["_live"]
+        if (definition.get("cpu") or {}).get("mode") in ("host-model", None):
+            definition.pop("cpu", None)  # the live XML shows the model host-model expanded to
+        pending = self._compare_model(live, definition, live=True).paths
+        blocking = []
+        live_cdroms = _by_target(live["cdroms"])
+        for path in pending:
+            parts = path.split(".")
+            if parts[0] in LIVE_KEYS:
+                if parts[0] == "memory" and definition["memory"] > live["max_memory"]:
+                    blocking.append(path)
+                elif parts[0] == "vcpus" and (definition["vcpus"] > live["max_vcpus"] or definition["vcpus"] < live["vcpus"]):
+                    blocking.append(path)
+                continue
+            if parts[0] == "cdroms" and len(parts) == 3 and parts[2] == "path" and parts[1] in live_cdroms:
+                continue
+            blocking.append(path)
+        self.pending_changes = blocking
+        return bool(blocking)
+
+    def _plan_state(self, current, desired, plan):
+        want = desired["state"]
+        have = current["state"]
+        apply_restart = self.params.get("apply") == "restart" and self.reboot_required
+        if want == "present":
+            if apply_restart and current["active"]:
+                self._plan_stop(have, plan)
+                plan.add("start VM %s" % self.name, self._call("starting", "create"))
+                self.reboot_required = False
+            return
+        if want == "restarted" or (apply_restart and want in ("running", "paused") and current["active"]):
+            if current["active"]:
+                self._plan_stop(have, plan)
+            plan.add("start VM %s" % self.name, self._call("starting", "create"))
+            if want == "paused":
+                plan.add("pause VM %s" % self.name, self._call("pausing", "suspend"))
+            self.reboot_required = False
+            return
+        if want == "running":
+            if have == "stopped":
+                plan.add("start VM %s" % self.name, self._call("starting", "create"), undo=self._call("stopping", "destroy"))
+            elif have == "paused":
+                plan.add("resume VM %s" % self.name, self._call("resuming", "resume"), undo=self._call("pausing", "suspend"))
+            elif have == "pmsuspended":
+                plan.add("wake up VM %s" % self.name, self._call("waking up", "pMWakeup", 0))
+            elif have == "crashed":
+                plan.add("power off crashed VM %s" % self.name, self._call("stopping", "destroy"))
+                plan.add("start VM %s" % self.name, self._call("starting", "create"))
+        elif want == "paused":
+            if have == "stopped":
+                plan.add("start VM %s paused" % self.name,
+                         self._call("starting", "createWithFlags", libvirt.VIR_DOMAIN_START_PAUSED))
+            elif have != "paused":
+                plan.add("pause VM %s" % self.name, self._call("pausing", "suspend"), undo=self._call("resuming", "resume"))
+        elif want == "stopped" and have != "stopped":
+            self._plan_stop(have, plan)
+            self.reboot_required = False
+
+    def _plan_stop(self, have, plan):
+        timeout = self.params.get("shutdown_timeout")
+        timeout = 120 if timeout is None else timeout
+        force = bool(self.params.get("force"))
+        if have == "paused" and force:
+            plan.add("power off paused VM %s" % self.name, self._call("stopping", "destroy"))
+            return
+        if have == "paused":
+            plan.add("resume VM %s to shut it down" % self.name, self._call("resuming", "resume"))
+        label = "shut down VM %s (ACPI, up to %d s%s)" % (self.name, timeout, ", then power off" if force else "")
+        plan.add(label, self._shutdown(timeout, force))
+
+    def _shutdown(self, timeout, force, sleep=time.sleep, clock=time.monotonic):
+        def call():
+            dom = self._lookup()
+            with libvirt_errors("shutting down VM %r" % self.name):
+                if not dom.isActive():
+                    return
+                deadline = clock() + timeout
+                dom.shutdown()
+                delay = 0.25
+                while clock() < deadline:
+                    sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    if not dom.isActive():
+                        return
+                    dom.shutdown()  # guests that boot slowly miss the first ACPI event
+                if dom.isActive():
+                    if force:
+                        dom.destroy()
+                        return
+            raise OperationTimeoutError(
+                "VM %r did not shut down within %d s (does the guest react to ACPI?); give force: true to power "
+                "it off after the timeout, or a longer shutdown_timeout" % (self.name, timeout))
+
+        return call
+
+    def _plan_absent(self, current, plan):
+        if current["active"]:
+            plan.add("power off VM %s" % self.name, self._call("stopping", "destroy"))
+        owned = self._owned_volumes(current, plan) if self.params.get("remove_storage") else []
+        plan.add("undefine VM %s" % self.name, self._call("undefining", "undefineFlags", self._undefine_flags()))
+        for path in owned:
+            plan.add("delete volume %s" % path, self._delete_path(path))
+
+    def _owned_volumes(self, current, plan):
+        """Writable disk volumes no other VM uses and no other volume is based on."""
+        owned = []
+        for disk in current["disks"]:
+            path = disk.get("path")
+            if not path or disk.get("readonly"):
+                continue
+            others = [u["domain"] for u in self._disk_users() if u["path"] == path and u["domain"] != self.name]
+            if others:
+                plan.warn("kept %s: VM %s uses it too" % (path, ", ".join(sorted(set(others)))))
+                continue
+            based = dependants(self.ctx.conn, path)
+            if based:
+                plan.warn("kept %s: volumes %s are based on it" % (path, ", ".join(based)))
+                continue
+            try:
+                self.ctx.conn.storageVolLookupByPath(path)
+            except libvirt.libvirtError:
+                plan.warn("kept %s: it is not a volume of a libvirt storage pool" % path)
+                continue
+            owned.append(path)
+        return owned
+
+    def _delete_path(self, path):
+        def call():
+            with libvirt_errors("deleting volume %s" % path):
+                vol = self.ctx.conn.storageVolLookupByPath(path)
+            retry_busy(lambda: vol.delete(0), "deleting volume %s" % path)
+
+        return call
+
+    # --- results --------------------------------------------------------------------------------
+
+    def predict(self, current, desired):
+        if desired is None:
+            return None
+        state = desired["state"]
+        if state == "present":
+            state = current["state"] if current else "stopped"
+        elif state == "restarted":
+            state = "running"
+        if current is None:
+            base = _domain.model_from_xml(self._prediction_xml(desired))
+        else:
+            base = copy.deepcopy(current)
+            if desired.get("xml") is None:
+                base = merge(base, dict((k, v) for k, v in desired.items() if k not in ("disks", "cdroms", "interfaces")))
+                for key in ("disks", "cdroms"):
+                    if desired.get(key) is not None:
+                        have = _by_target(current.get(key))
+                        base[key] = [merge(have.get(d["target"], {}), d) for d in desired[key]]
+                if desired.get("interfaces") is not None:
+                    have = current.get("interfaces") or []
+                    base["interfaces"] = [merge(have[i] if i < len(have) else {}, n) for i, n in enumerate(desired["interfaces"])]
+        base.update(state=state, autostart=desired.get("autostart") if desired.get("autostart") is not None
+                    else (current or {}).get("autostart", False))
+        return base
+
+    def _prediction_xml(self, desired):
+        if desired.get("xml") is not None:
+            return desired["xml"]
+        return _xml.to_string(_domain.build_xml(self.name, self._definition_model(desired)))
+
+    def _device_diff_views(self, current, desired, before, after):
+        """Devices in ``--diff``: per device only the keys the user gave (and whole added/removed ones)."""
+        for key in ("disks", "cdroms", "interfaces"):
+            wanted = desired.get(key)
+            if wanted is None:
+                continue
+            if key == "interfaces":
+                have = dict((str(i), n) for i, n in enumerate(current.get(key) or []))
+                ids = [str(i) for i in range(len(wanted))]
+            else:
+                have = _by_target(current.get(key))
+                ids = [d["target"] for d in wanted]
+            shown = [self._device_view(_strip(d, _NOT_COMPARED[:-1])) for d in wanted]
+            for n, i in enumerate(ids):
+                size = (have.get(i) or {}).get("size")
+                if size is not None and shown[n].get("size") is not None and shown[n]["size"] < size:
+                    shown[n]["size"] = size  # disks are never shrunk
+            before[key] = [project(have[i], shown[n]) for n, i in enumerate(ids) if i in have]
+            before[key] += [self._device_view(h) for i, h in sorted(have.items()) if i not in ids]
+            after[key] = shown
+
+    def _absent_view(self, current):
+        return {"state": current["state"]}
+
+    def diff_views(self, current, desired):
+        before, after = super(VmResource, self).diff_views(current, desired)
+        if current is not None and desired is not None and desired.get("xml") is None:
+            self._device_diff_views(current, desired, before, after)
+        for view in (before, after):
+            graphics = view.get("graphics") if isinstance(view, dict) else None
+            if isinstance(graphics, dict) and graphics.get("password"):
+                graphics["password"] = MASK
+        return before, after
+
+    def result(self, state):
+        vm = vm_view(state) if state else None
+        reboot = bool(self.reboot_required and state and state.get("state") != "stopped")
+        out = dict(vm=vm, reboot_required=reboot, pending_changes=list(self.pending_changes) if reboot else [])
+        if self.params.get("wait_for_ip") and vm is not None and vm["state"] == "running" and not self.ctx.check_mode:
+            out.update(self._wait_for_ip(vm))
+        return out
+
+    def _wait_for_ip(self, vm):
+        macs = [nic["mac"] for nic in vm.get("interfaces") or [] if nic.get("mac")]
+        if not macs:
+            raise InvalidInputError("wait_for_ip: VM %r has no network interface" % self.name)
+        found = _guest.wait_for_addresses(self.ctx.conn, self._lookup(), source=self.params.get("ip_source") or "any",
+                                          timeout=self.params.get("wait_for_ip_timeout") or 300, macs=macs)
+        by_mac = dict((item["mac"], item) for item in found)
+        for nic in vm["interfaces"]:
+            nic["addresses"] = (by_mac.get(nic.get("mac")) or {}).get("addresses", [])
+        return dict(addresses=found, ip=_guest.domain_ip_summary(found, macs))
+
+
+def vm_view(model):
+    """What the module returns about a VM: the model without secrets and internals."""
+    out = dict((k, copy.deepcopy(v)) for k, v in model.items() if not k.startswith("_") and k not in ("xml", "xml_sha256"))
+    graphics = out.get("graphics")
+    if isinstance(graphics, dict):
+        graphics.pop("password", None)
+    for disk in out.get("disks") or []:
+        for key in ("backing_volume", "backing_pool"):
+            disk.pop(key, None)
+    return out

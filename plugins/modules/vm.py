@@ -1,0 +1,716 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: vm
+short_description: Manage libvirt virtual machines (definition, disks, devices, run state)
+version_added: 0.1.0
+description:
+  - Defines, starts, stops, pauses, restarts, clones, renames and removes a libvirt domain (VM), and
+    keeps its definition as specified.
+  - The VM is described with options (a typed model turned into domain XML), or with full domain XML
+    in O(xml) for what the options do not cover.
+  - Only what you specify is compared, never libvirt's defaults. A changed definition is written by
+    redefining the VM in place. Its UUID, the MAC addresses of its interfaces, device addresses and
+    every setting you did not specify are kept.
+  - A running VM takes some changes at once (live) as well as in its definition. These are memory up
+    to O(max_memory) (balloon), vCPUs up to O(max_vcpus), CD-ROM media, disk growth, O(title),
+    O(description), O(tags) and O(metadata). Any other change waits for the next boot and the module
+    returns RV(reboot_required=true), on this run and on later runs until the VM was restarted. With
+    O(apply=restart) the module restarts the VM itself.
+  - New disks can be new volumes made for the VM (empty, or linked clones of a base image with
+    O(disks[].backing_volume)). If a later step of the run fails, the volumes and the definition this
+    run made are removed again.
+  - All input is checked before anything changes. This covers unknown pools, volumes and networks, a
+    writable disk that another VM uses, two devices on one target, and memory or vCPUs above what the
+    host has.
+author:
+  - virtops.libvirt developers (@virtops)
+extends_documentation_fragment:
+  - virtops.libvirt.common
+  - virtops.libvirt.common.actiongroup
+  - virtops.libvirt.common.resource_module
+options:
+  name:
+    description:
+      - Name of the VM.
+      - It must not be empty, contain V(/) or control characters, be V(.) or V(..), or be longer
+        than 128 characters.
+    type: str
+    required: true
+  state:
+    description:
+      - V(running) defines the VM if needed and makes sure it runs (a paused VM is resumed).
+      - V(stopped) shuts the VM down with an ACPI power button event and waits up to
+        O(shutdown_timeout) seconds. If it is still running then, it is powered off when O(force=true),
+        otherwise the task fails.
+      - V(paused) makes sure the VM is started and paused.
+      - V(restarted) stops (as V(stopped)) and starts the VM; this is always a change.
+      - V(present) makes sure the VM is defined and leaves it running or stopped as it is (a new VM is
+        left stopped).
+      - V(absent) powers the VM off and undefines it, with its snapshot metadata, managed save image and
+        UEFI variable store. Its disks are kept unless O(remove_storage=true).
+    type: str
+    choices: [present, running, stopped, paused, restarted, absent]
+    default: running
+  title:
+    description: Short title of the VM (one line). An empty string removes it.
+    type: str
+  description:
+    description: Free-form description of the VM. An empty string removes it.
+    type: str
+  vcpus:
+    description:
+      - Number of virtual CPUs the VM runs with.
+      - Raised on a running VM at once when it stays within O(max_vcpus); lowering it needs a reboot.
+      - A new VM gets 1.
+    type: int
+  max_vcpus:
+    description:
+      - Most vCPUs the VM can have; vCPUs up to this number can be added while it runs.
+      - A new VM without it gets O(vcpus).
+    type: int
+  cpu:
+    description:
+      - The CPU model seen by the guest and its topology.
+      - Without it a new VM gets libvirt's default model (C(qemu64) on x86_64), which runs everywhere but
+        hides most host CPU features; V(host-passthrough) or V(host-model) are faster where the host
+        supports them (nested virtualisation often does not support V(host-model)).
+    type: dict
+    suboptions:
+      mode:
+        description:
+          - V(host-passthrough) shows the host CPU as it is (best performance; live migration only
+            between identical hosts). V(host-model) shows a model close to the host's. V(custom)
+            shows the named O(cpu.model). V(maximum) enables everything the hypervisor can.
+        type: str
+        choices: [host-passthrough, host-model, custom, maximum]
+      model:
+        description: CPU model name for V(custom), such as V(Haswell-noTSX) or V(qemu64).
+        type: str
+      sockets:
+        description: Sockets; give O(cpu.sockets), O(cpu.cores) and O(cpu.threads) together, their product
+          being O(max_vcpus) (or O(vcpus)).
+        type: int
+      cores:
+        description: Cores per socket.
+        type: int
+      threads:
+        description: Threads per core.
+        type: int
+  memory:
+    description:
+      - Memory of the VM. A number is MiB; a string may carry a unit (V(2GiB), V(512M)).
+      - On a running VM it is changed at once (balloon) within O(max_memory).
+      - A new VM gets 1024 MiB.
+    type: str
+  max_memory:
+    description:
+      - Most memory the VM can be given while it runs (libvirt's C(<memory>)); changing it needs a reboot.
+      - A new VM without it gets O(memory).
+    type: str
+  machine:
+    description:
+      - QEMU machine type, such as V(q35) or V(pc). libvirt stores the versioned name (V(pc-q35-7.2)).
+      - A new VM gets V(q35).
+    type: str
+  arch:
+    description: Guest CPU architecture (V(x86_64), V(aarch64)...). A new VM gets the host's.
+    type: str
+  virt_type:
+    description:
+      - V(kvm) uses hardware virtualisation. V(qemu) emulates the CPU (TCG), which is slow but works
+        where KVM does not.
+      - V(auto) picks V(kvm) when the host offers it and V(qemu) otherwise. For an existing VM, V(auto)
+        changes nothing.
+      - A new VM gets V(auto).
+    type: str
+    choices: [kvm, qemu, auto]
+  firmware:
+    description:
+      - V(bios) (SeaBIOS) or V(uefi) (OVMF). For V(uefi) libvirt picks the firmware build from the
+        descriptors the firmware package installs, and creates the VM's UEFI variable store.
+      - A new VM gets V(bios).
+    type: str
+    choices: [bios, uefi]
+  secure_boot:
+    description: With O(firmware=uefi), use a Secure Boot firmware build with the usual keys enrolled.
+    type: bool
+  nvram_template:
+    description: With O(firmware=uefi), the variable store template a new variable store is copied from.
+    type: path
+  boot:
+    description:
+      - Boot devices in order (C(<os><boot dev=...>)). Cannot be combined with per-device C(boot_order).
+    type: list
+    elements: str
+    choices: [hd, cdrom, network, fd]
+  kernel:
+    description: Direct kernel boot, the kernel image on the hypervisor. An empty string removes it.
+    type: path
+  initrd:
+    description: Direct kernel boot, the initrd on the hypervisor.
+    type: path
+  cmdline:
+    description: Direct kernel boot, the kernel command line.
+    type: str
+  disks:
+    description:
+      - The VM's disks, all of them. A disk is matched to the current definition by its target device;
+        disks of the VM that are not in the list are detached (their volumes are kept).
+      - A disk is an existing volume (O(disks[].pool) and O(disks[].volume)), a path, or a new volume. A
+        new volume is made when O(disks[].volume) does not exist and O(disks[].size) or
+        O(disks[].backing_volume) is given; without O(disks[].volume) its name is C(<vm>-<target>.qcow2)
+        in pool C(default).
+      - A writable disk cannot be a disk of another VM.
+    type: list
+    elements: dict
+    suboptions:
+      target:
+        description: Target device (V(vda), V(sdb), V(hdc)). By default the next free name of the bus
+          (virtio V(vdX); scsi, sata and usb V(sdX); ide V(hdX)), in list order.
+        type: str
+      bus:
+        description: Disk bus. V(virtio) by default (or the bus the O(disks[].target) name implies).
+        type: str
+        choices: [virtio, scsi, sata, ide, usb]
+      pool:
+        description: Storage pool of the volume (V(default) for new volumes when not given).
+        type: str
+      volume:
+        description: Volume name in O(disks[].pool).
+        type: str
+      path:
+        description: A file or block device path instead of a pool volume.
+        type: path
+      size:
+        description:
+          - Size of a new volume (V(20G), V(512MiB), bytes as a number).
+          - For an existing disk a larger size grows it (live with C(blockresize) when the VM runs); disks
+            are never shrunk (a smaller size only warns).
+        type: str
+      format:
+        description: Image format. Read from the volume for existing volumes; V(qcow2) for new ones.
+        type: str
+        choices: [qcow2, raw]
+      backing_volume:
+        description: Make the new volume a qcow2 linked clone of this volume (a base image).
+        type: str
+      backing_pool:
+        description: Pool of O(disks[].backing_volume) (default O(disks[].pool)).
+        type: str
+      cache:
+        description: Host cache mode (V(none) is best with O_DIRECT-capable storage).
+        type: str
+        choices: [default, none, writethrough, writeback, directsync, unsafe]
+      discard:
+        description: Pass guest TRIM/discard to the image (V(unmap)) or drop it (V(ignore)).
+        type: str
+        choices: [unmap, ignore]
+      serial:
+        description: Disk serial number the guest sees (1-20 letters, digits, C(_.+-)).
+        type: str
+      readonly:
+        description: Attach read-only. Read-only disks may be shared between VMs and are never deleted
+          by O(remove_storage).
+        type: bool
+      boot_order:
+        description: Boot priority of this disk (1 first). Cannot be combined with O(boot).
+        type: int
+  cdroms:
+    description:
+      - The VM's CD-ROM drives, all of them, matched by target device.
+      - A drive without O(cdroms[].path) or O(cdroms[].volume) is empty. Inserting, changing and ejecting
+        media happens at once on a running VM; adding or removing drives waits for a reboot.
+      - The default bus is V(sata), or V(ide) on the i440fx (V(pc)) machine types.
+    type: list
+    elements: dict
+    suboptions:
+      target:
+        description: Target device (V(sda), V(hdc)...). By default the next free name of the bus.
+        type: str
+      bus:
+        description: Bus of the drive.
+        type: str
+        choices: [sata, ide, scsi, usb]
+      path:
+        description: ISO image path on the hypervisor.
+        type: path
+      pool:
+        description: Pool of O(cdroms[].volume).
+        type: str
+      volume:
+        description: ISO image volume.
+        type: str
+      boot_order:
+        description: Boot priority (1 first).
+        type: int
+  interfaces:
+    description:
+      - The VM's network interfaces, all of them, matched by position.
+      - Give exactly one of O(interfaces[].network), O(interfaces[].bridge) or O(interfaces[].direct).
+      - A MAC address is generated by libvirt once and then kept across redefinitions.
+    type: list
+    elements: dict
+    suboptions:
+      network:
+        description: Name of a libvirt network.
+        type: str
+      bridge:
+        description: Name of a host bridge.
+        type: str
+      direct:
+        description: Host device for a macvtap (direct) interface.
+        type: str
+      mode:
+        description: Mode of a O(interfaces[].direct) interface (V(bridge) by default).
+        type: str
+        choices: [bridge, vepa, private, passthrough]
+      model:
+        description: NIC model the guest sees (V(virtio) for new interfaces).
+        type: str
+        choices: [virtio, e1000, e1000e, rtl8139, vmxnet3]
+      mac:
+        description: MAC address (unicast). Generated when not given.
+        type: str
+      boot_order:
+        description: Network boot priority (1 first).
+        type: int
+  graphics:
+    description:
+      - Graphical console. A new VM gets VNC listening on 127.0.0.1 with an automatic port.
+    type: dict
+    suboptions:
+      type:
+        description: V(none) removes the graphical console. Without it, a new console is VNC and an existing
+          one keeps its type.
+        type: str
+        choices: [vnc, spice, none]
+      listen:
+        description: Address to listen on.
+        type: str
+      port:
+        description: Fixed port (5900-65535), or V(-1) for an automatic one.
+        type: int
+      password:
+        description: Console password. Never returned, logged or shown in a diff.
+        type: str
+  serial:
+    description: Serial console (with a matching C(<console>)). A new VM gets a V(pty).
+    type: dict
+    suboptions:
+      type:
+        description: V(pty) (C(virsh console)) or V(file) (everything the guest writes goes to O(serial.path)).
+          Without it, V(file) when O(serial.path) is given, else V(pty).
+        type: str
+        choices: [pty, file]
+      path:
+        description: Log file for V(file).
+        type: path
+  guest_agent:
+    description: Give the VM the C(org.qemu.guest_agent.0) channel qemu-guest-agent talks on. On for new VMs.
+    type: bool
+  rng:
+    description: A virtio random number generator fed from the host's C(/dev/urandom). On for new VMs.
+    type: bool
+  watchdog:
+    description: A watchdog device and what happens when the guest stops feeding it.
+    type: dict
+    suboptions:
+      model:
+        description: Watchdog model. A new watchdog is V(i6300esb); an existing one keeps its model.
+        type: str
+        choices: [i6300esb, itco, ib700]
+      action:
+        description: What libvirt does when the watchdog fires. A new watchdog does V(reset).
+        type: str
+        choices: [reset, shutdown, poweroff, pause, none, dump, inject-nmi]
+  hostdevs:
+    description:
+      - Host PCI devices passed through to the VM (GPU passthrough), by PCI address (V(0000:01:00.0)),
+        managed by libvirt (detached from their host driver while the VM runs). The list is complete.
+    type: list
+    elements: str
+  tags:
+    description:
+      - Free-form tags stored in the VM's metadata (in the collection's XML namespace); the inventory
+        plugin groups on them. The list is complete; order does not matter.
+    type: list
+    elements: str
+  metadata:
+    description: Key/value pairs stored in the VM's metadata beside O(tags). The dict is complete.
+    type: dict
+  xml:
+    description:
+      - Full domain XML instead of the options that describe the VM. It is compared with the VM's
+        definition as a subset (what libvirt adds does not count). Its C(<name>) must be O(name) or absent.
+    type: str
+  autostart:
+    description: Whether libvirt starts the VM when it starts.
+    type: bool
+  shutdown_timeout:
+    description: Seconds to wait for an ACPI shutdown (O(state=stopped), restarts).
+    type: int
+    default: 120
+  force:
+    description: Power the VM off when it does not shut down within O(shutdown_timeout).
+    type: bool
+    default: false
+  remove_storage:
+    description:
+      - With O(state=absent), also delete the volumes of the VM's writable disks.
+      - A volume is kept (with a warning) when another VM uses it, another volume is based on it, or it
+        is not in a libvirt storage pool. CD-ROM media and read-only disks are never deleted.
+    type: bool
+    default: false
+  apply:
+    description:
+      - What to do when a running VM's definition changed in a way that waits for a reboot.
+      - V(config) leaves it running and returns RV(reboot_required=true). V(restart) shuts it down (as
+        O(state=stopped)) and starts it again.
+    type: str
+    choices: [config, restart]
+    default: config
+  rename_from:
+    description:
+      - Rename the stopped VM of this name to O(name). Nothing happens when O(name) exists already, so
+        the task stays idempotent.
+    type: str
+  clone_from:
+    description:
+      - Make the new VM a copy of this stopped VM. Its definition is copied with a new UUID, new MAC
+        addresses and a new UEFI variable store; each writable disk is copied into a new volume
+        C(<name>-<target>) in the same pool (read-only disks are shared). Other options given are
+        applied on top.
+      - Ignored when O(name) exists.
+    type: str
+  clone_mode:
+    description:
+      - V(full) copies each disk. V(linked) makes each new disk a qcow2 overlay whose backing file is the
+        source VM's disk; the source must then stay unchanged.
+    type: str
+    choices: [full, linked]
+    default: full
+  wait_for_ip:
+    description:
+      - After the run, when the VM runs, wait until each of its interfaces has an IPv4 address and
+        return the addresses.
+    type: bool
+    default: false
+  wait_for_ip_timeout:
+    description: Seconds to wait for O(wait_for_ip).
+    type: int
+    default: 300
+  ip_source:
+    description:
+      - Where addresses come from. V(lease) asks libvirt networks' DHCP server. V(agent) asks the guest
+        agent. V(arp) reads the host's ARP table. V(any) tries them in that order (agent first).
+    type: str
+    choices: [lease, agent, arp, any]
+    default: any
+notes:
+  - O(memory), O(max_memory) and disk sizes are checked against the host; a name, pool, volume,
+    network or host interface that does not exist fails the task before anything changes.
+seealso:
+  - module: virtops.libvirt.vm_info
+  - module: virtops.libvirt.volume
+  - module: virtops.libvirt.network
+"""
+
+EXAMPLES = r"""
+- name: A VM with a linked clone of a base image, on the default network
+  virtops.libvirt.vm:
+    name: web1
+    vcpus: 2
+    memory: 2GiB
+    disks:
+      - backing_volume: debian-12.qcow2
+        pool: default
+        size: 20G
+    interfaces:
+      - network: default
+    tags: [web, prod]
+    autostart: true
+    wait_for_ip: true
+  register: web1
+
+- name: Grow memory of a running VM within its maximum (applied live)
+  virtops.libvirt.vm:
+    name: web1
+    memory: 3GiB
+    max_memory: 4GiB
+    apply: restart   # max_memory needs a reboot; restart when needed
+
+- name: Insert an ISO into the first CD-ROM drive of a running VM
+  virtops.libvirt.vm:
+    name: web1
+    cdroms:
+      - path: /var/lib/libvirt/images/tools.iso
+
+- name: UEFI with Secure Boot, host CPU, two data disks on virtio-scsi
+  virtops.libvirt.vm:
+    name: db1
+    firmware: uefi
+    secure_boot: true
+    cpu:
+      mode: host-passthrough
+    vcpus: 4
+    memory: 8GiB
+    disks:
+      - volume: db1-root.qcow2
+        size: 40G
+      - volume: db1-data.qcow2
+        size: 200G
+        bus: scsi
+        cache: none
+        discard: unmap
+    interfaces:
+      - bridge: br0
+    graphics:
+      type: vnc
+      password: "{{ vault_vnc_password }}"
+
+- name: Clone a stopped template VM as a linked clone
+  virtops.libvirt.vm:
+    name: web2
+    clone_from: web-template
+    clone_mode: linked
+    state: running
+
+- name: Shut down, waiting at most 60 s before powering off
+  virtops.libvirt.vm:
+    name: web1
+    state: stopped
+    shutdown_timeout: 60
+    force: true
+
+- name: Remove a VM and the volumes only it uses
+  virtops.libvirt.vm:
+    name: web2
+    state: absent
+    remove_storage: true
+"""
+
+RETURN = r"""
+vm:
+  description: The VM after the run (predicted in check mode); null when it is absent.
+  returned: success
+  type: dict
+  contains:
+    name:
+      description: Name.
+      type: str
+    uuid:
+      description: UUID (null for a VM that check mode would create).
+      type: str
+    state:
+      description: V(running), V(paused), V(stopped), or libvirt's name for rarer states (V(crashed), V(pmsuspended)).
+      type: str
+    autostart:
+      description: Whether libvirt starts the VM when it starts.
+      type: bool
+    persistent:
+      description: Whether the VM is defined (not transient).
+      type: bool
+    vcpus:
+      description: vCPUs of the definition.
+      type: int
+    max_vcpus:
+      description: Most vCPUs.
+      type: int
+    memory:
+      description: Memory in MiB.
+      type: int
+    max_memory:
+      description: Most memory in MiB.
+      type: int
+    virt_type:
+      description: V(kvm) or V(qemu).
+      type: str
+    machine:
+      description: Machine type.
+      type: str
+    firmware:
+      description: V(bios) or V(uefi).
+      type: str
+    disks:
+      description: Disks with target, bus, path, format, size (bytes; null when unknown), cache, discard, readonly.
+      type: list
+      elements: dict
+    cdroms:
+      description: CD-ROM drives with target, bus and path (null when empty).
+      type: list
+      elements: dict
+    interfaces:
+      description: Interfaces with type, source, model and MAC address (and C(addresses) with O(wait_for_ip)).
+      type: list
+      elements: dict
+    graphics:
+      description: Graphical console type, listen address and port (V(-1) for automatic); never the password.
+      type: dict
+    tags:
+      description: Tags.
+      type: list
+      elements: str
+    metadata:
+      description: Key/value metadata.
+      type: dict
+reboot_required:
+  description:
+    - Whether the VM runs with a definition that differs from its saved one in what only a reboot
+      applies. It stays true on later runs until the VM was restarted.
+  returned: success
+  type: bool
+pending_changes:
+  description: What waits for the reboot (paths into the model, such as C(max_memory) or C(disks.vdb)).
+  returned: success
+  type: list
+  elements: str
+addresses:
+  description: With O(wait_for_ip), per interface its MAC, name and addresses, and where they came from.
+  returned: when O(wait_for_ip=true) and the VM runs
+  type: list
+  elements: dict
+  sample: [{"mac": "52:54:00:12:34:56", "name": "eth0", "source": "agent",
+            "addresses": [{"type": "ipv4", "address": "192.168.122.50", "prefix": 24}]}]
+ip:
+  description: The first IPv4 address found (with O(wait_for_ip)).
+  returned: when O(wait_for_ip=true) and the VM runs
+  type: str
+  sample: 192.168.122.50
+actions:
+  description: What the module did (or would do in check mode), in order.
+  returned: success
+  type: list
+  elements: str
+  sample: ["create qcow2 volume web1-vda.qcow2 in pool default", "define VM web1", "start VM web1"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._vm import VmResource
+
+_DISK = dict(
+    target=dict(type="str"),
+    bus=dict(type="str", choices=["virtio", "scsi", "sata", "ide", "usb"]),
+    pool=dict(type="str"),
+    volume=dict(type="str"),
+    path=dict(type="path"),
+    size=dict(type="str"),
+    format=dict(type="str", choices=["qcow2", "raw"]),
+    backing_volume=dict(type="str"),
+    backing_pool=dict(type="str"),
+    cache=dict(type="str", choices=["default", "none", "writethrough", "writeback", "directsync", "unsafe"]),
+    discard=dict(type="str", choices=["unmap", "ignore"]),
+    serial=dict(type="str"),
+    readonly=dict(type="bool"),
+    boot_order=dict(type="int"),
+)
+_CDROM = dict(
+    target=dict(type="str"),
+    bus=dict(type="str", choices=["sata", "ide", "scsi", "usb"]),
+    path=dict(type="path"),
+    pool=dict(type="str"),
+    volume=dict(type="str"),
+    boot_order=dict(type="int"),
+)
+_INTERFACE = dict(
+    network=dict(type="str"),
+    bridge=dict(type="str"),
+    direct=dict(type="str"),
+    mode=dict(type="str", choices=["bridge", "vepa", "private", "passthrough"]),
+    model=dict(type="str", choices=["virtio", "e1000", "e1000e", "rtl8139", "vmxnet3"]),
+    mac=dict(type="str"),
+    boot_order=dict(type="int"),
+)
+
+ARGUMENT_SPEC = dict(
+    COMMON_ARGS,
+    name=dict(type="str", required=True),
+    state=dict(type="str", default="running", choices=["present", "running", "stopped", "paused", "restarted", "absent"]),
+    title=dict(type="str"),
+    description=dict(type="str"),
+    vcpus=dict(type="int"),
+    max_vcpus=dict(type="int"),
+    cpu=dict(type="dict", options=dict(
+        mode=dict(type="str", choices=["host-passthrough", "host-model", "custom", "maximum"]),
+        model=dict(type="str"),
+        sockets=dict(type="int"),
+        cores=dict(type="int"),
+        threads=dict(type="int"),
+    )),
+    memory=dict(type="str"),
+    max_memory=dict(type="str"),
+    machine=dict(type="str"),
+    arch=dict(type="str"),
+    virt_type=dict(type="str", choices=["kvm", "qemu", "auto"]),
+    firmware=dict(type="str", choices=["bios", "uefi"]),
+    secure_boot=dict(type="bool"),
+    nvram_template=dict(type="path"),
+    boot=dict(type="list", elements="str", choices=["hd", "cdrom", "network", "fd"]),
+    kernel=dict(type="path"),
+    initrd=dict(type="path"),
+    cmdline=dict(type="str"),
+    disks=dict(type="list", elements="dict", options=_DISK),
+    cdroms=dict(type="list", elements="dict", options=_CDROM),
+    interfaces=dict(type="list", elements="dict", options=_INTERFACE),
+    graphics=dict(type="dict", options=dict(
+        type=dict(type="str", choices=["vnc", "spice", "none"]),
+        listen=dict(type="str"),
+        port=dict(type="int"),
+        password=dict(type="str", no_log=True),
+    )),
+    serial=dict(type="dict", options=dict(
+        type=dict(type="str", choices=["pty", "file"]),
+        path=dict(type="path"),
+    )),
+    guest_agent=dict(type="bool"),
+    rng=dict(type="bool"),
+    watchdog=dict(type="dict", options=dict(
+        model=dict(type="str", choices=["i6300esb", "itco", "ib700"]),
+        action=dict(type="str", choices=["reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi"]),
+    )),
+    hostdevs=dict(type="list", elements="str"),
+    tags=dict(type="list", elements="str"),
+    metadata=dict(type="dict"),
+    xml=dict(type="str"),
+    autostart=dict(type="bool"),
+    shutdown_timeout=dict(type="int", default=120),
+    force=dict(type="bool", default=False),
+    remove_storage=dict(type="bool", default=False),
+    apply=dict(type="str", default="config", choices=["config", "restart"]),
+    rename_from=dict(type="str"),
+    clone_from=dict(type="str"),
+    clone_mode=dict(type="str", default="full", choices=["full", "linked"]),
+    wait_for_ip=dict(type="bool", default=False),
+    wait_for_ip_timeout=dict(type="int", default=300),
+    ip_source=dict(type="str", default="any", choices=["lease", "agent", "arp", "any"]),
+)
+
+MODEL_OPTIONS = ("title", "description", "vcpus", "max_vcpus", "cpu", "memory", "max_memory", "machine", "arch",
+                 "virt_type", "firmware", "secure_boot", "nvram_template", "boot", "kernel", "initrd", "cmdline",
+                 "disks", "cdroms", "interfaces", "graphics", "serial", "guest_agent", "rng", "watchdog",
+                 "hostdevs", "tags", "metadata")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=[("xml", k) for k in MODEL_OPTIONS + ("clone_from",)]
+        + [("clone_from", "disks"), ("clone_from", "rename_from")],
+        supports_check_mode=True,
+    )
+    run_resource(module, VmResource)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,508 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The vm resource, run through reconcile() against libvirt's test driver (test:///default).
+
+Parameters are built the way AnsibleModule builds them, from the vm module's ARGUMENT_SPEC.
+
+What the test driver cannot do, and so what is tested here only as far as the plan (check mode)
+or not at all (the lab integration target covers it): it has no storage pool ``default`` (its
+pool is ``default-pool``); its ``blockInfo`` says every disk is 1099506450432 bytes; it cannot
+start a VM paused (createWithFlags with VIR_DOMAIN_START_PAUSED), change CD-ROM media
+(updateDeviceFlags), grow a disk of a running VM (blockResize) or undefine with the NVRAM and
+checkpoint flags (the ``vm`` fixture hides those two flags, as an older libvirt-python would); its
+ACPI shutdown is immediate, so shutdown timeouts cannot happen; its host has 16 CPUs, 3 GiB of
+memory and no KVM (new VMs get virt_type qemu); it does not expand host-model CPUs or canonicalise
+machine types as qemu does.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.virtops.libvirt.plugins.module_utils import _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._vm import MASK, VmResource, run_state
+from ansible_collections.virtops.libvirt.plugins.modules.vm import ARGUMENT_SPEC
+
+POOL = "default-pool"
+PREFIX = "u-vm-"
+#: what the test driver's blockInfo says about every disk
+TEST_DRIVER_DISK_SIZE = 1099506450432
+
+
+def module_params(**given):
+    """Parameters as AnsibleModule hands them to the module: every option, defaults filled in, types converted."""
+    result = ArgumentSpecValidator(ARGUMENT_SPEC).validate(given)
+    assert not result.error_messages, result.error_messages
+    return result.validated_parameters
+
+
+def run(conn, check=False, diff=True, **given):
+    """One module run; ``module_warnings`` are the warnings sent through the context (module.warn)."""
+    ctx = Context(conn=conn, params=module_params(**given), check_mode=check, diff=diff)
+    result = reconcile(VmResource(ctx), check_mode=check, want_diff=diff)
+    result["module_warnings"] = ctx.warnings
+    return result
+
+
+def four(conn, **given):
+    """check, apply, check, apply: the two first change, the two last do not."""
+    results = [run(conn, check=check, **given) for check in (True, False, True, False)]
+    assert [r["changed"] for r in results] == [True, True, False, False], [r["actions"] for r in results]
+    assert results[0]["actions"] == results[1]["actions"]
+    return results
+
+
+def saved(conn, name):
+    return _domain.model_from_xml(conn.lookupByName(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
+
+
+def live(conn, name):
+    return _domain.model_from_xml(conn.lookupByName(name).XMLDesc(0))
+
+
+def state(conn, name):
+    return run_state(conn.lookupByName(name))
+
+
+def exists(conn, name):
+    return name in [d.name() for d in conn.listAllDomains(0)]
+
+
+def volumes(conn):
+    """The volumes of these tests in the test driver's pool."""
+    return sorted(name for name in conn.storagePoolLookupByName(POOL).listVolumes() if name.startswith(PREFIX))
+
+
+@pytest.fixture
+def vm(request, test_conn, monkeypatch):
+    """A VM name of this test; every domain and volume whose name starts with it is removed afterwards."""
+    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0, raising=False)
+    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0, raising=False)
+    name = PREFIX + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:80]
+    yield name
+    for dom in test_conn.listAllDomains(0):
+        if dom.name().startswith(name):
+            if dom.isActive():
+                dom.destroy()
+            if dom.isPersistent():
+                dom.undefine()
+    for vol in test_conn.storagePoolLookupByName(POOL).listAllVolumes(0):
+        if vol.name().startswith(name):
+            vol.delete(0)
+
+
+def disk(**extra):
+    return dict(dict(size="16M", pool=POOL), **extra)
+
+
+def rows(table):
+    """pytest parameters from ``(id, value...)`` rows; pytest.param rows pass as they are."""
+    return [row if hasattr(row, "marks") else pytest.param(*row[1:], id=row[0]) for row in table]
+
+
+# ----------------------------------------------------------------------------------- create ---
+
+def test_create_check_apply_check_apply(test_conn, vm):
+    given = dict(name=vm, memory="512", disks=[disk()], interfaces=[dict(network="default")],
+                 graphics=dict(password="s3cret"), tags=["web"])
+    actions = ["create qcow2 volume %s-vda.qcow2 in pool default-pool" % vm, "define VM %s" % vm, "start VM %s" % vm]
+    first = run(test_conn, check=True, **given)
+    assert (first["changed"], first["actions"], first["reboot_required"]) == (True, actions, False)
+    assert (first["vm"]["state"], first["vm"]["uuid"], first["vm"]["memory"]) == ("running", None, 512)
+    assert not exists(test_conn, vm) and volumes(test_conn) == []
+    results = [first] + [run(test_conn, check=check, **given) for check in (False, True, False)]
+    assert [r["changed"] for r in results] == [True, True, False, False]
+    assert results[1]["actions"] == actions
+    assert state(test_conn, vm) == "running" and volumes(test_conn) == ["%s-vda.qcow2" % vm]
+    dom = test_conn.lookupByName(vm)
+    assert results[3]["vm"]["uuid"] == dom.UUIDString() and results[3]["vm"]["tags"] == ["web"]
+    mac = results[1]["vm"]["interfaces"][0]["mac"]
+    assert mac.startswith("52:54:00:") and live(test_conn, vm)["interfaces"][0]["mac"] == mac
+    assert "s3cret" not in repr(results) and "password" not in results[3]["vm"]["graphics"]
+
+
+def test_new_vm_with_state_present_is_left_stopped(test_conn, vm):
+    results = four(test_conn, name=vm, state="present")
+    assert results[1]["actions"] == ["define VM %s" % vm] and state(test_conn, vm) == "stopped"
+    assert results[0]["vm"]["state"] == "stopped"
+
+
+EVERYTHING = dict(
+    title="Web server", description="first line\nsecond line", vcpus=2, max_vcpus=4, memory="1GiB", max_memory="2048",
+    cpu=dict(mode="host-passthrough", sockets=1, cores=2, threads=2), machine="q35", virt_type="qemu",
+    firmware="uefi", secure_boot=True,
+    disks=[disk(cache="none", discard="unmap", serial="root-1", boot_order=1),
+           dict(path="/dev/vg0/data", format="raw", bus="scsi"),
+           dict(path="/guest/diskimage1", format="raw", bus="sata", readonly=True)],
+    cdroms=[{}, dict(path="/iso/install.iso", boot_order=2)],
+    interfaces=[dict(network="default", mac="52:54:00:AA:BB:01", boot_order=3), dict(bridge="eth1", model="e1000e"),
+                dict(direct="eth1", mode="vepa")],
+    graphics=dict(type="spice", listen="0.0.0.0", port=5901, password="s3cret"),
+    serial=dict(type="file", path="/var/log/libvirt/web.log"),
+    guest_agent=True, rng=True, watchdog=dict(action="poweroff"), hostdevs=["01:00.0"],
+    tags=["web", "prod"], metadata=dict(owner="ops", tier=3), autostart=True,
+)
+
+
+def test_everything_twice_is_unchanged(test_conn, vm):
+    results = four(test_conn, name=vm, state="stopped", **EVERYTHING)
+    assert results[1]["actions"] == ["create qcow2 volume %s-vda.qcow2 in pool default-pool" % vm, "define VM %s" % vm,
+                                     "set autostart of VM %s to true" % vm]
+    got = saved(test_conn, vm)
+    assert (got["firmware"], got["secure_boot"], got["graphics"]["password"], got["tags"]) == ("uefi", True, "s3cret", ["prod", "web"])
+    assert [d["target"] for d in got["disks"]] == ["vda", "sda", "sdb"] and test_conn.lookupByName(vm).autostart()
+
+
+def test_diff_shows_only_what_is_specified_and_masks_passwords(test_conn, vm):
+    created = run(test_conn, name=vm, state="stopped", memory="512", graphics=dict(type="vnc", password="old-pw"))
+    assert created["diff"]["before"] == {"state": "absent"}
+    assert created["diff"]["after"]["graphics"] == dict(type="vnc", password=MASK)
+    given = dict(name=vm, state="stopped", memory="768", title="Web", graphics=dict(type="vnc", password="new-pw"))
+    change = run(test_conn, check=True, **given)
+    assert change["diff"]["before"] == dict(state="stopped", memory=512, title="", graphics=dict(type="vnc", password=MASK))
+    assert change["diff"]["after"] == dict(state="stopped", memory=768, title="Web", graphics=dict(type="vnc", password=MASK))
+    assert change["actions"] == ["redefine VM %s (graphics, memory, title)" % vm]
+    run(test_conn, **given)
+    same = run(test_conn, **given)
+    assert not same["changed"] and same["diff"]["before"] == same["diff"]["after"]
+    assert saved(test_conn, vm)["graphics"]["password"] == "new-pw"
+    assert not any(secret in repr([created, change, same]) for secret in ("old-pw", "new-pw"))
+
+
+EMPTY_REMOVES = [
+    ("password", dict(graphics=dict(type="vnc", password="pw")), dict(graphics=dict(type="vnc", password="")),
+     lambda got: got["graphics"]["password"]),
+    ("kernel", dict(kernel="/boot/vmlinuz", cmdline="quiet"), dict(kernel="", cmdline=""), lambda got: got["kernel"] + got["cmdline"]),
+    ("title", dict(title="T", description="D"), dict(title="", description=""), lambda got: got["title"] + got["description"]),
+]
+
+
+@pytest.mark.parametrize("before, after, value", rows(EMPTY_REMOVES))
+def test_empty_string_removes_once(test_conn, vm, before, after, value):
+    run(test_conn, name=vm, state="stopped", **before)
+    four(test_conn, name=vm, state="stopped", **after)
+    assert value(saved(test_conn, vm)) == ""
+
+
+# ------------------------------------------------------------------------------ run states ---
+
+TRANSITIONS = [
+    # states the VM is brought into first, the state asked for, force, actions, state after
+    ("running-to-paused", ["running"], "paused", False, ["pause VM {vm}"], "paused"),
+    ("paused-to-running", ["running", "paused"], "running", False, ["resume VM {vm}"], "running"),
+    ("running-to-stopped", ["running"], "stopped", False, ["shut down VM {vm} (ACPI, up to 120 s)"], "stopped"),
+    ("running-to-stopped-force", ["running"], "stopped", True, ["shut down VM {vm} (ACPI, up to 120 s, then power off)"],
+     "stopped"),
+    ("paused-to-stopped", ["running", "paused"], "stopped", False,
+     ["resume VM {vm} to shut it down", "shut down VM {vm} (ACPI, up to 120 s)"], "stopped"),
+    ("paused-to-stopped-force", ["running", "paused"], "stopped", True, ["power off paused VM {vm}"], "stopped"),
+    ("stopped-to-running", ["stopped"], "running", False, ["start VM {vm}"], "running"),
+    ("stopped-stays-present", ["stopped"], "present", False, [], "stopped"),
+    ("running-stays-present", ["running"], "present", False, [], "running"),
+    ("paused-stays-present", ["running", "paused"], "present", False, [], "paused"),
+]
+
+
+@pytest.mark.parametrize("setup, wanted, force, actions, after", rows(TRANSITIONS))
+def test_state_transitions(test_conn, vm, setup, wanted, force, actions, after):
+    for step in setup:
+        run(test_conn, name=vm, state=step)
+    expected = [a.format(vm=vm) for a in actions]
+    if expected:
+        results = four(test_conn, name=vm, state=wanted, force=force)
+        assert results[1]["actions"] == expected
+    else:
+        results = [run(test_conn, check=check, name=vm, state=wanted) for check in (True, False)]
+        assert [r["changed"] for r in results] == [False, False]
+    assert state(test_conn, vm) == after and results[0]["vm"]["state"] == after
+
+
+@pytest.mark.parametrize("setup, actions", [
+    (["stopped"], ["start VM {vm}"]),
+    (["running"], ["shut down VM {vm} (ACPI, up to 120 s)", "start VM {vm}"]),
+    (["running", "paused"], ["resume VM {vm} to shut it down", "shut down VM {vm} (ACPI, up to 120 s)", "start VM {vm}"]),
+], ids=["from-stopped", "from-running", "from-paused"])
+def test_restarted_always_changes(test_conn, vm, setup, actions):
+    for step in setup:
+        run(test_conn, name=vm, state=step)
+    uuid = test_conn.lookupByName(vm).UUIDString()
+    results = [run(test_conn, check=check, name=vm, state="restarted") for check in (True, False)]
+    assert [(r["changed"], r["actions"]) for r in results] == [(True, [a.format(vm=vm) for a in actions])] * 2
+    again = run(test_conn, name=vm, state="restarted")
+    assert again["changed"] and state(test_conn, vm) == "running" and test_conn.lookupByName(vm).UUIDString() == uuid
+
+
+def test_stopped_to_paused_is_planned_as_a_paused_start(test_conn, vm):
+    run(test_conn, name=vm, state="stopped")
+    result = run(test_conn, check=True, name=vm, state="paused")
+    assert result["actions"] == ["start VM %s paused" % vm] and result["vm"]["state"] == "paused"
+    # applying it needs createWithFlags(VIR_DOMAIN_START_PAUSED), which the test driver refuses
+
+
+# ----------------------------------------------------------------- changes to a running VM ---
+
+BASE = dict(memory="512", max_memory="1024", vcpus=1, max_vcpus=2)
+
+LIVE_CHANGES = [
+    # what changes, actions ({vm}: the name), reboot_required, pending_changes
+    ("memory-within-max", dict(memory="768"),
+     ["redefine VM {vm} (memory)", "set memory of running VM {vm} to 768 MiB"], False, []),
+    ("memory-down", dict(memory="256"), ["redefine VM {vm} (memory)", "set memory of running VM {vm} to 256 MiB"], False, []),
+    ("memory-above-max", dict(memory="1536", max_memory="2048"), ["redefine VM {vm} (max_memory, memory)"], True,
+     ["memory", "max_memory"]),
+    ("vcpus-within-max", dict(vcpus=2), ["redefine VM {vm} (vcpus)", "set vCPUs of running VM {vm} to 2"], False, []),
+    ("vcpus-above-max", dict(vcpus=3, max_vcpus=4), ["redefine VM {vm} (max_vcpus, vcpus)"], True, ["vcpus", "max_vcpus"]),
+    ("title", dict(title="Web"), ["redefine VM {vm} (title)", "set title of running VM {vm}"], False, []),
+    ("tags", dict(tags=["b", "a"]), ["redefine VM {vm} (tags)", "set tags and metadata of running VM {vm}"], False, []),
+    ("metadata", dict(metadata=dict(owner="ops")), ["redefine VM {vm} (metadata)", "set tags and metadata of running VM {vm}"],
+     False, []),
+    ("machine", dict(machine="pc"), ["redefine VM {vm} (machine)"], True, ["machine"]),
+    ("interface-model", dict(interfaces=[dict(network="default", model="e1000")]), ["redefine VM {vm} (interfaces)"], True,
+     ["interfaces.0.model"]),
+]
+
+
+@pytest.mark.parametrize("change, actions, reboot, pending", rows(LIVE_CHANGES))
+def test_change_of_a_running_vm(test_conn, vm, change, actions, reboot, pending):
+    run(test_conn, name=vm, interfaces=[dict(network="default")], **BASE)
+    given = dict(BASE, name=vm, **change)
+    results = four(test_conn, **given)
+    assert results[1]["actions"] == [a.format(vm=vm) for a in actions]
+    assert [(r["reboot_required"], r["pending_changes"]) for r in results] == [(reboot, pending)] * 4
+    expected = _domain.normalize(module_params(**given))
+    for key in change:
+        if key != "interfaces":
+            assert saved(test_conn, vm)[key] == expected[key], key
+            assert (live(test_conn, vm)[key] == expected[key]) != reboot, key
+
+
+def test_apply_restart_clears_reboot_required(test_conn, vm):
+    run(test_conn, name=vm, **BASE)
+    given = dict(name=vm, memory="512", max_memory="1024", vcpus=3, max_vcpus=3)
+    assert run(test_conn, **given)["reboot_required"]
+    results = four(test_conn, apply="restart", **given)
+    assert results[1]["actions"] == ["shut down VM %s (ACPI, up to 120 s)" % vm, "start VM %s" % vm]
+    assert [r["reboot_required"] for r in results] == [False] * 4
+    assert (live(test_conn, vm)["vcpus"], live(test_conn, vm)["max_vcpus"]) == (3, 3)
+
+
+RESTARTS = [
+    # states the VM is brought into first, the state asked for, actions, state after
+    ("present", ["running"], "present", ["redefine VM {vm} (machine)", "shut down VM {vm} (ACPI, up to 120 s)", "start VM {vm}"],
+     "running"),
+    ("paused", ["running", "paused"], "paused", ["redefine VM {vm} (machine)", "resume VM {vm} to shut it down",
+                                                 "shut down VM {vm} (ACPI, up to 120 s)", "start VM {vm}", "pause VM {vm}"],
+     "paused"),
+]
+
+
+@pytest.mark.parametrize("setup, wanted, actions, after", rows(RESTARTS))
+def test_apply_restart_keeps_the_run_state(test_conn, vm, setup, wanted, actions, after):
+    for step in setup:
+        run(test_conn, name=vm, state=step)
+    results = four(test_conn, name=vm, state=wanted, apply="restart", machine="pc")
+    assert results[1]["actions"] == [a.format(vm=vm) for a in actions]
+    assert (state(test_conn, vm), live(test_conn, vm)["machine"]) == (after, "pc")
+    assert [r["reboot_required"] for r in results] == [False] * 4
+
+
+def test_stopping_a_vm_clears_reboot_required(test_conn, vm):
+    run(test_conn, name=vm)
+    assert run(test_conn, name=vm, machine="pc")["reboot_required"]
+    result = run(test_conn, name=vm, machine="pc", state="stopped")
+    assert (result["reboot_required"], result["pending_changes"]) == (False, [])
+
+
+def test_cdrom_media_change_is_planned_live_and_rolled_back(test_conn, vm):
+    run(test_conn, name=vm, cdroms=[{}])
+    given = dict(name=vm, cdroms=[dict(path="/iso/install.iso")])
+    planned = run(test_conn, check=True, **given)
+    assert planned["actions"] == ["redefine VM %s (cdroms)" % vm, "insert /iso/install.iso into CD-ROM sda of running VM %s" % vm]
+    assert not planned["reboot_required"]
+    # the test driver has no updateDeviceFlags: the live step fails and the new definition is undone
+    with pytest.raises(InvalidInputError) as info:
+        run(test_conn, **given)
+    assert info.value.details["failed_step"] == planned["actions"][1]
+    assert saved(test_conn, vm)["cdroms"][0]["path"] is None
+
+
+def test_disk_growth_and_shrink_warning(test_conn, vm):
+    run(test_conn, name=vm, state="stopped", disks=[disk()])
+    grow = run(test_conn, check=True, name=vm, state="stopped", disks=[disk(size="2T")])
+    assert grow["actions"] == ["grow disk vda of VM %s from %d to 2199023255552 bytes" % (vm, TEST_DRIVER_DISK_SIZE)]
+    shrink = run(test_conn, name=vm, state="stopped", disks=[disk(size="1G")])
+    assert not shrink["changed"]
+    assert shrink["warnings"] == ["disk vda is %d bytes, more than size 1073741824: disks are never shrunk" % TEST_DRIVER_DISK_SIZE]
+
+
+def test_disks_left_out_are_detached_and_kept(test_conn, vm):
+    run(test_conn, name=vm, state="stopped", disks=[disk(), disk()])
+    results = four(test_conn, name=vm, state="stopped", disks=[disk()])
+    assert results[1]["actions"] == ["redefine VM %s (disks)" % vm]
+    assert [d["target"] for d in saved(test_conn, vm)["disks"]] == ["vda"]
+    assert volumes(test_conn) == ["%s-vda.qcow2" % vm, "%s-vdb.qcow2" % vm]
+
+
+# -------------------------------------------------------------- found by these tests, fixed ---
+
+def test_reboot_required_stays_true_on_a_later_run(test_conn, vm):
+    run(test_conn, name=vm, **BASE)
+    run(test_conn, name=vm, machine="pc")
+    later = run(test_conn, name=vm)
+    assert (later["reboot_required"], later["pending_changes"]) == (True, ["machine"])
+
+
+def test_disks_on_two_buses_twice_is_unchanged(test_conn, vm):
+    four(test_conn, name=vm, state="stopped", disks=[disk(), disk(bus="sata"), disk()])
+
+
+def test_graphics_password_alone_keeps_the_console_type(test_conn, vm):
+    run(test_conn, name=vm, state="stopped", graphics=dict(type="spice", password="old"))
+    run(test_conn, name=vm, state="stopped", graphics=dict(password="new"))
+    assert saved(test_conn, vm)["graphics"]["type"] == "spice"
+
+
+def test_diff_never_shows_a_disk_shrinking(test_conn, vm):
+    run(test_conn, name=vm, state="stopped", disks=[disk()])
+    result = run(test_conn, check=True, name=vm, state="stopped", disks=[disk()], memory="512")
+    assert result["diff"]["after"]["disks"][0]["size"] == TEST_DRIVER_DISK_SIZE
+
+
+# ---------------------------------------------------------------------------------- errors ---
+
+ERRORS = [
+    ("unknown-pool", dict(disks=[disk(pool="no-such-pool")]), NotFoundError, "disks[vda]: storage pool 'no-such-pool' does not exist"),
+    ("no-default-pool", dict(disks=[dict(size="1G")]), NotFoundError, "disks[vda]: storage pool 'default' does not exist"),
+    ("unknown-volume", dict(disks=[dict(pool=POOL, volume="nope.qcow2")]), NotFoundError,
+     "disks[vda]: volume 'nope.qcow2' does not exist in pool 'default-pool'; give size (or backing_volume) to create it"),
+    ("unknown-backing", dict(disks=[disk(backing_volume="base.qcow2")]), NotFoundError,
+     "disks[vda]: backing_volume 'base.qcow2' does not exist in pool 'default-pool'"),
+    ("unknown-cdrom-volume", dict(cdroms=[dict(pool=POOL, volume="x.iso")]), NotFoundError,
+     "cdroms[sda]: volume 'x.iso' does not exist in pool 'default-pool'"),
+    ("unknown-network", dict(interfaces=[dict(network="no-such-net")]), NotFoundError,
+     "interfaces[0]: libvirt network 'no-such-net' does not exist"),
+    ("unknown-bridge", dict(interfaces=[dict(network="default"), dict(bridge="nobr0")]), NotFoundError,
+     "interfaces[1]: the host has no interface 'nobr0'"),
+    ("disk-of-another-vm", dict(disks=[dict(path="/guest/diskimage1", format="raw")]), ConflictError,
+     "disks[vda]: /guest/diskimage1 is already a disk of VM 'test'; a writable disk cannot be shared (give readonly: true)"),
+    ("path-without-format", dict(disks=[dict(path="/srv/images/a.img")]), InvalidInputError,
+     "disk /srv/images/a.img is not a volume of any libvirt storage pool: give its format (qcow2 or raw)"),
+    ("max-memory-above-host", dict(max_memory="8G"), InvalidInputError,
+     "max_memory: 8192 MiB is more than the host's memory (3072 MiB)"),
+    ("memory-above-host", dict(memory="4G"), InvalidInputError, "4096 MiB is more than the host's memory (3072 MiB)"),
+    ("vcpus-above-host", dict(vcpus=32), InvalidInputError, "32 is more than the 16 CPUs of the host"),
+    ("memory-above-host-named", dict(memory="4G"), InvalidInputError, "^memory: 4096 MiB is more"),
+    ("vcpus-above-host-named", dict(vcpus=32), InvalidInputError, "^vcpus: 32 is more"),
+    ("duplicate-targets", dict(disks=[disk(target="vdb"), disk(target="vdb")]), InvalidInputError,
+     "disks: target vdb is used by another device"),
+    ("disk-and-cdrom-target", dict(disks=[disk(bus="sata", target="sda")], cdroms=[dict(target="sda")]), InvalidInputError,
+     "cdroms: target sda is used by another device"),
+    ("bad-input", dict(interfaces=[dict(network="default", mac="01:00:00:00:00:01")]), InvalidInputError,
+     "interfaces[0].mac: '01:00:00:00:00:01' is a multicast address"),
+    ("clone-running", dict(clone_from="test"), ConflictError, "clone_from: VM 'test' is running; stop it first"),
+    ("clone-unknown", dict(clone_from="u-vm-no-such-vm"), NotFoundError, "clone_from: VM 'u-vm-no-such-vm' does not exist"),
+    ("xml-other-name", dict(xml="<domain type='test'><name>other</name></domain>"), InvalidInputError,
+     "xml: <name>other</name> does not match name"),
+    ("bad-name", dict(name="a/b"), InvalidInputError, "a/b"),
+]
+
+
+@pytest.mark.parametrize("given, error, fragment", rows(ERRORS))
+@pytest.mark.parametrize("check", [True, False], ids=["check", "apply"])
+def test_errors_change_nothing(test_conn, vm, given, error, fragment, check):
+    before = (sorted(d.name() for d in test_conn.listAllDomains(0)), volumes(test_conn))
+    with pytest.raises(error) as info:
+        run(test_conn, check=check, **dict(dict(name=vm), **given))
+    assert info.value.msg.startswith(fragment[1:]) if fragment.startswith("^") else fragment in info.value.msg
+    assert (sorted(d.name() for d in test_conn.listAllDomains(0)), volumes(test_conn)) == before
+    assert state(test_conn, "test") == "running"
+
+
+def test_failed_step_undoes_the_run(test_conn, vm):
+    """A new VM asked paused: the test driver cannot start it paused, so the volume and definition go again."""
+    with pytest.raises(InvalidInputError) as info:
+        run(test_conn, name=vm, state="paused", disks=[disk()])
+    assert info.value.details["failed_step"] == "start VM %s paused" % vm
+    assert "rollback_errors" not in info.value.details
+    assert not exists(test_conn, vm) and volumes(test_conn) == []
+
+
+# ------------------------------------------------------------------- clone, rename, absent ---
+
+@pytest.mark.parametrize("mode, action", [
+    ("full", "copy volume {vm}-vda.qcow2 to {vm}-clone-vda.qcow2 in pool default-pool"),
+    ("linked", "create qcow2 volume {vm}-clone-vda.qcow2 in pool default-pool on backing file /default-pool/{vm}-vda.qcow2"),
+], ids=["full", "linked"])
+def test_clone(test_conn, vm, mode, action):
+    run(test_conn, name=vm, state="stopped", disks=[disk()], interfaces=[dict(network="default")],
+        graphics=dict(type="spice", password="pw"), tags=["source"])
+    clone = vm + "-clone"
+    results = four(test_conn, name=clone, clone_from=vm, clone_mode=mode, state="stopped", memory="256")
+    assert results[1]["actions"] == [action.format(vm=vm), "define VM %s as a %s clone of %s" % (clone, mode, vm)]
+    source, copy = saved(test_conn, vm), saved(test_conn, clone)
+    assert copy["disks"][0]["path"] == "/default-pool/%s-vda.qcow2" % clone and copy["memory"] == 256
+    assert source["uuid"] != copy["uuid"] and source["interfaces"][0]["mac"] != copy["interfaces"][0]["mac"]
+    assert (copy["tags"], copy["graphics"]["type"], copy["graphics"]["password"]) == (["source"], "vnc", "")
+    assert source["memory"] == 1024 and volumes(test_conn) == ["%s-vda.qcow2" % clone, "%s-vda.qcow2" % vm]
+
+
+def test_rename(test_conn, vm):
+    run(test_conn, name=vm, state="stopped", disks=[disk()])
+    uuid = test_conn.lookupByName(vm).UUIDString()
+    new = vm + "-new"
+    results = four(test_conn, name=new, rename_from=vm, state="stopped")
+    assert results[1]["actions"] == ["rename VM %s to %s" % (vm, new)]
+    assert not exists(test_conn, vm) and test_conn.lookupByName(new).UUIDString() == uuid
+
+
+def test_rename_of_a_running_vm_is_refused(test_conn, vm):
+    run(test_conn, name=vm)
+    with pytest.raises(ConflictError) as info:
+        run(test_conn, name=vm + "-new", rename_from=vm)
+    assert info.value.msg == "rename_from: VM %r is running; a VM is renamed only while it is stopped" % vm
+    assert state(test_conn, vm) == "running" and not exists(test_conn, vm + "-new")
+
+
+def test_rename_from_a_missing_vm_creates(test_conn, vm):
+    result = run(test_conn, check=True, name=vm, rename_from=vm + "-gone", state="stopped")
+    assert result["actions"] == ["define VM %s" % vm]
+
+
+@pytest.mark.parametrize("setup, remove_storage, actions", [
+    ("running", False, ["power off VM {vm}", "undefine VM {vm}"]),
+    ("stopped", False, ["undefine VM {vm}"]),
+    ("running", True, ["power off VM {vm}", "undefine VM {vm}", "delete volume /default-pool/{vm}-vda.qcow2"]),
+], ids=["running", "stopped", "remove-storage"])
+def test_absent(test_conn, vm, setup, remove_storage, actions):
+    run(test_conn, name=vm, state=setup, disks=[disk()])
+    results = four(test_conn, name=vm, state="absent", remove_storage=remove_storage)
+    assert results[1]["actions"] == [a.format(vm=vm) for a in actions]
+    assert results[1]["vm"] is None
+    assert (results[0]["diff"]["before"], results[0]["diff"]["after"]) == (dict(state=setup), dict(state="absent"))
+    assert not exists(test_conn, vm) and volumes(test_conn) == ([] if remove_storage else ["%s-vda.qcow2" % vm])
+
+
+def test_absent_keeps_storage_others_use(test_conn, vm):
+    disks = [disk(), dict(path="/srv/%s.img" % vm, format="raw"), dict(path="/guest/diskimage1", format="raw", readonly=True)]
+    run(test_conn, name=vm, state="stopped", disks=disks)
+    user = vm + "-user"
+    test_conn.defineXML("<domain type='test'><name>%s</name><memory>65536</memory><os><type>hvm</type></os><devices>"
+                        "<disk type='file' device='disk'><source file='/default-pool/%s-vda.qcow2'/><target dev='vda'/>"
+                        "<readonly/></disk></devices></domain>" % (user, vm))
+    result = run(test_conn, name=vm, state="absent", remove_storage=True)
+    assert result["actions"] == ["undefine VM %s" % vm]
+    assert result["warnings"] == ["kept /default-pool/%s-vda.qcow2: VM %s uses it too" % (vm, user),
+                                  "kept /srv/%s.img: it is not a volume of a libvirt storage pool" % vm]
+    assert volumes(test_conn) == ["%s-vda.qcow2" % vm] and exists(test_conn, "test")
