@@ -57,6 +57,8 @@ class DefinedObjectResource(Resource):
     """
 
     noun = "object"
+    #: root element of the object's XML (``pool``, ``network``, ``domain``)
+    root_tag = None
 
     def __init__(self, ctx):
         super(DefinedObjectResource, self).__init__(ctx)
@@ -158,6 +160,18 @@ class DefinedObjectResource(Resource):
 
     def _plan_update(self, current, desired, diff, plan):
         raise NotImplementedError
+
+    def _user_root(self, text):
+        """The user's ``xml`` parsed: the right root element, and ``<name>`` added or matching."""
+        root = _xml.parse(text, "xml")
+        if root.tag != self.root_tag:
+            raise InvalidInputError("xml: the root element must be <%s>, not <%s>" % (self.root_tag, root.tag))
+        xml_name = _xml.find_text(root, "name")
+        if xml_name is None:
+            root.insert(0, _xml.element("name", self.name))
+        elif xml_name != self.name:
+            raise InvalidInputError("xml: <name>%s</name> does not match name %r" % (xml_name, self.name))
+        return root
 
     def _define(self, xml_text):
         with libvirt_errors("defining %s '%s'" % (self.noun, self.name)):

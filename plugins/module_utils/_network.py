@@ -556,6 +556,7 @@ class NetworkResource(DefinedObjectResource):
 
     kind = "network"
     noun = "network"
+    root_tag = "network"
 
     def validate_name(self, name):
         validate_name(name)
@@ -596,14 +597,7 @@ class NetworkResource(DefinedObjectResource):
         return model
 
     def _user_xml(self, text):
-        root = _xml.parse(text, "xml")
-        if root.tag != "network":
-            raise InvalidInputError("xml: the root element must be <network>, not <%s>" % root.tag)
-        xml_name = _xml.find_text(root, "name")
-        if xml_name is None:
-            root.insert(0, _xml.element("name", self.name))
-        elif xml_name != self.name:
-            raise InvalidInputError("xml: <name>%s</name> does not match name %r" % (xml_name, self.name))
+        root = self._user_root(text)
         validate_bridge_name(_xml.find_attr(root, "bridge", "name"))
         return _xml.to_string(root, pretty=True)
 

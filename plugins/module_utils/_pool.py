@@ -411,6 +411,7 @@ class PoolResource(DefinedObjectResource):
 
     kind = "pool"
     noun = "storage pool"
+    root_tag = "pool"
 
     def __init__(self, ctx):
         super(PoolResource, self).__init__(ctx)
@@ -484,16 +485,9 @@ class PoolResource(DefinedObjectResource):
         return model
 
     def _user_xml(self, text):
-        root = _xml.parse(text, "xml")
-        if root.tag != "pool":
-            raise InvalidInputError("xml: the root element must be <pool>, not <%s>" % root.tag)
+        root = self._user_root(text)
         if not root.get("type"):
             raise InvalidInputError("xml: <pool> needs a type attribute")
-        xml_name = _xml.find_text(root, "name")
-        if xml_name is None:
-            _xml.sub(root, "name", self.name)
-        elif xml_name != self.name:
-            raise InvalidInputError("xml: <name>%s</name> does not match name %r" % (xml_name, self.name))
         return _xml.to_string(root, pretty=True)
 
     # --- compare ----------------------------------------------------------------------------

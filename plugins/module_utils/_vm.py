@@ -79,6 +79,7 @@ def _strip(model, keys):
 
 class VmResource(DefinedObjectResource):
     noun = "VM"
+    root_tag = "domain"
     kind = "vm"
 
     def __init__(self, ctx):
@@ -194,14 +195,7 @@ class VmResource(DefinedObjectResource):
         return model
 
     def _user_xml(self, text):
-        root = _xml.parse(text, "xml")
-        if root.tag != "domain":
-            raise InvalidInputError("xml: the root element must be <domain>, not <%s>" % root.tag)
-        xml_name = _xml.find_text(root, "name")
-        if xml_name is None:
-            root.insert(0, _xml.element("name", self.name))
-        elif xml_name != self.name:
-            raise InvalidInputError("xml: <name>%s</name> does not match name %r" % (xml_name, self.name))
+        root = self._user_root(text)
         self._xml_digest = hashlib.sha256(_xml.canonical(root)).hexdigest()
         return _xml.to_string(root)
 
