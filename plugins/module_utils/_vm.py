@@ -63,10 +63,18 @@ _XML_SECURE = getattr(libvirt, "VIR_DOMAIN_XML_SECURE", 1) if libvirt else 1
 _XML_INACTIVE = getattr(libvirt, "VIR_DOMAIN_XML_INACTIVE", 2) if libvirt else 2
 
 
+#: libvirt's state names in the words of the ``state`` option
+_STATE_WORDS = {"shutoff": "stopped", "blocked": "running"}
+
+
+def state_word(libvirt_state):
+    """libvirt's state name (``shutoff``) in the module's words (``stopped``)."""
+    return _STATE_WORDS.get(libvirt_state, libvirt_state)
+
+
 def run_state(dom):
     """``running``, ``paused``, ``stopped`` or libvirt's name for the rarer states."""
-    state = DOMAIN_STATES.get(dom.state()[0], "nostate")
-    return {"shutoff": "stopped", "blocked": "running"}.get(state, state)
+    return state_word(DOMAIN_STATES.get(dom.state()[0], "nostate"))
 
 
 def _by_target(devices):

@@ -35,7 +35,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     NotFoundError,
     VirtopsError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._vm import run_state, vm_view
+from ansible_collections.virtops.libvirt.plugins.module_utils._vm import run_state, state_word, vm_view
 
 #: what the ``state`` filter accepts: ``vm``'s run states and libvirt's rarer ones
 STATE_FILTERS = ("running", "paused", "stopped", "shutdown", "crashed", "pmsuspended", "nostate")
@@ -43,8 +43,6 @@ STATE_FILTERS = ("running", "paused", "stopped", "shutdown", "crashed", "pmsuspe
 AGENT_TIMEOUT = 5
 
 _XML_INACTIVE = getattr(libvirt, "VIR_DOMAIN_XML_INACTIVE", 2) if libvirt else 2
-#: libvirt's state names (``_guest.state_of``) in ``vm``'s words (``_vm.run_state``)
-_VM_STATE = {"shutoff": "stopped", "blocked": "running"}
 
 
 def _options(params):
@@ -99,7 +97,7 @@ def _without_passwords(text, root):
 def _merge_runtime(vm, facts, live):
     """Put :func:`_guest.runtime_facts` into the ``vm_view`` dict ``vm`` (in place)."""
     vm.update(
-        state=_VM_STATE.get(facts["state"], facts["state"]),
+        state=state_word(facts["state"]),
         reason=facts["reason"],
         id=facts["id"],
         active=facts["active"],

@@ -562,6 +562,59 @@ vm:
     metadata:
       description: Key/value metadata.
       type: dict
+    active:
+      description: Whether the VM has a running (or paused) QEMU process.
+      type: bool
+    title:
+      description: Title (empty string when none).
+      type: str
+    description:
+      description: Description (empty string when none).
+      type: str
+    arch:
+      description: Guest architecture.
+      type: str
+    cpu:
+      description: CPU C(mode), C(model) and topology (C(sockets), C(cores), C(threads)); null values where libvirt has none.
+      type: dict
+    secure_boot:
+      description: Whether UEFI Secure Boot is on.
+      type: bool
+    nvram:
+      description: Path of the UEFI variable store.
+      type: str
+    nvram_template:
+      description: Template of the UEFI variable store.
+      type: str
+    boot:
+      description: Boot devices of C(<os>) in order.
+      type: list
+      elements: str
+    kernel:
+      description: Direct kernel boot kernel (empty string when none); C(initrd) and C(cmdline) likewise.
+      type: str
+    initrd:
+      description: Direct kernel boot initrd.
+      type: str
+    cmdline:
+      description: Direct kernel boot command line.
+      type: str
+    serial:
+      description: Serial console C(type) (V(pty), V(file), V(none)) and C(path).
+      type: dict
+    guest_agent:
+      description: Whether the guest agent channel is there.
+      type: bool
+    rng:
+      description: Whether a virtio RNG is there.
+      type: bool
+    watchdog:
+      description: Watchdog C(model) and C(action), or null.
+      type: dict
+    hostdevs:
+      description: PCI addresses passed through.
+      type: list
+      elements: str
 reboot_required:
   description:
     - Whether the VM runs with a definition that differs from its saved one in what only a reboot

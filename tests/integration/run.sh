@@ -6,7 +6,9 @@
 #
 # Each target runs as a role in a playbook written to a scratch directory outside the repository,
 # against the lab's hypervisor inventory (hosts lab1..labN, group 'hypervisors').  A target's
-# `aliases` file may say `lab_hosts/N` (it needs N hypervisors) or `disabled`.
+# `aliases` file may say `lab_hosts/N` (it needs N hypervisors), `needs/guest_image` (it boots the
+# lab's Debian guest image: built once per machine by tests/lab/guest-image.sh and passed to the
+# target as the variable `guest_image_dir`) or `disabled`.
 # KEEP_LAB=1 leaves the lab running afterwards.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,7 +32,12 @@ fi
 [ ${#targets[@]} -gt 0 ] || { echo "no integration targets found" >&2; exit 1; }
 
 hosts_needed=1
+extra_vars=()
 for t in "${targets[@]}"; do
+    if grep -qx 'needs/guest_image' "$targets_dir/$t/aliases" 2>/dev/null && [ ${#extra_vars[@]} -eq 0 ]; then
+        image_dir=$("$root/tests/lab/guest-image.sh" build)
+        extra_vars=(-e "guest_image_dir=$image_dir")
+    fi
     [ -d "$targets_dir/$t" ] || { echo "unknown target: $t" >&2; exit 1; }
     n=$(sed -n 's#^lab_hosts/\([0-9]\+\)$#\1#p' "$targets_dir/$t/aliases" 2>/dev/null | head -n1)
     if [ -n "$n" ] && [ "$n" -gt "$hosts_needed" ]; then hosts_needed=$n; fi
@@ -68,7 +75,7 @@ for t in "${targets[@]}"; do
     } > "$play"
     echo "=== target $t"
     start=$(date +%s)
-    if (cd "$scratch" && "$VENV/bin/ansible-playbook" -i "$scratch/inventory.yml" "$play"); then
+    if (cd "$scratch" && "$VENV/bin/ansible-playbook" -i "$scratch/inventory.yml" "${extra_vars[@]}" "$play"); then
         passed=$((passed + 1))
         echo "=== target $t: PASSED ($(( $(date +%s) - start )) s)"
     else
