@@ -3,6 +3,7 @@
 #   make test         lint + sanity + unit + integration
 #   make lint | sanity | unit | integration   one part only
 #   make lab-up | lab-down | lab-status        the lab alone
+#   make guest-image  the cached, bootable Debian guest image for lab VMs (prints its directory)
 #   make bench        benchmarks (benchmarks/README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -22,10 +23,10 @@ VENV         = $(shell cat $(VENV_FILE))
 export ANSIBLE_FORCE_COLOR ?= 0
 export ANSIBLE_NOCOLOR ?= 1
 
-.PHONY: help deps stage build install demo test lint sanity unit integration lab-up lab-down lab-status bench clean
+.PHONY: help deps stage build install demo test lint sanity unit integration lab-up lab-down lab-status guest-image bench clean
 
 help:
-	@sed -n '1,8p' Makefile
+	@sed -n '/^#/!q;p' Makefile
 
 $(BUILD_DIR):
 	@mkdir -p $(BUILD_DIR)
@@ -72,6 +73,10 @@ lab-down:
 
 lab-status:
 	$(LAB) status
+
+# a cached, bootable Debian guest image (tests/lab/README.md); root, ~3 min the first time
+guest-image:
+	@tests/lab/guest-image.sh build
 
 demo: install
 	$(LAB) up

@@ -799,14 +799,14 @@ class VmResource(DefinedObjectResource):
                 if not dom.isActive():
                     return
                 deadline = clock() + timeout
-                dom.shutdown()
+                self._acpi_shutdown(dom)
                 delay = 0.25
                 while clock() < deadline:
                     sleep(delay)
                     delay = min(delay * 2, 2.0)
                     if not dom.isActive():
                         return
-                    dom.shutdown()  # guests that boot slowly miss the first ACPI event
+                    self._acpi_shutdown(dom)  # guests that boot slowly miss the first ACPI event
                 if dom.isActive():
                     if force:
                         dom.destroy()
@@ -816,6 +816,15 @@ class VmResource(DefinedObjectResource):
                 "it off after the timeout, or a longer shutdown_timeout" % (self.name, timeout))
 
         return call
+
+    @staticmethod
+    def _acpi_shutdown(dom):
+        """Press the power button; a guest that went off meanwhile is not an error."""
+        try:
+            dom.shutdown()
+        except libvirt.libvirtError:
+            if dom.isActive():
+                raise
 
     def _plan_absent(self, current, plan):
         if current["active"]:
