@@ -4,6 +4,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import gc
+
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import Connection
@@ -21,3 +23,6 @@ def test_conn():
     conn = connection.open()
     yield conn
     connection.close()
+    # The test driver keeps its state while any connection object lives; objects that a failed test
+    # still holds would carry this test's domains, pools and volumes into the next test.
+    gc.collect()
