@@ -88,6 +88,7 @@ test: lint sanity unit integration
 # benchmarks (not part of make test; run on an idle machine, see benchmarks/README.md)
 bench: deps
 	benchmarks/volume_clones.sh
+	benchmarks/vm_overhead.sh
 
 clean:
 	-$(LAB) down

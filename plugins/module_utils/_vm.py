@@ -20,7 +20,7 @@ import copy
 import hashlib
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _domain, _guest, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils import _cloudinit, _domain, _guest, _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._defined import DefinedObjectResource, lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import (
@@ -103,6 +103,8 @@ class VmResource(DefinedObjectResource):
         self._host = None
         self._caps = None
         self._xml_digest = None
+        self._seed = None
+        self._seed_result = None
 
     # --- DefinedObjectResource hooks ------------------------------------------------------------
 
@@ -192,6 +194,8 @@ class VmResource(DefinedObjectResource):
             if model.get("machine"):
                 model["machine"] = self._canonical_machine(model["machine"], model.get("arch"))
             machine = model.get("machine") or (self._current or {}).get("machine")
+            if params.get("cloud_init") is not None:
+                self._add_seed_device(model, params["cloud_init"])
             self._targets_by_source(model)
             _domain.assign_targets(model, _domain.default_cdrom_bus(machine), self._current)
             self._check_unique_targets(model)
@@ -310,6 +314,58 @@ class VmResource(DefinedObjectResource):
                 disk["format"] = self._format_of_path(disk["path"], current.get(disk["target"]))
             if not disk.get("readonly"):
                 self._check_not_shared(disk, what)
+
+    # --- cloud-init seed -------------------------------------------------------------------------
+
+    _SEED_KEYS = ("pool", "volume", "bus")
+
+    def _add_seed_device(self, model, cloud_init):
+        """The NoCloud seed as one more CD-ROM (or a read-only virtio disk) of the VM.
+
+        ``cloud_init`` holds the ``cloudinit`` module's content options, or only ``volume`` (an
+        existing seed); ``pool`` (``default``), ``volume`` (``<vm>-seed.iso``) and ``bus`` (the
+        CD-ROM bus, or ``virtio`` for a disk) say where it lives and how the guest sees it.
+        """
+        unknown = sorted(set(cloud_init) - set(_cloudinit.SEED_OPTIONS) - set(self._SEED_KEYS))
+        if unknown:
+            raise InvalidInputError("cloud_init: unknown option(s) %s; use %s" % (
+                ", ".join(unknown), ", ".join(_cloudinit.SEED_OPTIONS + self._SEED_KEYS)))
+        pool = cloud_init.get("pool") or "default"
+        name = cloud_init.get("volume") or "%s-seed.iso" % self.name
+        options = dict((k, v) for k, v in cloud_init.items() if k in _cloudinit.SEED_OPTIONS and v is not None)
+        self._pool(pool, "cloud_init")
+        path = self._volume_path(pool, name)
+        if not options and lookup_volume(self._pool(pool, "cloud_init"), name) is None:
+            raise NotFoundError("cloud_init: seed volume %r does not exist in pool %r; give the seed's content "
+                                "(user_data, hostname, ...) to make it" % (name, pool))
+        self._seed = dict(pool=pool, name=name, options=options, path=path)
+        bus = cloud_init.get("bus")
+        if bus not in (None, "virtio") + _domain.CDROM_BUSES:
+            raise InvalidInputError("cloud_init.bus: %r is not one of virtio, %s" % (bus, ", ".join(_domain.CDROM_BUSES)))
+        key = "disks" if bus == "virtio" else "cdroms"
+        device = dict(path=path, bus=bus, target=None)
+        if key == "disks":
+            device.update(format="raw", readonly=True)
+        if model.get(key) is None:
+            model[key] = [self._as_desired(d) for d in (self._current or {}).get(key) or []]
+        if not any(d.get("path") == path for d in model[key]):
+            model[key].append(device)
+
+    @staticmethod
+    def _as_desired(device):
+        """A current device as a list entry that asks for exactly what it is."""
+        return dict((k, v) for k, v in device.items() if k not in ("size", "pool", "volume"))
+
+    def _plan_seed(self, plan):
+        if self._seed is None or not self._seed["options"]:
+            return
+        self._seed_result = _cloudinit.ensure_seed(self.ctx, plan, self._seed["options"], pool=self._seed["pool"],
+                                                   name=self._seed["name"])
+
+    def plan(self, current, desired, diff, plan):
+        if desired is not None:
+            self._plan_seed(plan)
+        super(VmResource, self).plan(current, desired, diff, plan)
 
     def _targets_by_source(self, model):
         """A listed device whose file is already attached keeps the target it has."""
@@ -819,11 +875,11 @@ class VmResource(DefinedObjectResource):
 
     @staticmethod
     def _acpi_shutdown(dom):
-        """Press the power button; a guest that went off meanwhile is not an error."""
+        """Press the power button; a guest that is already shutting down or off is not an error."""
         try:
             dom.shutdown()
         except libvirt.libvirtError:
-            if dom.isActive():
+            if dom.isActive() and dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING:
                 raise
 
     def _plan_absent(self, current, plan):
@@ -837,6 +893,11 @@ class VmResource(DefinedObjectResource):
     def _owned_volumes(self, current, plan):
         """Writable disk volumes no other VM uses and no other volume is based on."""
         owned = []
+        seed = "%s-seed.iso" % self.name
+        for cdrom in current["cdroms"]:
+            if cdrom.get("path") and cdrom["path"].rsplit("/", 1)[-1] == seed:
+                if not [u for u in self._disk_users() if u["path"] == cdrom["path"] and u["domain"] != self.name]:
+                    owned.append(cdrom["path"])
         for disk in current["disks"]:
             path = disk.get("path")
             if not path or disk.get("readonly"):
@@ -935,6 +996,8 @@ class VmResource(DefinedObjectResource):
         vm = vm_view(state) if state else None
         reboot = bool(self.reboot_required and state and state.get("state") != "stopped")
         out = dict(vm=vm, reboot_required=reboot, pending_changes=list(self.pending_changes) if reboot else [])
+        if self._seed_result is not None:
+            out["cloud_init"] = dict((k, self._seed_result.get(k)) for k in ("path", "instance_id", "content_sha256", "changed"))
         if self.params.get("wait_for_ip") and vm is not None and vm["state"] == "running" and not self.ctx.check_mode:
             out.update(self._wait_for_ip(vm))
         return out

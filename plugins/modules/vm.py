@@ -398,6 +398,20 @@ options:
     type: str
     choices: [full, linked]
     default: full
+  cloud_init:
+    description:
+      - A cloud-init NoCloud seed for the VM, made (or updated) by the module and attached as one more
+        CD-ROM, or as a read-only virtio disk.
+      - It takes the content options of M(virtops.libvirt.cloudinit) (O(virtops.libvirt.cloudinit#module:user_data),
+        C(meta_data), C(network_config), C(vendor_data), C(hostname), C(users), C(password),
+        C(ssh_authorized_keys), C(packages), C(runcmd), C(write_files)), plus C(pool) (default V(default)),
+        C(volume) (the seed volume, default C(<name>-seed.iso)) and C(bus) (V(sata), V(ide), V(scsi), V(usb)
+        for a CD-ROM on that bus, the default being the machine's CD-ROM bus; V(virtio) for a disk).
+      - With only C(volume), an existing seed volume is attached as it is.
+      - A changed seed gets a new instance-id, so cloud-init runs again at the next boot.
+      - The whole option is kept out of logs because it can carry passwords. O(state=absent) with
+        O(remove_storage=true) also deletes C(<name>-seed.iso).
+    type: dict
   wait_for_ip:
     description:
       - After the run, when the VM runs, wait until each of its interfaces has an IPv4 address and
@@ -638,6 +652,11 @@ ip:
   returned: when O(wait_for_ip=true) and the VM runs
   type: str
   sample: 192.168.122.50
+cloud_init:
+  description: With O(cloud_init) content, the seed volume's C(path), its C(instance_id) and C(content_sha256),
+    and whether it C(changed).
+  returned: when O(cloud_init) has content
+  type: dict
 actions:
   description: What the module did (or would do in check mode), in order.
   returned: success
@@ -744,12 +763,13 @@ ARGUMENT_SPEC = dict(
     rename_from=dict(type="str"),
     clone_from=dict(type="str"),
     clone_mode=dict(type="str", default="full", choices=["full", "linked"]),
+    cloud_init=dict(type="dict", no_log=True),
     wait_for_ip=dict(type="bool", default=False),
     wait_for_ip_timeout=dict(type="int", default=300),
     ip_source=dict(type="str", default="any", choices=["lease", "agent", "arp", "any"]),
 )
 
-MODEL_OPTIONS = ("title", "description", "vcpus", "max_vcpus", "cpu", "memory", "max_memory", "machine", "arch",
+MODEL_OPTIONS = ("cloud_init", "title", "description", "vcpus", "max_vcpus", "cpu", "memory", "max_memory", "machine", "arch",
                  "virt_type", "firmware", "secure_boot", "nvram_template", "boot", "kernel", "initrd", "cmdline",
                  "disks", "cdroms", "interfaces", "graphics", "serial", "guest_agent", "rng", "watchdog",
                  "hostdevs", "tags", "metadata")
