@@ -43,10 +43,6 @@ import traceback
 import warnings
 
 from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import (
-    libvirt,
-    libvirt_errors,
-)
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     BackendError,
     CommandError,
@@ -62,11 +58,12 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     lookup_pool,
     lookup_volume,
     parse_volume_xml,
-    pool_target_path,
     refresh_pool,
     retry_busy,
     users_of,
     validate_name,
+    volume_path,
+    volume_stream,
     volume_xml,
 )
 
@@ -1116,36 +1113,18 @@ class FileTarget:
 def download_volume(conn, vol, length):
     """The first ``length`` bytes of volume ``vol`` through a libvirt stream (works for remote hosts)."""
     chunks = []
-    with libvirt_errors("downloading volume %r" % vol.name()):
-        stream = conn.newStream(0)
-        try:
-            vol.download(stream, 0, length, 0)
-            stream.recvAll(lambda _stream, data, _opaque: chunks.append(data), None)
-            stream.finish()
-        except Exception:
-            try:
-                stream.abort()
-            except libvirt.libvirtError:
-                pass
-            raise
+    with volume_stream(conn, "downloading volume %r" % vol.name()) as stream:
+        vol.download(stream, 0, length, 0)
+        stream.recvAll(lambda _stream, data, _opaque: chunks.append(data), None)
     return b"".join(chunks)
 
 
 def upload_bytes(conn, vol, data):
     """Write ``data`` into volume ``vol`` from offset 0 through a libvirt stream."""
     source = io.BytesIO(data)
-    with libvirt_errors("uploading the seed into volume %r" % vol.name()):
-        stream = conn.newStream(0)
-        try:
-            vol.upload(stream, 0, len(data), 0)
-            stream.sendAll(lambda _stream, nbytes, _opaque: source.read(nbytes), None)
-            stream.finish()
-        except Exception:
-            try:
-                stream.abort()
-            except libvirt.libvirtError:
-                pass
-            raise
+    with volume_stream(conn, "uploading the seed into volume %r" % vol.name()) as stream:
+        vol.upload(stream, 0, len(data), 0)
+        stream.sendAll(lambda _stream, nbytes, _opaque: source.read(nbytes), None)
 
 
 class VolumeTarget:
@@ -1191,8 +1170,7 @@ class VolumeTarget:
     def predicted_path(self, current):
         if current is not None:
             return current["path"]
-        target = pool_target_path(self.pool)
-        return os.path.join(target, self.name) if target else None
+        return volume_path(self.pool, self.name)
 
     def desired_mode(self, current):
         return None

@@ -89,6 +89,10 @@ class DefinedObjectResource(Resource):
     def apply_model(self, root, model):
         raise NotImplementedError
 
+    def _live_xml(self, obj):
+        """The running definition (a VM reads it with its secrets, to compare passwords)."""
+        return obj.XMLDesc(0)
+
     def _before_read(self, obj):
         """Called inside ``read()`` before anything is read (a pool refreshes itself here)."""
 
@@ -107,7 +111,7 @@ class DefinedObjectResource(Resource):
             self._before_read(obj)
             active = bool(obj.isActive())
             config_xml = self._inactive_xml(obj)
-            live_xml = obj.XMLDesc(0)
+            live_xml = self._live_xml(obj)
             current = self.model_from_xml(config_xml)
             current.update(
                 state="active" if active else "inactive",

@@ -491,16 +491,13 @@ def _disk_model(disk):
     )
 
 
+_CDROM_MODEL_KEYS = ("target", "bus", "path", "pool", "volume", "boot_order")
+
+
 def _cdrom_model(disk):
-    src = disk.find("source")
-    return dict(
-        target=_xml.find_attr(disk, "target", "dev"),
-        bus=_xml.find_attr(disk, "target", "bus"),
-        path=_source_path(disk),
-        pool=src.get("pool") if src is not None else None,
-        volume=src.get("volume") if src is not None else None,
-        boot_order=_boot_order(disk),
-    )
+    """A CD-ROM drive: the part of the disk model that a drive has."""
+    model = _disk_model(disk)
+    return dict((key, model[key]) for key in _CDROM_MODEL_KEYS)
 
 
 def _interface_model(nic):

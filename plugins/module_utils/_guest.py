@@ -797,9 +797,10 @@ def _snapshot_count(dom):
         raise
 
 
-def runtime_facts(conn, dom):
+def runtime_facts(conn, dom, root=None):
     """What is true of the domain now (see the keys below); ``id``, ``cpu_time_ns`` and
-    ``uptime_seconds`` are None while it is not active."""
+    ``uptime_seconds`` are None while it is not active.  ``root``: the live XML, parsed, when the
+    caller has it already."""
     name = dom.name()
     state, reason = state_of(dom)
     with libvirt_errors("reading the run-time facts of domain '%s'" % name):
@@ -811,7 +812,8 @@ def runtime_facts(conn, dom):
             autostart = bool(dom.autostart())
         except libvirt.libvirtError:
             autostart = False  # transient domains on some drivers
-        root = _xml.parse(dom.XMLDesc(0), "domain XML")
+        if root is None:
+            root = _xml.parse(dom.XMLDesc(0), "domain XML")
         snapshots = _snapshot_count(dom)
         sizes = disk_sizes(dom, root)
     return dict(

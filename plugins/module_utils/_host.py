@@ -34,7 +34,7 @@ def version_string(number):
     return "%d.%d.%d" % (number // 1000000, (number // 1000) % 1000, number % 1000)
 
 
-def _capabilities(conn):
+def host_capabilities(conn):
     with libvirt_errors("reading host capabilities"):
         return _xml.parse(conn.getCapabilities(), "host capabilities")
 
@@ -213,7 +213,7 @@ def network_facts(conn):
 def gather_host_info(ctx):
     """Everything ``host_info`` returns, as one dict (``changed`` is always False)."""
     conn = ctx.conn
-    caps = _capabilities(conn)
+    caps = host_capabilities(conn)
     with libvirt_errors("reading host information"):
         node_info = conn.getInfo()
         hostname = conn.getHostname()

@@ -37,16 +37,23 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     NotFoundError,
     OperationTimeoutError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._host import DOMAIN_STATES, kvm_usable, memory_facts
+from ansible_collections.virtops.libvirt.plugins.module_utils._host import (
+    DOMAIN_STATES,
+    guest_facts,
+    host_capabilities,
+    kvm_usable,
+    memory_facts,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
     dependants,
     disk_users,
+    lookup_pool,
     lookup_volume,
     parse_volume_xml,
-    pool_target_path,
     refresh_pool,
     retry_busy,
+    volume_path,
     volume_xml,
 )
 
@@ -148,10 +155,11 @@ class VmResource(DefinedObjectResource):
                     self._lookup = saved_lookup
         return current
 
+    def _live_xml(self, obj):
+        return obj.XMLDesc(_XML_SECURE)
+
     def _after_read(self, obj, current, active):
         current["state"] = run_state(obj)
-        current["_live_xml"] = obj.XMLDesc(_XML_SECURE)
-        current["_live"] = _domain.model_from_xml(current["_live_xml"])
         current["active"] = active
         for disk in current["disks"]:
             disk["size"] = self._capacity(obj, disk)
@@ -227,8 +235,7 @@ class VmResource(DefinedObjectResource):
 
     def _capabilities(self):
         if self._caps is None:
-            with libvirt_errors("reading host capabilities"):
-                self._caps = _xml.parse(self.ctx.conn.getCapabilities(), "host capabilities")
+            self._caps = host_capabilities(self.ctx.conn)
         return self._caps
 
     def _canonical_machine(self, machine, arch):
@@ -246,14 +253,10 @@ class VmResource(DefinedObjectResource):
             caps = self._capabilities()
             with libvirt_errors("reading host information"):
                 info = conn.getInfo()
-                arch = _xml.find_text(caps, "host/cpu/arch")
-                arches = {}
-                for guest in caps.findall("guest"):
-                    garch = guest.find("arch")
-                    if garch is not None:
-                        arches.setdefault(garch.get("name"), []).extend(d.get("type") for d in garch.findall("domain"))
                 memory = memory_facts(conn, info)
-            self._host = dict(kvm=kvm_usable(conn, arch, arches), cpus=int(info[2]), memory=memory["total"])
+            arches = guest_facts(caps)[0]
+            self._host = dict(kvm=kvm_usable(conn, _xml.find_text(caps, "host/cpu/arch"), arches),
+                              cpus=int(info[2]), memory=memory["total"])
         return self._host
 
     def _check_host_limits(self, model):
@@ -282,14 +285,7 @@ class VmResource(DefinedObjectResource):
     # --- resolving pools, volumes, networks -----------------------------------------------------
 
     def _pool(self, name, what):
-        with libvirt_errors("looking up storage pool %r" % name):
-            pool = lookup_or_none(self.ctx.conn.storagePoolLookupByName, name, libvirt.VIR_ERR_NO_STORAGE_POOL,
-                                  "storage pool")
-            if pool is None:
-                raise NotFoundError("%s: storage pool %r does not exist" % (what, name))
-            if not pool.isActive():
-                raise ConflictError("%s: storage pool %r is not active: start it first" % (what, name))
-        return pool
+        return lookup_pool(self.ctx.conn, name, what)
 
     def _disk_users(self):
         if self._users is None:
@@ -391,7 +387,7 @@ class VmResource(DefinedObjectResource):
         vol = lookup_volume(pool, volume)
         if vol is not None:
             return parse_volume_xml(volume_xml(vol))["path"]
-        return "%s/%s" % (pool_target_path(pool).rstrip("/"), volume)
+        return volume_path(pool, volume)
 
     def _resolve_volume(self, disk, what):
         pool = self._pool(disk["pool"], what)
@@ -425,7 +421,7 @@ class VmResource(DefinedObjectResource):
         if disk["format"] == "qcow2":
             size = -(-size // 65536) * 65536
         disk["size"] = size
-        disk["path"] = "%s/%s" % (pool_target_path(pool).rstrip("/"), disk["volume"])
+        disk["path"] = volume_path(pool, disk["volume"])
         xml = build_volume_xml(disk["volume"], size, disk["format"], allocation=0,
                                backing_path=backing_path, backing_format=backing_format)
         label = "create %s volume %s in pool %s" % (disk["format"], disk["volume"], disk["pool"])
@@ -514,7 +510,7 @@ class VmResource(DefinedObjectResource):
         info = parse_volume_xml(volume_xml(vol))
         ext = "qcow2" if mode == "linked" or info["format"] == "qcow2" else "img"
         new = dict(disk, pool=pool.name(), volume="%s-%s.%s" % (self.name, disk["target"], ext), size=None)
-        new["path"] = "%s/%s" % (pool_target_path(pool).rstrip("/"), new["volume"])
+        new["path"] = volume_path(pool, new["volume"])
         if lookup_volume(pool, new["volume"]) is not None:
             raise ConflictError("%s: volume %r already exists in pool %r" % (what, new["volume"], pool.name()))
         if mode == "linked":

@@ -150,11 +150,10 @@ def vm_facts(conn, dom, opts):
     model = _domain.model_from_xml(root)
     if not opts["tags"] <= set(model["tags"]):
         return None
-    facts = _guest.runtime_facts(conn, dom)
-    live = None
-    if facts["active"]:
-        with libvirt_errors("reading VM '%s'" % name):
-            live = _domain.model_from_xml(dom.XMLDesc(0))
+    with libvirt_errors("reading VM '%s'" % name):
+        live_root = _xml.parse(dom.XMLDesc(0), "live domain XML of %s" % name)
+    facts = _guest.runtime_facts(conn, dom, live_root)
+    live = _domain.model_from_xml(live_root) if facts["active"] else None
     vm = vm_view(model)
     _merge_runtime(vm, facts, live)
     if opts["addresses"]:

@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import gzip
 import hashlib
 import lzma
@@ -226,14 +227,30 @@ def retry_busy(func, what, timeout=120.0, sleep=time.sleep):
             raise translate_libvirt_error(exc, what)
 
 
-def lookup_pool(conn, name):
-    """An active pool by name: NotFoundError if unknown, ConflictError if not started."""
+def lookup_pool(conn, name, what=None):
+    """An active pool by name: NotFoundError if unknown, ConflictError if not started.
+
+    ``what`` (an option such as ``disks[vda]``) starts the messages when given.
+    """
+    prefix = "%s: " % what if what else ""
     with libvirt_errors("looking up storage pool %r" % name):
-        pool = conn.storagePoolLookupByName(name)
+        try:
+            pool = conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+                raise NotFoundError("%sstorage pool %r does not exist" % (prefix, name))
+            raise
         active = pool.isActive()
     if not active:
-        raise ConflictError("storage pool %r is not active: start it first" % name)
+        raise ConflictError("%sstorage pool %r is not active: start it first" % (prefix, name))
     return pool
+
+
+def volume_path(pool, name):
+    """Where the volume ``name`` of ``pool`` is, or would be once created (None: the pool has no
+    target directory)."""
+    target = pool_target_path(pool)
+    return "%s/%s" % (target.rstrip("/"), name) if target else None
 
 
 def refresh_pool(pool):
@@ -422,27 +439,35 @@ def _hole_handler(_stream, fd):
     return result
 
 
+@contextlib.contextmanager
+def volume_stream(conn, what):
+    """A libvirt stream for one volume upload or download: finished when the block ends, aborted
+    (and the error translated, ``what`` saying what was being done) when it fails."""
+    with libvirt_errors(what):
+        stream = conn.newStream(0)
+        try:
+            yield stream
+            stream.finish()
+        except Exception:
+            try:
+                stream.abort()
+            except libvirt.libvirtError:
+                pass
+            raise
+
+
 def upload_file(conn, vol, path, sparse):
     """Write the bytes of ``path`` into ``vol`` from offset 0 (sparse: skip holes; the volume is new)."""
     size = os.path.getsize(path)
     fd = os.open(path, os.O_RDONLY)
     try:
-        with libvirt_errors("uploading %s into volume %r" % (path, vol.name())):
-            stream = conn.newStream(0)
-            try:
-                if sparse:
-                    vol.upload(stream, 0, size, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
-                    stream.sparseSendAll(_read_handler, _hole_handler, _skip_handler, fd)
-                else:
-                    vol.upload(stream, 0, size, 0)
-                    stream.sendAll(_read_handler, fd)
-                stream.finish()
-            except Exception:
-                try:
-                    stream.abort()
-                except libvirt.libvirtError:
-                    pass
-                raise
+        with volume_stream(conn, "uploading %s into volume %r" % (path, vol.name())) as stream:
+            if sparse:
+                vol.upload(stream, 0, size, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
+                stream.sparseSendAll(_read_handler, _hole_handler, _skip_handler, fd)
+            else:
+                vol.upload(stream, 0, size, 0)
+                stream.sendAll(_read_handler, fd)
     finally:
         os.close(fd)
 

@@ -127,10 +127,10 @@ def test_bad_input(test_conn, params, text):
 def test_a_vm_removed_while_listing_is_left_out(test_conn, vms, monkeypatch):
     real = _guest.runtime_facts
 
-    def vanish(conn, dom):
+    def vanish(conn, dom, *rest):
         if dom.name() == DB:
             _remove(dom)
-        return real(conn, dom)
+        return real(conn, dom, *rest)
 
     monkeypatch.setattr(_guest, "runtime_facts", vanish)
     assert names(gather(test_conn, name_pattern="vinfo-u-*")) == [WEB]
