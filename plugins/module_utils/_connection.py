@@ -185,6 +185,18 @@ def explain_connect_failure(uri, message):
     return "Cannot connect to libvirt at %s: %s" % (uri, msg)
 
 
+def uri_is_local(uri):
+    """True for a URI served by a daemon on this machine (no host part, no network transport), so
+    that files the hypervisor names are files here too."""
+    text = (uri or DEFAULT_URI).strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return False
+    transport = scheme.partition("+")[2]
+    host = rest.split("/", 1)[0].split("?", 1)[0]
+    return not host and transport in ("", "unix")
+
+
 class Connection:
     """A libvirt connection opened once, used for a whole run, closed at the end.
 

@@ -22,6 +22,20 @@ DOMAIN_STATES = {
     6: "crashed",
     7: "pmsuspended",
 }
+#: libvirt's state names in the words of ``vm``'s ``state`` option
+_STATE_WORDS = {"shutoff": "stopped", "blocked": "running"}
+
+
+def state_word(libvirt_state):
+    """libvirt's state name (``shutoff``) in the ``vm`` module's words (``stopped``)."""
+    return _STATE_WORDS.get(libvirt_state, libvirt_state)
+
+
+def run_state(dom):
+    """``running``, ``paused``, ``stopped`` or libvirt's name for the rarer states."""
+    return state_word(DOMAIN_STATES.get(dom.state()[0], "nostate"))
+
+
 #: states in which a domain holds memory and vCPUs on the host
 ACTIVE_STATES = ("running", "blocked", "paused", "shutdown", "pmsuspended", "crashed")
 

@@ -178,7 +178,7 @@ class QemuImg:
         self._call(args + [path, str(int(size))], "resize")
 
     def convert_argv(self, src, dst, out_fmt, src_fmt=None, compress=False, options=None, sparse=True,
-                     threads=None, progress=False):
+                     threads=None, progress=False, snapshot=None, target_exists=False):
         self._check_format(out_fmt, "output format")
         self._check_format(src_fmt, "source format")
         args = ["convert"]
@@ -194,15 +194,20 @@ class QemuImg:
             args += ["-S", "0"]
         if threads:
             args += ["-m", str(int(threads)), "-W"]
+        if snapshot:
+            # read internal snapshot ``snapshot`` of src, not its current state
+            args += ["-l", "snapshot.name=%s" % snapshot.replace(",", ",,")]
+        if target_exists:
+            args.append("-n")  # write into dst as it is (made by libvirt), do not create it
         args += self._options(options)
         args += [src, dst]
         return [self.binary] + [str(a) for a in args]
 
     def convert(self, src, dst, out_fmt, src_fmt=None, compress=False, options=None, sparse=True,
-                threads=None, progress=None):
+                threads=None, progress=None, snapshot=None, target_exists=False):
         """Convert ``src`` to ``dst``.  ``progress(percent)`` is called while it runs, if given."""
         argv = self.convert_argv(src, dst, out_fmt, src_fmt, compress, options, sparse, threads,
-                                 progress=progress is not None)
+                                 progress=progress is not None, snapshot=snapshot, target_exists=target_exists)
         if progress is None:
             rc, out, err = self._run(argv)
         else:

@@ -91,3 +91,26 @@ def from_libvirt_units(value, unit="KiB"):
     """A libvirt ``<memory unit='KiB'>N</memory>`` style value -> bytes."""
     unit = (unit or "bytes").strip()
     return parse_size("%s %s" % (value, unit), name="libvirt value")
+
+
+_DURATION_RE = re.compile(r"^\s*(?P<num>[0-9]+)\s*(?P<unit>[smhdw]?)\s*$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DURATION_HELP = "a number of seconds or a number with a unit: s, m (minutes), h, d, w"
+
+
+def parse_duration(value, name="duration"):
+    """Seconds from ``90``, ``"90"``, ``"30m"``, ``"12h"``, ``"7d"`` or ``"2w"``; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidInputError("%s: %r is not a duration (%s)" % (name, value, DURATION_HELP))
+    if isinstance(value, int):
+        seconds = value
+    else:
+        match = _DURATION_RE.match(str(value).lower())
+        if not match:
+            raise InvalidInputError("%s: %r is not a duration (%s)" % (name, value, DURATION_HELP))
+        seconds = int(match.group("num")) * _DURATION_UNITS[match.group("unit")]
+    if seconds <= 0:
+        raise InvalidInputError("%s: must be more than zero, got %r" % (name, value))
+    return seconds

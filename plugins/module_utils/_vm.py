@@ -20,8 +20,8 @@ import copy
 import hashlib
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _cloudinit, _domain, _guest, _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils import _cloudinit, _domain, _guest, _snapshot, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors, uri_is_local
 from ansible_collections.virtops.libvirt.plugins.module_utils._defined import DefinedObjectResource, lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import (
     ABSENT,
@@ -36,14 +36,17 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     InvalidInputError,
     NotFoundError,
     OperationTimeoutError,
+    VirtopsError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._host import (
-    DOMAIN_STATES,
+from ansible_collections.virtops.libvirt.plugins.module_utils._host import (  # noqa: F401 (run_state, state_word: also ours)
     guest_facts,
     host_capabilities,
     kvm_usable,
     memory_facts,
+    run_state,
+    state_word,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
     dependants,
@@ -61,6 +64,9 @@ STATES = ("present", "running", "stopped", "paused", "restarted", "absent")
 RUN_STATES = ("running", "stopped", "paused")
 MASK = "********"
 
+#: namespace of the record, in a VM's <metadata>, of the seed it used and that was detached
+SEED_NS = "https://virtops.dev/xmlns/libvirt/cloud-init/1.0"
+
 #: model paths that a running guest takes without a restart
 LIVE_KEYS = ("memory", "vcpus", "title", "description", "tags", "metadata")
 #: model keys compared per device (``pool``/``volume``/``backing_*``/``size`` are resolved or handled apart)
@@ -68,20 +74,6 @@ _NOT_COMPARED = ("pool", "volume", "backing_volume", "backing_pool", "size")
 
 _XML_SECURE = getattr(libvirt, "VIR_DOMAIN_XML_SECURE", 1) if libvirt else 1
 _XML_INACTIVE = getattr(libvirt, "VIR_DOMAIN_XML_INACTIVE", 2) if libvirt else 2
-
-
-#: libvirt's state names in the words of the ``state`` option
-_STATE_WORDS = {"shutoff": "stopped", "blocked": "running"}
-
-
-def state_word(libvirt_state):
-    """libvirt's state name (``shutoff``) in the module's words (``stopped``)."""
-    return _STATE_WORDS.get(libvirt_state, libvirt_state)
-
-
-def run_state(dom):
-    """``running``, ``paused``, ``stopped`` or libvirt's name for the rarer states."""
-    return state_word(DOMAIN_STATES.get(dom.state()[0], "nostate"))
 
 
 def _by_target(devices):
@@ -112,6 +104,7 @@ class VmResource(DefinedObjectResource):
         self._xml_digest = None
         self._seed = None
         self._seed_result = None
+        self._detach = None
 
     # --- DefinedObjectResource hooks ------------------------------------------------------------
 
@@ -313,7 +306,7 @@ class VmResource(DefinedObjectResource):
 
     # --- cloud-init seed -------------------------------------------------------------------------
 
-    _SEED_KEYS = ("pool", "volume", "bus")
+    _SEED_KEYS = ("pool", "volume", "bus", "detach", "detach_timeout")
 
     def _add_seed_device(self, model, cloud_init):
         """The NoCloud seed as one more CD-ROM (or a read-only virtio disk) of the VM.
@@ -329,6 +322,8 @@ class VmResource(DefinedObjectResource):
         pool = cloud_init.get("pool") or "default"
         name = cloud_init.get("volume") or "%s-seed.iso" % self.name
         options = dict((k, v) for k, v in cloud_init.items() if k in _cloudinit.SEED_OPTIONS and v is not None)
+        if cloud_init.get("detach") and self._seed_consumed(cloud_init, options, pool, name):
+            return  # the guest booted with this seed and it was detached: nothing to attach or make
         self._pool(pool, "cloud_init")
         path = self._volume_path(pool, name)
         if not options and lookup_volume(self._pool(pool, "cloud_init"), name) is None:
@@ -347,6 +342,103 @@ class VmResource(DefinedObjectResource):
         if not any(d.get("path") == path for d in model[key]):
             model[key].append(device)
 
+    def _seed_consumed(self, cloud_init, options, pool, name):
+        """For ``cloud_init.detach``: check it can work; True when this seed was used and detached already."""
+        if not options:
+            raise InvalidInputError("cloud_init.detach: give the seed's content (user_data, hostname, ...); the module "
+                                    "detaches a seed once the guest ran cloud-init with its instance-id")
+        if self.requested_state() not in ("running", "restarted"):
+            raise InvalidInputError("cloud_init.detach: the seed is detached after the guest booted with it, so the VM must "
+                                    "run (state running or restarted)")
+        timeout = cloud_init.get("detach_timeout", 900)
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
+            raise InvalidInputError("cloud_init.detach_timeout: a positive number of seconds, got %r" % (timeout,))
+        instance_id = _cloudinit.build_seed(options, "volume:%s/%s" % (pool, name)).instance_id
+        self._detach = dict(instance_id=instance_id, timeout=timeout)
+        if self._current is not None and _xml.find_attr(_xml.parse(self._current["xml"]),
+                                                        "metadata/{%s}cloud-init" % SEED_NS, "detached") == instance_id:
+            self._detach = None
+            self._seed_result = dict(path=None, instance_id=instance_id, content_sha256=None, changed=False, detached=True)
+            return True
+        return False
+
+    def _plan_detach(self, current, plan):
+        """After the plan boots the VM with its seed (or it runs with it): wait for cloud-init, detach, delete."""
+        if self._detach is None or self._seed is None:
+            return
+        path = self._seed["path"]
+        starts = "start VM %s" % self.name in plan.descriptions
+        live = (current or {}).get("_live") or {}
+        attached = any(d.get("path") == path for d in (live.get("cdroms") or []) + (live.get("disks") or []))
+        if not starts and not (current and current["active"] and attached):
+            plan.warn("cloud_init: VM %s reads its new seed when it boots next; the seed is detached on a run after that"
+                      % self.name)
+            return
+        iid = self._detach["instance_id"]
+        plan.add("wait for cloud-init of instance %s to finish in VM %s" % (iid, self.name),
+                 self._wait_cloud_init(iid, self._detach["timeout"]))
+        plan.add("detach the cloud-init seed %s from VM %s" % (path, self.name), self._detach_seed(path))
+        plan.add("delete the cloud-init seed volume %s" % path, self._delete_path(path))
+        plan.add("record in VM %s that seed %s was used" % (self.name, iid), self._mark_seed_used(iid))
+
+    def _wait_cloud_init(self, instance_id, timeout, sleep=time.sleep, clock=time.monotonic):
+        def call():
+            dom = self._lookup()
+            deadline = clock() + timeout
+            script = "cloud-init status --wait >/dev/null 2>&1; cat /var/lib/cloud/data/instance-id"
+            while True:
+                left = deadline - clock()
+                try:
+                    out = _guest.guest_exec(dom, "/bin/sh", ["-c", script], timeout=max(left, 1))
+                    break
+                except VirtopsError as exc:
+                    if exc.kind == "invalid_input":
+                        raise
+                    if clock() + 2 >= deadline:
+                        raise OperationTimeoutError("cloud_init.detach: cloud-init did not finish in VM %s within %d s (%s)"
+                                                    % (self.name, timeout, exc.msg))
+                    sleep(2)
+            got = (out["stdout"] or "").strip()
+            if got != instance_id:
+                raise ConflictError("cloud_init.detach: VM %s runs cloud-init instance %r, not %r of its seed; a guest reads "
+                                    "its seed when it boots: restart it and run the task again" % (self.name, got, instance_id))
+
+        return call
+
+    def _detach_seed(self, path):
+        def call():
+            dom = self._lookup()
+            with libvirt_errors("detaching the cloud-init seed from VM %s" % self.name):
+                live = bool(dom.isActive())
+                root = _xml.parse(dom.XMLDesc(0))
+                for disk in root.findall("devices/disk"):
+                    if _xml.find_attr(disk, "source", "file") != path:
+                        continue
+                    if disk.get("device") == "cdrom":
+                        disk.remove(disk.find("source"))  # eject: the drive stays, empty
+                        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
+                        dom.updateDeviceFlags(_xml.to_string(disk, pretty=False), flags)
+                    else:
+                        text = _xml.to_string(disk, pretty=False)
+                        dom.detachDeviceFlags(text, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+                        if live:
+                            dom.detachDeviceFlags(text, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+        return call
+
+    def _mark_seed_used(self, instance_id):
+        def call():
+            dom = self._lookup()
+            node = _xml.element("cloud-init", attrs=dict(detached=instance_id))
+            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
+            with libvirt_errors("recording the used seed in VM %s" % self.name):
+                dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, _xml.to_string(node, pretty=False),
+                                "virtops-ci", SEED_NS, flags)
+            if self._seed_result is not None:
+                self._seed_result["detached"] = True
+
+        return call
+
     @staticmethod
     def _as_desired(device):
         """A current device as a list entry that asks for exactly what it is."""
@@ -362,6 +454,8 @@ class VmResource(DefinedObjectResource):
         if desired is not None:
             self._plan_seed(plan)
         super(VmResource, self).plan(current, desired, diff, plan)
+        if desired is not None:
+            self._plan_detach(current, plan)
 
     def _targets_by_source(self, model):
         """A listed device whose file is already attached keeps the target it has."""
@@ -478,29 +572,56 @@ class VmResource(DefinedObjectResource):
         src = lookup_or_none(self.ctx.conn.lookupByName, source_name, libvirt.VIR_ERR_NO_DOMAIN, "VM")
         if src is None:
             raise NotFoundError("clone_from: VM %r does not exist" % source_name)
-        if src.isActive():
-            raise ConflictError("clone_from: VM %r is %s; stop it first (its disks must not change while they are copied)"
-                                % (source_name, run_state(src)))
-        root = _xml.parse(self._inactive_xml(src), "domain XML of %s" % source_name)
-        root.find("name").text = self.name
-        for path in ("uuid", "devices/interface/mac", "os/nvram", "devices/graphics"):
-            _domain._drop(root, path)
         mode = self.params.get("clone_mode") or "full"
+        root, snapshot = self._clone_source(src, source_name, mode)
+        root.find("name").text = self.name
+        for path in ("uuid", "devices/interface/mac", "os/nvram", "devices/graphics", "metadata/{%s}snapshot" % _snapshot.REVERT_NS):
+            _domain._drop(root, path)
         base = _domain.model_from_xml(root)
         disks = []
         for disk in base["disks"]:
             if disk.get("readonly"):
                 disks.append(disk)
                 continue
-            disks.append(self._clone_disk(source_name, disk, mode))
+            disks.append(self._clone_disk(source_name, disk, mode, snapshot))
         model = dict((k, v) for k, v in model.items() if v is not None)
         model.setdefault("disks", disks)
         if model.get("graphics") is None:
             model["graphics"] = dict(_domain.CREATION_DEFAULTS["graphics"])
-        self._clone = dict(xml=_xml.to_string(root), source=source_name, mode=mode)
+        label = source_name if snapshot is None else "snapshot %s of %s" % (snapshot["name"], source_name)
+        self._clone = dict(xml=_xml.to_string(root), source=label, mode=mode)
         return model
 
-    def _clone_disk(self, source_name, disk, mode):
+    def _clone_source(self, src, source_name, mode):
+        """The definition to copy (the VM's, or the one saved in its snapshot) and the snapshot's facts."""
+        snap_name = self.params.get("clone_snapshot")
+        if snap_name is None:
+            if src.isActive():
+                raise ConflictError("clone_from: VM %r is %s; stop it first (its disks must not change while they are copied), "
+                                    "or clone from a snapshot (clone_snapshot)" % (source_name, run_state(src)))
+            return _xml.parse(self._inactive_xml(src), "domain XML of %s" % source_name), None
+        _snapshot.validate_name(snap_name, "clone_snapshot")
+        snap = _snapshot.lookup_snapshot(src, snap_name)
+        if snap is None:
+            raise NotFoundError("clone_snapshot: VM %r has no snapshot %r" % (source_name, snap_name))
+        with libvirt_errors("reading snapshot %s of VM %s" % (snap_name, source_name)):
+            facts = _snapshot.parse_snapshot_xml(snap.getXMLDesc(0))
+        if facts["domain"] is None:
+            raise ConflictError("clone_snapshot: snapshot %r of VM %r holds no VM definition to copy" % (snap_name, source_name))
+        if not facts["external"]:
+            if mode == "linked":
+                raise InvalidInputError("clone_mode: a linked clone needs an external (disk_only) snapshot, whose files below "
+                                        "the overlays stay unchanged; snapshot %r is internal: use clone_mode: full" % snap_name)
+            if src.isActive():
+                raise ConflictError("clone_snapshot: snapshot %r is internal (inside the disks of %s, which is %s); stop the VM "
+                                    "first, its disks must not change while the snapshot is read from them"
+                                    % (snap_name, source_name, run_state(src)))
+            if not uri_is_local(self.ctx.uri):
+                raise InvalidInputError("clone_snapshot: copying internal snapshot %r runs qemu-img on the hypervisor; run the "
+                                        "task there with a local URI (qemu:///system), or use an external snapshot" % snap_name)
+        return copy.deepcopy(facts["domain"]), facts
+
+    def _clone_disk(self, source_name, disk, mode, snapshot=None):
         what = "clone_from: disk %s of %s" % (disk["target"], source_name)
         try:
             vol = self.ctx.conn.storageVolLookupByPath(disk["path"])
@@ -519,6 +640,12 @@ class VmResource(DefinedObjectResource):
                                    backing_path=info["path"], backing_format=info["format"])
             self._new_volumes.append((pool.name(), xml, "create qcow2 volume %s in pool %s on backing file %s"
                                       % (new["volume"], pool.name(), info["path"])))
+        elif snapshot is not None and not snapshot["external"]:
+            new["format"] = info["format"]
+            xml = build_volume_xml(new["volume"], info["capacity"], info["format"], allocation=0)
+            self._new_volumes.append((pool.name(), xml, "copy internal snapshot %s of volume %s to %s in pool %s"
+                                      % (snapshot["name"], info["name"], new["volume"], pool.name()), None,
+                                      self._snapshot_filler(info["path"], info["format"], snapshot["name"])))
         else:
             new["format"] = info["format"]
             xml = build_volume_xml(new["volume"], info["capacity"], info["format"], allocation=0)
@@ -526,6 +653,16 @@ class VmResource(DefinedObjectResource):
                                       % (info["name"], new["volume"], pool.name()), vol))
         new["pool"] = new["volume"] = None  # resolved: the disk is its path from here on
         return new
+
+    def _snapshot_filler(self, src_path, fmt, snapshot_name):
+        """Writes internal snapshot ``snapshot_name`` of ``src_path`` into a new volume (qemu-img, on the hypervisor)."""
+
+        def fill(vol):
+            with libvirt_errors("reading the path of a new volume"):
+                dst = vol.path()
+            QemuImg(run=self.ctx.run_command).convert(src_path, dst, fmt, src_fmt=fmt, snapshot=snapshot_name, target_exists=True)
+
+        return fill
 
     # --- compare --------------------------------------------------------------------------------
 
@@ -609,9 +746,11 @@ class VmResource(DefinedObjectResource):
         for item in self._new_volumes:
             pool_name, xml, label = item[:3]
             source_vol = item[3] if len(item) > 3 else None
-            plan.add(label, self._create_volume(pool_name, xml, source_vol), undo=self._delete_created)
+            fill = item[4] if len(item) > 4 else None
+            plan.add(label, self._create_volume(pool_name, xml, source_vol, fill), undo=self._delete_created)
 
-    def _create_volume(self, pool_name, xml, source_vol=None):
+    def _create_volume(self, pool_name, xml, source_vol=None, fill=None):
+        """A step that creates a volume (a copy of ``source_vol``), then ``fill(vol)`` if given."""
         text = _xml.to_string(xml, pretty=False)
 
         def create():
@@ -621,6 +760,8 @@ class VmResource(DefinedObjectResource):
             else:
                 vol = retry_busy(lambda: pool.createXML(text, 0), "creating a volume in pool %r" % pool_name)
             self._created.append(vol)
+            if fill is not None:
+                fill(vol)
 
         return create
 
@@ -994,6 +1135,7 @@ class VmResource(DefinedObjectResource):
         out = dict(vm=vm, reboot_required=reboot, pending_changes=list(self.pending_changes) if reboot else [])
         if self._seed_result is not None:
             out["cloud_init"] = dict((k, self._seed_result.get(k)) for k in ("path", "instance_id", "content_sha256", "changed"))
+            out["cloud_init"]["detached"] = bool(self._seed_result.get("detached"))
         if self.params.get("wait_for_ip") and vm is not None and vm["state"] == "running" and not self.ctx.check_mode:
             out.update(self._wait_for_ip(vm))
         return out

@@ -385,11 +385,21 @@ options:
     type: str
   clone_from:
     description:
-      - Make the new VM a copy of this stopped VM. Its definition is copied with a new UUID, new MAC
-        addresses and a new UEFI variable store; each writable disk is copied into a new volume
-        C(<name>-<target>) in the same pool (read-only disks are shared). Other options given are
-        applied on top.
+      - Make the new VM a copy of this stopped VM, or of its snapshot O(clone_snapshot). Its definition is
+        copied with a new UUID, new MAC addresses and a new UEFI variable store; each writable disk is
+        copied into a new volume C(<name>-<target>) in the same pool (read-only disks are shared).
+        Other options given are applied on top.
       - Ignored when O(name) exists.
+    type: str
+  clone_snapshot:
+    description:
+      - Clone the state saved in this snapshot of O(clone_from) (its definition and disks as they were
+        when the snapshot was taken), instead of the VM's current state.
+      - From an external (C(disk_only)) snapshot the source VM may be running, and O(clone_mode=linked)
+        makes overlays on the files the snapshot froze. M(virtops.libvirt.snapshot) then refuses to
+        delete that snapshot while the clone uses them.
+      - An internal snapshot is copied in full with C(qemu-img) on the hypervisor. The source VM must be
+        stopped, and O(uri) must be local, so the task must run on the hypervisor.
     type: str
   clone_mode:
     description:
@@ -409,6 +419,12 @@ options:
         for a CD-ROM on that bus, the default being the machine's CD-ROM bus; V(virtio) for a disk).
       - With only C(volume), an existing seed volume is attached as it is.
       - A changed seed gets a new instance-id, so cloud-init runs again at the next boot.
+      - C(detach=true) removes the seed after first boot. Once the VM has booted with the seed, the module
+        waits (up to C(detach_timeout) seconds, default 900) for cloud-init to finish, through the guest
+        agent. It checks that the guest runs the seed's instance-id, then ejects the CD-ROM (or detaches
+        the disk) and deletes the seed volume. It records the instance-id in the VM's metadata, so later
+        runs with the same content neither attach nor make the seed again. New content makes a new seed,
+        which is detached the same way after the next boot. This needs O(state=running) and the guest agent.
       - The whole option is kept out of logs because it can carry passwords. O(state=absent) with
         O(remove_storage=true) also deletes C(<name>-seed.iso).
     type: dict
@@ -497,6 +513,13 @@ EXAMPLES = r"""
     clone_from: web-template
     clone_mode: linked
     state: running
+
+- name: A test copy of db1 as it was at its nightly external snapshot (db1 keeps running)
+  virtops.libvirt.vm:
+    name: db1-test
+    clone_from: db1
+    clone_snapshot: nightly-20261123
+    clone_mode: linked
 
 - name: Shut down, waiting at most 60 s before powering off
   virtops.libvirt.vm:
@@ -654,7 +677,7 @@ ip:
   sample: 192.168.122.50
 cloud_init:
   description: With O(cloud_init) content, the seed volume's C(path), its C(instance_id) and C(content_sha256),
-    and whether it C(changed).
+    whether it C(changed), and whether it was C(detached) after first boot (C(cloud_init.detach)).
   returned: when O(cloud_init) has content
   type: dict
 actions:
@@ -762,6 +785,7 @@ ARGUMENT_SPEC = dict(
     apply=dict(type="str", default="config", choices=["config", "restart"]),
     rename_from=dict(type="str"),
     clone_from=dict(type="str"),
+    clone_snapshot=dict(type="str"),
     clone_mode=dict(type="str", default="full", choices=["full", "linked"]),
     cloud_init=dict(type="dict", no_log=True),
     wait_for_ip=dict(type="bool", default=False),
@@ -780,6 +804,7 @@ def main():
         argument_spec=ARGUMENT_SPEC,
         mutually_exclusive=[("xml", k) for k in MODEL_OPTIONS + ("clone_from",)]
         + [("clone_from", "disks"), ("clone_from", "rename_from")],
+        required_by=dict(clone_snapshot="clone_from"),
         supports_check_mode=True,
     )
     run_resource(module, VmResource)

@@ -97,7 +97,7 @@ def vm(request, test_conn, monkeypatch):
             if dom.isActive():
                 dom.destroy()
             if dom.isPersistent():
-                dom.undefine()
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
     for vol in test_conn.storagePoolLookupByName(POOL).listAllVolumes(0):
         if vol.name().startswith(name):
             vol.delete(0)
@@ -458,6 +458,50 @@ def test_clone(test_conn, vm, mode, action):
     assert source["memory"] == 1024 and volumes(test_conn) == ["%s-vda.qcow2" % clone, "%s-vda.qcow2" % vm]
 
 
+def test_clone_from_internal_snapshot_plan(test_conn, vm):
+    """The test driver keeps internal snapshots; copying one needs qemu-img on real files, so the plan only."""
+    run(test_conn, name=vm, state="stopped", disks=[disk()], memory="512")
+    dom = test_conn.lookupByName(vm)
+    dom.snapshotCreateXML("<domainsnapshot><name>s1</name></domainsnapshot>", 0)
+    run(test_conn, name=vm, memory="256", state="stopped")  # changed after the snapshot: the clone gets the snapshot's definition
+    clone = vm + "-snap"
+    result = run(test_conn, check=True, name=clone, clone_from=vm, clone_snapshot="s1", state="stopped")
+    assert result["changed"] and result["actions"] == [
+        "copy internal snapshot s1 of volume {vm}-vda.qcow2 to {clone}-vda.qcow2 in pool default-pool".format(vm=vm, clone=clone),
+        "define VM %s as a full clone of snapshot s1 of %s" % (clone, vm),
+    ]
+    assert not exists(test_conn, clone)
+
+
+@pytest.mark.parametrize("given, error, fragment", [
+    (dict(clone_snapshot="nope"), NotFoundError, "clone_snapshot: VM '{vm}' has no snapshot 'nope'"),
+    (dict(clone_snapshot="s1", clone_mode="linked"), InvalidInputError, "a linked clone needs an external (disk_only) snapshot"),
+    (dict(clone_snapshot="bad/name"), InvalidInputError, "clone_snapshot: 'bad/name' is not a valid snapshot name"),
+], ids=["unknown", "linked-internal", "bad-name"])
+def test_clone_from_snapshot_errors(test_conn, vm, given, error, fragment):
+    run(test_conn, name=vm, state="stopped", disks=[disk()])
+    test_conn.lookupByName(vm).snapshotCreateXML("<domainsnapshot><name>s1</name></domainsnapshot>", 0)
+    with pytest.raises(error, match=re.escape(fragment.format(vm=vm))):
+        run(test_conn, name=vm + "-snap", clone_from=vm, **given)
+    assert not exists(test_conn, vm + "-snap")
+
+
+def test_clone_from_internal_snapshot_of_running_vm_is_refused(test_conn, vm):
+    run(test_conn, name=vm, state="running", disks=[disk()])
+    test_conn.lookupByName(vm).snapshotCreateXML("<domainsnapshot><name>s1</name></domainsnapshot>", 0)
+    with pytest.raises(ConflictError, match="snapshot 's1' is internal .* stop the VM first"):
+        run(test_conn, name=vm + "-snap", clone_from=vm, clone_snapshot="s1")
+
+
+def test_clone_from_internal_snapshot_needs_a_local_uri(test_conn, vm):
+    run(test_conn, name=vm, state="stopped", disks=[disk()])
+    test_conn.lookupByName(vm).snapshotCreateXML("<domainsnapshot><name>s1</name></domainsnapshot>", 0)
+    ctx = Context(conn=test_conn, params=module_params(name=vm + "-snap", clone_from=vm, clone_snapshot="s1"),
+                  uri="qemu+ssh://kvm1/system")
+    with pytest.raises(InvalidInputError, match="run the task there with a local URI"):
+        reconcile(VmResource(ctx), check_mode=True)
+
+
 def test_rename(test_conn, vm):
     run(test_conn, name=vm, state="stopped", disks=[disk()])
     uuid = test_conn.lookupByName(vm).UUIDString()
@@ -506,3 +550,49 @@ def test_absent_keeps_storage_others_use(test_conn, vm):
     assert result["warnings"] == ["kept /default-pool/%s-vda.qcow2: VM %s uses it too" % (vm, user),
                                   "kept /srv/%s.img: it is not a volume of a libvirt storage pool" % vm]
     assert volumes(test_conn) == ["%s-vda.qcow2" % vm] and exists(test_conn, "test")
+
+
+# ------------------------------------------------------------------- cloud-init seed, detached ---
+
+SEED = dict(hostname="h1", pool=POOL, detach=True)
+
+
+def test_seed_detach_is_planned_after_the_boot(test_conn, vm):
+    result = run(test_conn, check=True, name=vm, disks=[disk()], cloud_init=SEED)
+    seed = "/default-pool/%s-seed.iso" % vm
+    actions = result["actions"]
+    assert actions[actions.index("start VM %s" % vm) + 1:] == [
+        "wait for cloud-init of instance %s to finish in VM %s" % (result["cloud_init"]["instance_id"], vm),
+        "detach the cloud-init seed %s from VM %s" % (seed, vm),
+        "delete the cloud-init seed volume %s" % seed,
+        "record in VM %s that seed %s was used" % (vm, result["cloud_init"]["instance_id"]),
+    ]
+    assert not exists(test_conn, vm)
+
+
+def test_a_used_seed_is_not_made_again(test_conn, vm):
+    from ansible_collections.virtops.libvirt.plugins.module_utils import _cloudinit, _vm
+
+    run(test_conn, name=vm, disks=[disk()])
+    iid = _cloudinit.build_seed(dict(hostname="h1"), "volume:%s/%s-seed.iso" % (POOL, vm)).instance_id
+    test_conn.lookupByName(vm).setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, '<cloud-init detached="%s"/>' % iid,
+                                           "virtops-ci", _vm.SEED_NS,
+                                           libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    result = run(test_conn, name=vm, cloud_init=SEED)
+    assert not result["changed"] and result["actions"] == []
+    assert result["cloud_init"]["detached"] and result["cloud_init"]["instance_id"] == iid
+    assert "%s-seed.iso" % vm not in volumes(test_conn)
+    # new content is a new instance: the seed is made and attached again
+    again = run(test_conn, check=True, name=vm, cloud_init=dict(SEED, hostname="h2"))
+    assert again["changed"] and again["cloud_init"]["instance_id"] != iid
+
+
+@pytest.mark.parametrize("given, fragment", [
+    (dict(cloud_init=dict(volume="x.iso", pool=POOL, detach=True)), "cloud_init.detach: give the seed's content"),
+    (dict(cloud_init=SEED, state="stopped"), "the VM must run"),
+    (dict(cloud_init=dict(SEED, detach_timeout=0)), "detach_timeout: a positive number"),
+], ids=["no-content", "stopped", "timeout"])
+def test_seed_detach_bad_input(test_conn, vm, given, fragment):
+    with pytest.raises(InvalidInputError, match=re.escape(fragment)):
+        run(test_conn, name=vm, disks=[disk()], **given)
+    assert not exists(test_conn, vm)
