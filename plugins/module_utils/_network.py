@@ -17,26 +17,34 @@ The model is a dict::
 ``None`` means "not specified" (desired) or "not in the XML" (current).  DHCP host reservations
 and DNS host entries are changed with ``virNetworkUpdate`` (live, no restart); everything else
 is changed by redefining the network with its UUID, MAC address and bridge name kept.
+
+Restarting a network recreates its bridge, and libvirt does not put the tap devices of running
+domains back into it; the module re-plugs each such interface with two live device updates
+(type ``bridge`` on the new bridge, then ``network`` again), which keeps MAC, PCI address and tap.
+Port forwards (``port_forwards``) live in ``_firewall``.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import ipaddress
 import re
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils import _firewall, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors, uri_is_local
 from ansible_collections.virtops.libvirt.plugins.module_utils._defined import DefinedObjectResource, inactive_xml, lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import (
     ABSENT,
     compare_specified,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+    BackendError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    VirtopsError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._names import CONTROL_CHARS as _CONTROL, validate_object_name
 
@@ -44,6 +52,8 @@ FORWARD_MODES = ("nat", "route", "open", "isolated", "bridge")
 DEFINITION_KEYS = ("forward_mode", "bridge", "mtu", "domain", "ipv4", "ipv6", "dns", "xml")
 #: differences that virNetworkUpdate applies without a restart
 LIVE_PATHS = ("ipv4.dhcp_hosts", "dns.hosts")
+#: forward modes whose bridge libvirt creates at start (and so loses the domains' taps at a restart)
+OWN_BRIDGE_MODES = ("nat", "route", "open", "isolated")
 
 IFNAMSIZ = 16
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -446,6 +456,11 @@ def lookup(conn, name):
 
 def attached_domains(conn, name):
     """Names of the running domains with an <interface type='network'> on network ``name``."""
+    return sorted(set(dom.name() for dom, _iface in running_interfaces(conn, name)))
+
+
+def running_interfaces(conn, name):
+    """``[(domain, interface element)]``: the <interface type='network'> on ``name`` of running domains."""
     flag = getattr(libvirt, "VIR_CONNECT_LIST_DOMAINS_ACTIVE", 1)
     out = []
     with libvirt_errors("listing running domains"):
@@ -457,9 +472,58 @@ def attached_domains(conn, name):
             continue  # gone while we looked
         for iface in root.findall("devices/interface"):
             if iface.get("type") == "network" and _xml.find_attr(iface, "source", "network") == name:
-                out.append(dom.name())
-                break
-    return sorted(out)
+                out.append((dom, iface))
+    return out
+
+
+def interface_summary(dom_name, iface):
+    return dict(domain=dom_name, mac=_xml.find_attr(iface, "mac", "address"), device=_xml.find_attr(iface, "target", "dev"))
+
+
+def bridge_update_xml(iface, bridge):
+    """The live interface as ``type='bridge'`` on ``bridge``: the first of the two re-plugging updates.
+
+    A changed interface type makes libvirt (qemuDomainChangeNet) move the tap into the bridge; MAC,
+    model, PCI address, alias and tap name stay, so the guest sees no change.
+    """
+    node = copy.deepcopy(iface)
+    node.set("type", "bridge")
+    source = node.find("source")
+    source.attrib.clear()
+    source.set("bridge", bridge)
+    return _xml.to_string(node, pretty=False)
+
+
+def network_update_xml(iface):
+    """The live interface back as ``type='network'`` (without the old port and bridge of its source)."""
+    node = copy.deepcopy(iface)
+    source = node.find("source")
+    for attr in ("portid", "bridge"):
+        source.attrib.pop(attr, None)
+    return _xml.to_string(node, pretty=False)
+
+
+def reattach_interfaces(conn, name):
+    """Put the running domains' interfaces on network ``name`` back into its bridge.
+
+    Returns ``(reattached, failures)``: summaries of the interfaces re-plugged, and messages.
+    """
+    with libvirt_errors("reading network '%s'" % name):
+        bridge = _xml.find_attr(_xml.parse(conn.networkLookupByName(name).XMLDesc(0), "network XML"), "bridge", "name")
+    if not bridge:
+        return [], ["network '%s' runs without a bridge device to put them into" % name]
+    live = getattr(libvirt, "VIR_DOMAIN_AFFECT_LIVE", 1)
+    done, failures = [], []
+    for dom, iface in running_interfaces(conn, name):
+        summary = interface_summary(dom.name(), iface)
+        try:
+            dom.updateDeviceFlags(bridge_update_xml(iface, bridge), live)
+            dom.updateDeviceFlags(network_update_xml(iface), live)
+        except libvirt.libvirtError as exc:
+            failures.append("%s interface %s: %s" % (summary["domain"], summary["mac"], " ".join(str(exc).split())))
+            continue
+        done.append(summary)
+    return done, failures
 
 
 def dhcp_leases(network):
@@ -557,6 +621,14 @@ class NetworkResource(DefinedObjectResource):
     kind = "network"
     noun = "network"
     root_tag = "network"
+    #: libvirt's configuration directory on the hypervisor (hooks, port forward records)
+    firewall_etc = _firewall.ETC_LIBVIRT
+
+    def __init__(self, ctx):
+        super(NetworkResource, self).__init__(ctx)
+        self.reattached = []
+        self._forwards = None  # _firewall.PortForwards when port_forwards is managed
+        self._starts = False  # the plan starts (or restarts) the network
 
     def validate_name(self, name):
         validate_name(name)
@@ -594,7 +666,33 @@ class NetworkResource(DefinedObjectResource):
         elif model["forward_mode"] == "bridge":
             self._check_host_bridge(model["bridge"])
         model.update(state=state if state in ("active", "inactive") else None, autostart=params.get("autostart"))
+        model["port_forwards"] = self._desired_port_forwards(model)
         return model
+
+    def _desired_port_forwards(self, model):
+        """Validate ``port_forwards`` against the network it will be; read what is in effect now."""
+        items = self.params.get("port_forwards")
+        if items is None:
+            return None
+        current = self._current
+        wanted = model_from_xml(model["xml"]) if model.get("xml") is not None else model
+        mode = wanted.get("forward_mode") or (current["forward_mode"] if current else "isolated")
+        ipv4 = wanted.get("ipv4") or (current or {}).get("ipv4")
+        if items and mode != "nat":
+            raise InvalidInputError("port_forwards: network '%s' is %s; port forwards need forward_mode nat" % (
+                self.name, "isolated" if mode == "isolated" else "a %s network" % mode))
+        subnet = None
+        if ipv4 and ipv4.get("address") and ipv4.get("prefix") is not None:
+            subnet = ipaddress.ip_network("%s/%s" % (ipv4["address"], ipv4["prefix"]), strict=False)
+        forwards = _firewall.normalize_port_forwards(items, subnet, ipv4.get("address") if ipv4 else None)
+        self._forwards = _firewall.PortForwards(self.ctx, self.name, self.firewall_etc)
+        with libvirt_errors("reading the libvirt version"):
+            version = self.ctx.conn.getLibVersion()
+        self._forwards.require_usable(version)
+        in_effect = self._forwards.read(current is not None and current["state"] == "active")
+        if current is not None:
+            current["port_forwards"] = in_effect
+        return forwards
 
     def _user_xml(self, text):
         root = self._user_root(text)
@@ -714,21 +812,103 @@ class NetworkResource(DefinedObjectResource):
             plan.add("stop network %s" % self.name, self._call("stopping", "destroy"), undo=self._call("starting", "create"))
         elif live_diff:
             if self.params.get("restart"):
-                attached = attached_domains(self.ctx.conn, self.name)
-                if attached:
-                    plan.warn("restarting network '%s' disconnects the running domains %s until their interfaces are "
-                              "reattached" % (self.name, ", ".join(attached)))
                 plan.add("stop network %s to apply its new definition" % self.name, self._call("stopping", "destroy"),
-                         undo=self._call("starting", "create"))
+                         undo=self._start_if_inactive)
                 plan.add("start network %s" % self.name, self._call("starting", "create"))
+                self._starts = True
+                self._plan_reattach(desired, current, plan)
             else:
                 self.restart_required = True
                 plan.warn("network '%s' is active: its new definition takes effect when it is restarted "
                           "(set restart: true to let the module stop and start it)" % self.name)
         elif not was_active and will_be_active:
             plan.add("start network %s" % self.name, self._call("starting", "create"), undo=self._call("stopping", "destroy"))
+            self._starts = True
+            self._plan_reattach(desired, current, plan)
 
         self._plan_autostart(current, desired, diff, plan)
+
+    def _start_if_inactive(self):
+        net = self._lookup()
+        if net is not None and not net.isActive():
+            with libvirt_errors("starting network '%s'" % self.name):
+                net.create()
+
+    def _plan_reattach(self, desired, current, plan):
+        """After the network (re)starts: re-plug the running domains' interfaces into its new bridge."""
+        found = running_interfaces(self.ctx.conn, self.name)
+        if not found:
+            return
+        mode = desired.get("forward_mode")
+        if desired.get("xml") is not None:
+            mode = model_from_xml(desired["xml"])["forward_mode"]
+        mode = mode or current["forward_mode"]
+        names = sorted(set(dom.name() for dom, _iface in found))
+        if mode not in OWN_BRIDGE_MODES:
+            plan.warn("network '%s' (forward mode %s) was restarted: check the interfaces of the running domain(s) %s"
+                      % (self.name, mode, ", ".join(names)))
+            return
+        self.reattached = [interface_summary(dom.name(), iface) for dom, iface in found]
+        plan.add("reattach the interfaces of the running domain(s) %s to network %s" % (", ".join(names), self.name),
+                 self._reattach)
+
+    def _reattach(self):
+        self.reattached, failures = reattach_interfaces(self.ctx.conn, self.name)
+        if failures:
+            raise BackendError("network '%s' was restarted but some interfaces could not be reattached to its bridge: %s"
+                               % (self.name, "; ".join(failures)), reattached=self.reattached)
+
+    # --- port forwards --------------------------------------------------------------------------
+
+    def plan(self, current, desired, diff, plan):
+        super(NetworkResource, self).plan(current, desired, diff, plan)
+        if desired is None:
+            self._plan_forwards_absent(plan)
+            return
+        if self._forwards is not None:
+            if desired.get("state") is not None:
+                active_after = desired["state"] == "active"
+            else:
+                active_after = current is not None and current["state"] == "active"
+            uuid = self._object.UUIDString() if self._object is not None else None
+            self._forwards.plan(plan, desired["port_forwards"], uuid, self._uuid, active_after, self._starts)
+        elif self._starts and current is not None:
+            self._plan_forwards_reapply(plan)
+
+    def _uuid(self):
+        net = self._lookup()
+        if net is None:
+            raise NotFoundError("network '%s' disappeared" % self.name)
+        return net.UUIDString()
+
+    def _recorded_forwards(self):
+        """The PortForwards of a network that has a port forward record here, usable; else None."""
+        if not uri_is_local(self.ctx.uri):
+            return None
+        forwards = _firewall.PortForwards(self.ctx, self.name, self.firewall_etc)
+        if forwards.read_state() is None:
+            return None
+        try:
+            with libvirt_errors("reading the libvirt version"):
+                version = self.ctx.conn.getLibVersion()
+            forwards.require_usable(version)
+        except VirtopsError as exc:
+            self.ctx.warn("network '%s' has port forwards recorded in %s but they cannot be managed here: %s"
+                          % (self.name, forwards.state_path, exc.msg))
+            return None
+        return forwards
+
+    def _plan_forwards_absent(self, plan):
+        forwards = self._recorded_forwards()
+        if forwards is not None:
+            forwards.read(False)
+            forwards.plan_remove(plan)
+
+    def _plan_forwards_reapply(self, plan):
+        forwards = self._recorded_forwards()
+        if forwards is not None:
+            forwards.read(False)
+            forwards.plan_reapply(plan)
 
     def _plan_absent(self, current, plan):
         active = current["state"] == "active"
@@ -760,13 +940,15 @@ class NetworkResource(DefinedObjectResource):
                 state[key] = desired[key]
         if desired.get("state") is not None:
             state["state"] = desired["state"]
+        if desired.get("port_forwards") is not None:
+            state["port_forwards"] = desired["port_forwards"]
         state.setdefault("state", "inactive")
         state["predicted"] = True
         return state
 
     def result(self, state):
         if state is None:
-            return dict(network=dict(name=self.name, state=ABSENT), restart_required=False)
+            return dict(network=dict(name=self.name, state=ABSENT), restart_required=False, reattached=[])
         if state.get("predicted"):
             network = dict(
                 name=self.name,
@@ -790,4 +972,9 @@ class NetworkResource(DefinedObjectResource):
                     forward_mode=model["forward_mode"],
                     bridge=model["bridge"],
                 )
-        return dict(network=network, restart_required=self.restart_required)
+        if self._forwards is not None:
+            if state.get("predicted"):
+                network["port_forwards"] = state.get("port_forwards")
+            else:
+                network["port_forwards"] = self._forwards.read(network["state"] == "active")
+        return dict(network=network, restart_required=self.restart_required, reattached=self.reattached)

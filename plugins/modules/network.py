@@ -21,6 +21,11 @@ description:
     name and every setting you did not specify are kept.
   - An active network keeps running with its old definition until it is restarted. The module then
     returns RV(restart_required=true), unless O(restart=true) lets it stop and start the network.
+  - When the module starts or restarts a network, it puts the interfaces of running domains back into
+    the network's bridge (libvirt does not), and lists them in RV(reattached).
+  - O(port_forwards) forwards ports of the hypervisor to guests on a NAT network, with firewall
+    rules on the hypervisor and a libvirt network hook that restores them whenever libvirt starts
+    the network.
   - When only O(ipv4.dhcp_hosts) or O(dns.hosts) differ, the change is applied to the running
     network and its definition with libvirt's network update. The network is not restarted and its
     dnsmasq keeps running.
@@ -186,9 +191,68 @@ options:
     description:
       - Allow the module to stop and start an active network so that a changed definition takes effect.
       - When V(false) such a change is only saved, and RV(restart_required) is V(true).
-      - Running domains lose the network connection of their interfaces until they are reattached.
+      - A restart recreates the network's bridge, and libvirt leaves the tap devices of running domains
+        outside it. For networks whose bridge libvirt creates (V(nat), V(route), V(open), V(isolated)),
+        the module then re-plugs each interface of a running domain on the network. It makes two live
+        device updates (type C(bridge) on the new bridge, then type C(network) again). The MAC address,
+        PCI address and tap device stay the same, and the guest sees at most a short loss of packets.
+        The interfaces are listed in RV(reattached).
     type: bool
     default: false
+  port_forwards:
+    description:
+      - Ports of the hypervisor forwarded to guests on this network. The network must have
+        O(forward_mode=nat) and an IPv4 address. Port forwards are IPv4 only.
+      - The list is the complete set. V([]) removes all forwards of the network, and leaving the
+        option out leaves them as they are. O(state=absent) removes them together with the network.
+      - The module adds DNAT rules to the nat table (from PREROUTING and OUTPUT), and ACCEPT rules for
+        the forwarded connections to the filter table. The FORWARD accept comes first, before
+        libvirt's chains that reject traffic into a NAT network. Each network has its own chain
+        C(VIRTOPS_PF_<network>) in both tables, and every rule has a comment with the network's name.
+        Idempotency reads these rules back.
+      - The forwards are recorded in C(/etc/libvirt/virtops/port-forwards/<network>.json). The
+        libvirt network hook C(/etc/libvirt/hooks/network.d/virtops-port-forwards) applies them when
+        libvirt has started the network (after a restart or a reboot) and removes them when it has
+        stopped it. libvirt looks for hook scripts only when its daemon starts or reloads. So when
+        the module installs the first network hook, it makes the daemon that runs network hooks
+        (C(libvirtd) or C(virtnetworkd)) reload, as C(systemctl reload) does.
+      - These are changes to the machine where libvirt runs. O(uri) must be local (for example
+        V(qemu:///system)), and the module must run as root on the hypervisor; otherwise the task
+        fails before it changes anything. libvirt must use its iptables firewall backend (the only one
+        before libvirt 10.4).
+      - A firewall service that flushes all rules on reload (firewalld with its iptables backend)
+        removes the forwards until the network restarts or the module runs again.
+    type: list
+    elements: dict
+    suboptions:
+      protocol:
+        description: The protocol.
+        type: str
+        choices: [tcp, udp]
+        default: tcp
+      host_address:
+        description:
+          - The hypervisor address that receives the connections.
+          - Without it, connections to any local address of the hypervisor are forwarded, except
+            loopback.
+        type: str
+      host_port:
+        description:
+          - A port (V(8080)) or a range (V(8000-8010)) on the hypervisor, 1 to 65535.
+          - A port and protocol may be forwarded once per host address. A forward for one address
+            takes precedence over a forward of the same port for all addresses.
+        type: raw
+        required: true
+      guest_address:
+        description: The guest's IPv4 address. It must be a host address of the network's subnet.
+        type: str
+        required: true
+      guest_port:
+        description:
+          - The port on the guest. The default is O(port_forwards[].host_port).
+          - For a range of host ports, a range of the same length or its first port. Ports are mapped
+            one to one (V(8000-8010) to V(9000) forwards 8000 to 9000, 8001 to 9001 and so on).
+        type: raw
   force:
     description: With O(state=absent), remove the network even though running domains are attached to it.
     type: bool
@@ -238,6 +302,23 @@ EXAMPLES = r"""
       prefix: 24
     restart: true
 
+- name: Forward ports of the hypervisor to a web server and a range of ports to a game server
+  virtops.libvirt.network:
+    name: lab
+    forward_mode: nat
+    ipv4:
+      address: 192.168.210.1
+      prefix: 24
+    port_forwards:
+      - host_port: 8080
+        guest_address: 192.168.210.10
+        guest_port: 80
+      - protocol: udp
+        host_address: 203.0.113.5
+        host_port: 27015-27020
+        guest_address: 192.168.210.11
+  become: true
+
 - name: Remove a network
   virtops.libvirt.network:
     name: backend
@@ -272,6 +353,40 @@ network:
       description: Bridge device name.
       type: str
       sample: virbr1
+    port_forwards:
+      description:
+        - The port forwards in effect, read back from the firewall rules (for an inactive network,
+          the recorded ones). Ports are numbers, ranges are strings.
+      returned: when O(port_forwards) is given
+      type: list
+      elements: dict
+      sample:
+        - protocol: tcp
+          host_address: null
+          host_port: 8080
+          guest_address: 192.168.210.10
+          guest_port: 80
+reattached:
+  description:
+    - The interfaces of running domains that the module put back into the network's bridge after
+      starting or restarting it (predicted in check mode).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    domain:
+      description: Name of the domain.
+      type: str
+    mac:
+      description: MAC address of the interface.
+      type: str
+    device:
+      description: The tap device on the hypervisor.
+      type: str
+  sample:
+    - domain: web1
+      mac: "52:54:00:12:34:56"
+      device: vnet0
 restart_required:
   description:
     - Whether the network is active with a definition that differs from the one it runs with; it
@@ -332,6 +447,13 @@ ARGUMENT_SPEC = dict(
     autostart=dict(type="bool"),
     restart=dict(type="bool", default=False),
     force=dict(type="bool", default=False),
+    port_forwards=dict(type="list", elements="dict", options=dict(
+        protocol=dict(type="str", default="tcp", choices=["tcp", "udp"]),
+        host_address=dict(type="str"),
+        host_port=dict(type="raw", required=True),
+        guest_address=dict(type="str", required=True),
+        guest_port=dict(type="raw"),
+    )),
 )
 
 

@@ -10,9 +10,12 @@ import subprocess
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import ConflictError, InvalidInputError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._errors import BackendError, ConflictError, InvalidInputError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._network import (
     apply_model,
+    bridge_update_xml,
+    network_update_xml,
+    reattach_interfaces,
     gather_network_info,
     ip_for_mac,
     model_from_xml,
@@ -50,6 +53,12 @@ MODELS = [
 
 def model(**params):
     return normalize_model(params)
+
+
+@pytest.fixture(autouse=True)
+def private_etc(tmp_path, monkeypatch):
+    """libvirt's configuration directory (port forward records) is a private one, never /etc/libvirt."""
+    monkeypatch.setattr(NetworkResource, "firewall_etc", str(tmp_path / "etc-libvirt"))
 
 
 # ------------------------------------------------------------------------------ XML <-> model ---
@@ -361,3 +370,131 @@ def test_info_all_and_mac(test_conn, cleanup):
     assert facts["ip"] == "192.168.210.10"
     with pytest.raises(NotFoundError):
         gather_network_info(Context(conn=test_conn, params=dict(name="u-nope")))
+
+
+# ----------------------------------------------------------------------- reattach after restart ---
+
+LIVE_DOMAIN = """<domain type='kvm' id='3'>
+  <name>web1</name>
+  <uuid>6695eb01-f6a4-8304-79aa-97f2502e1930</uuid>
+  <memory unit='KiB'>65536</memory>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <interface type='network'>
+      <mac address='52:54:00:50:5a:3f'/>
+      <source network='exp' portid='e446ccda-cd1b-4cac-b288-631b011ab2df' bridge='vexp0'/>
+      <target dev='vnet0'/>
+      <model type='virtio'/>
+      <alias name='net0'/>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/>
+    </interface>
+    <interface type='network'>
+      <mac address='52:54:00:9a:0c:8a'/>
+      <source network='other' portid='40a3aee4-3a42-4502-99f8-bbf53cbbf577' bridge='vother0'/>
+      <target dev='vnet1'/>
+      <model type='e1000'/>
+      <alias name='net1'/>
+    </interface>
+  </devices>
+</domain>"""
+
+
+def test_replug_xml_keeps_the_device(tmp_path):
+    iface = _xml.parse(LIVE_DOMAIN).find("devices/interface")
+    as_bridge = _xml.parse(bridge_update_xml(iface, "vexp1"))
+    assert as_bridge.get("type") == "bridge" and dict(as_bridge.find("source").attrib) == {"bridge": "vexp1"}
+    as_network = _xml.parse(network_update_xml(iface))
+    assert as_network.get("type") == "network" and dict(as_network.find("source").attrib) == {"network": "exp"}
+    for node in (as_bridge, as_network):
+        assert node.find("mac").get("address") == "52:54:00:50:5a:3f"
+        assert node.find("target").get("dev") == "vnet0" and node.find("alias").get("name") == "net0"
+        assert node.find("address").get("slot") == "0x02" and node.find("model").get("type") == "virtio"
+    # each update, put into the domain, is a valid domain definition for libvirt's schema
+    for text in (bridge_update_xml(iface, "vexp1"), network_update_xml(iface)):
+        root = _xml.parse(LIVE_DOMAIN)
+        devices = root.find("devices")
+        devices.replace(devices.find("interface"), _xml.parse(text))
+        path = tmp_path / "domain.xml"
+        path.write_text(_xml.to_string(root))
+        proc = subprocess.run([VIRT_XML_VALIDATE, str(path), "domain"], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+class FakeDomain:
+    def __init__(self, xml, fail=False):
+        self.xml = xml
+        self.calls = []
+        self.fail = fail
+
+    def name(self):
+        return _xml.find_text(_xml.parse(self.xml), "name")
+
+    def XMLDesc(self, _flags=0):
+        return self.xml
+
+    def updateDeviceFlags(self, text, flags):
+        if self.fail:
+            import libvirt  # pylint: disable=import-outside-toplevel
+            raise libvirt.libvirtError("unable to change config on 'bridge' network type")
+        self.calls.append((_xml.parse(text).get("type"), _xml.parse(text).find("source").attrib.get("bridge"), flags))
+
+
+class FakeNetwork:
+    def __init__(self, xml):
+        self.xml = xml
+
+    def XMLDesc(self, _flags=0):
+        return self.xml
+
+
+class FakeConn:
+    def __init__(self, domains, network_xml="<network><name>exp</name><bridge name='vexp1'/></network>"):
+        self.domains = domains
+        self.network_xml = network_xml
+
+    def listAllDomains(self, _flags=0):
+        return self.domains
+
+    def networkLookupByName(self, _name):
+        return FakeNetwork(self.network_xml)
+
+
+def test_reattach_replugs_only_the_networks_interfaces():
+    dom = FakeDomain(LIVE_DOMAIN)
+    done, failures = reattach_interfaces(FakeConn([dom]), "exp")
+    assert done == [dict(domain="web1", mac="52:54:00:50:5a:3f", device="vnet0")] and failures == []
+    assert dom.calls == [("bridge", "vexp1", 1), ("network", None, 1)]  # live only, bridge first
+    broken = FakeDomain(LIVE_DOMAIN.replace("web1", "web2"), fail=True)
+    done, failures = reattach_interfaces(FakeConn([broken, dom]), "exp")
+    assert [d["domain"] for d in done] == ["web1"]
+    assert failures == ["web2 interface 52:54:00:50:5a:3f: unable to change config on 'bridge' network type"]
+    no_bridge = FakeConn([dom], "<network><name>exp</name></network>")
+    assert reattach_interfaces(no_bridge, "exp") == ([], ["network 'exp' runs without a bridge device to put them into"])
+
+
+RESTART_DOMAIN = """<domain type='test'><name>u-rdom</name><memory>65536</memory><os><type>hvm</type></os>
+<devices><interface type='network'><mac address='52:54:00:aa:10:01'/><source network='u-replug'/></interface></devices></domain>"""
+
+
+def test_restart_plans_reattach_of_running_domains(test_conn, cleanup):
+    cleanup.append("u-replug")
+    run(test_conn, name="u-replug", forward_mode="nat", bridge="vreplug0", ipv4=dict(address="192.168.246.1", prefix=24))
+    dom = test_conn.createXML(RESTART_DOMAIN, 0)
+    try:
+        predicted = run(test_conn, check=True, name="u-replug", mtu=1400, restart=True)
+        assert predicted["actions"][-1] == "reattach the interfaces of the running domain(s) u-rdom to network u-replug"
+        assert [(r["domain"], r["mac"]) for r in predicted["reattached"]] == [("u-rdom", "52:54:00:aa:10:01")]
+        # the test driver cannot update devices: the restart happens, the failure is reported per interface
+        with pytest.raises(BackendError) as info:
+            run(test_conn, name="u-replug", mtu=1400, restart=True)
+        assert "some interfaces could not be reattached to its bridge: u-rdom interface 52:54:00:aa:10:01" in info.value.msg
+        assert test_conn.networkLookupByName("u-replug").isActive()
+        untouched = run(test_conn, name="u-replug", mtu=1400)
+        assert untouched["reattached"] == []
+        # a network stopped under running domains: starting it reattaches them as well
+        test_conn.networkLookupByName("u-replug").destroy()
+        started = run(test_conn, check=True, name="u-replug", state="active")
+        assert started["actions"] == ["start network u-replug",
+                                      "reattach the interfaces of the running domain(s) u-rdom to network u-replug"]
+    finally:
+        dom.destroy()

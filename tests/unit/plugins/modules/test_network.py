@@ -75,3 +75,21 @@ def test_info(capsys):
 def test_info_missing(capsys):
     rc, result = run_module(capsys, network_info, {"name": "m-none"})
     assert rc == 1 and result["error_kind"] == "not_found"
+
+
+def test_port_forwards_validated_before_anything(capsys):
+    # fails on its input, before the firewall or any file of this machine is looked at
+    rc, result = run_module(capsys, network, {
+        "name": "m-pf", "forward_mode": "nat", "ipv4": {"address": "192.168.228.1", "prefix": 24},
+        "port_forwards": [{"host_port": "8080", "guest_address": "192.168.99.10", "guest_port": 80}]})
+    assert rc == 1 and result["error_kind"] == "invalid_input"
+    assert result["msg"] == "port_forwards[0].guest_address: 192.168.99.10 is outside the network's subnet 192.168.228.0/24"
+
+
+@pytest.mark.parametrize("forward, message", [
+    ({"host_port": 8080}, "missing required arguments: guest_address found in port_forwards"),
+    ({"host_port": 8080, "guest_address": "192.168.228.10", "protocol": "icmp"}, "value of protocol must be one of: tcp, udp"),
+])
+def test_port_forwards_argument_spec(capsys, forward, message):
+    rc, result = run_module(capsys, network, {"name": "m-pf2", "port_forwards": [forward]})
+    assert rc == 1 and message in result["msg"]
