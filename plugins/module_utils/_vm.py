@@ -105,6 +105,7 @@ class VmResource(DefinedObjectResource):
         self._seed = None
         self._seed_result = None
         self._detach = None
+        self.removed_volumes = []   # paths the absent plan deletes (remove_storage)
 
     # --- DefinedObjectResource hooks ------------------------------------------------------------
 
@@ -1023,6 +1024,7 @@ class VmResource(DefinedObjectResource):
         if current["active"]:
             plan.add("power off VM %s" % self.name, self._call("stopping", "destroy"))
         owned = self._owned_volumes(current, plan) if self.params.get("remove_storage") else []
+        self.removed_volumes = list(owned)
         plan.add("undefine VM %s" % self.name, self._call("undefining", "undefineFlags", self._undefine_flags()))
         for path in owned:
             plan.add("delete volume %s" % path, self._delete_path(path))

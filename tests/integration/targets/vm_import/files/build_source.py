@@ -1,0 +1,122 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Sources for the vm_import target, made the way other tools make them.
+
+  build_source.py ova OUT NAME VCPUS MEMORY_MIB NETWORK DISK.vmdk
+      an OVA: descriptor first (OVF 1.0 from the collection's build_ovf), then a SHA-256 manifest,
+      then the disk, in a ustar archive
+  build_source.py archive OUT DOMAIN_XML TARGET=IMAGE[,FORMAT]... [--hostile KIND]
+      an archive of the collection's own format (tar, or tar.zst when OUT ends in .zst); with
+      --hostile, a damaged one: symlink (a disk member that is a link to /etc/shadow), dotdot (an
+      extra member ../../tmp/...), checksum (one byte of the disk changed after its digest was taken)
+
+Needs PYTHONPATH to hold the directory with ansible_collections/virtops/libvirt (the installed
+collection) and the zstd command for .zst.
+"""
+from __future__ import absolute_import, division, print_function
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+from ansible_collections.virtops.libvirt.plugins.module_utils import _archive, _ovf
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def add_bytes(tar, name, data, **attrs):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+
+
+def virtual_size(path, fmt):
+    out = subprocess.check_output(["qemu-img", "info", "-f", fmt, "--output=json", path])
+    return json.loads(out)["virtual-size"]
+
+
+def build_ova(out, name, vcpus, memory, network, disk):
+    vm = dict(name=name, vcpus=int(vcpus), memory_mib=int(memory), firmware="bios", os_hint="debian12",
+              disks=[dict(file="%s-disk1.vmdk" % name, size=os.path.getsize(disk), capacity=virtual_size(disk, "vmdk"),
+                          bus="virtio")],
+              nics=[dict(network=network, model="virtio")])
+    ovf = _ovf.build_ovf(vm)
+    mf = _ovf.manifest({"%s.ovf" % name: hashlib.sha256(ovf).hexdigest(), "%s-disk1.vmdk" % name: sha256_file(disk)})
+    with tarfile.open(out + ".part", "w", format=tarfile.USTAR_FORMAT) as tar:
+        add_bytes(tar, "%s.ovf" % name, ovf)
+        add_bytes(tar, "%s.mf" % name, mf)
+        tar.add(disk, arcname="%s-disk1.vmdk" % name)
+    os.rename(out + ".part", out)
+
+
+def build_archive(out, domain_xml, disks, hostile=None):
+    with open(domain_xml, "rb") as handle:
+        xml = handle.read()
+    from lxml import etree  # pylint: disable=import-outside-toplevel
+
+    root = etree.fromstring(xml)
+    entries, files = [], []
+    for spec in disks:
+        target, rest = spec.split("=", 1)
+        path, fmt = (rest.split(",", 1) + ["qcow2"])[:2]
+        entries.append(dict(target=target, format=fmt, virtual_size=virtual_size(path, fmt), size=os.path.getsize(path),
+                            sha256=sha256_file(path), bus="virtio", device="disk"))
+        files.append((_archive.disk_member_name(target, fmt), path))
+    vcpu = root.find("vcpu")
+    memory = root.find("memory")
+    manifest = _archive.build_manifest(dict(name=root.findtext("name"), uuid=root.findtext("uuid"),
+                                            vcpus=int(vcpu.text) if vcpu is not None else 1,
+                                            memory_mib=int(memory.text) // 1024 if memory is not None else 0,
+                                            firmware="bios", arch="x86_64"), entries)
+    tar_path = out[:-4] if out.endswith(".zst") else out
+    with tarfile.open(tar_path + ".part", "w", format=tarfile.PAX_FORMAT) as tar:
+        add_bytes(tar, _archive.MANIFEST_NAME, manifest)
+        add_bytes(tar, _archive.DOMAIN_XML_NAME, xml)
+        for index, (member, path) in enumerate(files):
+            if hostile == "symlink" and index == 0:
+                add_bytes(tar, member, b"", type=tarfile.SYMTYPE, linkname="/etc/shadow")
+                continue
+            if hostile == "checksum" and index == 0:
+                with open(path, "rb") as handle:
+                    data = bytearray(handle.read())
+                data[len(data) // 2] ^= 0x01
+                add_bytes(tar, member, bytes(data))
+                continue
+            tar.add(path, arcname=member)
+        if hostile == "dotdot":
+            add_bytes(tar, "disks/../../../../tmp/virtops-import-escaped", b"escaped\n")
+    os.rename(tar_path + ".part", tar_path)
+    if out.endswith(".zst"):
+        subprocess.check_call(["zstd", "-q", "-f", "--rm", "-T0", tar_path, "-o", out])
+
+
+def main(argv):
+    if argv[1] == "ova":
+        build_ova(*argv[2:8])
+    elif argv[1] == "archive":
+        args = argv[2:]
+        hostile = None
+        if "--hostile" in args:
+            index = args.index("--hostile")
+            hostile = args[index + 1]
+            del args[index:index + 2]
+        build_archive(args[0], args[1], args[2:], hostile)
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
