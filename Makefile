@@ -89,6 +89,7 @@ test: lint sanity unit integration
 bench: deps
 	benchmarks/volume_clones.sh
 	benchmarks/vm_overhead.sh
+	benchmarks/inventory.sh
 
 clean:
 	-$(LAB) down

@@ -59,12 +59,13 @@ export ANSIBLE_HOST_KEY_CHECKING=False
 export ANSIBLE_RETRY_FILES_ENABLED=False
 export ANSIBLE_NOCOLOR=1
 export ANSIBLE_DEPRECATION_WARNINGS=False
+export ANSIBLE_INVENTORY_UNPARSED_FAILED=1
 
 passed=0
 failed=0
 failed_names=()
 for t in "${targets[@]}"; do
-    play="$scratch/$t.yml"
+    play="$scratch/play-$t.yml"
     {
         echo "---"
         echo "- name: Integration target $t"
