@@ -38,13 +38,12 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     OperationTimeoutError,
     VirtopsError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._host import (  # noqa: F401 (run_state, state_word: also ours)
+from ansible_collections.virtops.libvirt.plugins.module_utils._host import (
     guest_facts,
     host_capabilities,
     kvm_usable,
     memory_facts,
     run_state,
-    state_word,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (

@@ -35,7 +35,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     NotFoundError,
     VirtopsError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._vm import run_state, state_word, vm_view
+from ansible_collections.virtops.libvirt.plugins.module_utils._host import run_state, state_word
+from ansible_collections.virtops.libvirt.plugins.module_utils._vm import vm_view
 
 #: what the ``state`` filter accepts: ``vm``'s run states and libvirt's rarer ones
 STATE_FILTERS = ("running", "paused", "stopped", "shutdown", "crashed", "pmsuspended", "nostate")
