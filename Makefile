@@ -90,6 +90,7 @@ bench: deps
 	benchmarks/volume_clones.sh
 	benchmarks/vm_overhead.sh
 	benchmarks/inventory.sh
+	benchmarks/migrate.sh
 
 clean:
 	-$(LAB) down

@@ -200,7 +200,7 @@ keyed_groups:
     prefix: tag
   - key: libvirt_metadata
     prefix: meta
-
+---
 # running.libvirt.yml: only running VMs of the hosts of group 'hypervisors' (defined by an
 # inventory source read before this one), reached over SSH as the user 'deploy'
 plugin: virtops.libvirt.libvirt
@@ -215,7 +215,7 @@ groups:
   webservers: "'web' in libvirt_tags"
 compose:
   ansible_user: libvirt_metadata.user | default('debian')
-
+---
 # cached.libvirt.yml: cache the listing for 10 minutes in JSON files
 plugin: virtops.libvirt.libvirt
 uris: [qemu:///system]
