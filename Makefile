@@ -102,6 +102,7 @@ bench: deps
 	benchmarks/vm_overhead.sh
 	benchmarks/inventory.sh
 	benchmarks/migrate.sh
+	benchmarks/export.sh
 
 clean:
 	-$(LAB) down

@@ -9,7 +9,7 @@ set -euo pipefail
 PACKAGES=(
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
     qemu-system-x86 qemu-utils dnsmasq-base iptables iproute2 lvm2 ovmf
-    debootstrap e2fsprogs xorriso genisoimage zstd jq
+    debootstrap e2fsprogs xorriso genisoimage zstd pigz jq
     libvirt-dev pkg-config python3-venv python3-dev gcc
     libxml2-utils shellcheck
 )
