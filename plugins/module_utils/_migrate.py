@@ -531,6 +531,10 @@ class Prechecks:
         with libvirt_errors("reading the definition of VM '%s'" % self.name):
             self.root = _xml.parse(dom.XMLDesc(flags), "domain XML")
             self.info = dom.info()
+            # the CPU the running guest really has (the migratable XML can carry a bare default model
+            # that libvirt itself does not hold against the destination)
+            live_cpu = _xml.parse(dom.XMLDesc(0), "domain XML").find("cpu") if self.live else None
+        self.cpu = live_cpu if live_cpu is not None else self.root.find("cpu")
 
     def run(self, src_caps, dst_caps):
         self.check_platform(dst_caps)
@@ -585,7 +589,7 @@ class Prechecks:
         return "compatible"
 
     def check_cpu(self, src_caps):
-        cpu = self.root.find("cpu")
+        cpu = self.cpu
         mode = cpu.get("mode", "custom") if cpu is not None else None
         plat = guest_platform(self.root)
         if cpu is None or (mode == "custom" and cpu.find("model") is None):
