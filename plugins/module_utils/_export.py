@@ -831,8 +831,8 @@ def merge_overlays(conn, qemu, dom_name, entries, saved_xml=None, sleep=time.sle
     if problems:
         raise BackendError(
             "the temporary snapshot of VM '%s' could not be fully merged back: %s. The VM keeps working on the "
-            "overlay; run the export again (it merges leftovers first) or merge it with 'virsh blockcommit %s "
-            "<disk> --active --shallow --pivot'" % (dom_name, "; ".join(problems), dom_name),
+            "overlay; run the export again (it merges leftovers first) or merge each disk with 'virsh blockcommit %s "
+            "TARGET --active --shallow --pivot'" % (dom_name, "; ".join(problems), dom_name),
             overlays=[e["overlay"] for e in entries if not e.get("merged")],
         )
     return written

@@ -56,7 +56,9 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     ConflictError,
     InvalidInputError,
     MissingDependencyError,
+    NotFoundError,
     OperationTimeoutError,
+    VirtopsError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._network import dhcp_leases
 
@@ -543,6 +545,32 @@ def domain_ip_summary(interfaces, macs=None):
 
 
 # -------------------------------------------------------------------------- guest agent ---
+
+
+def merge_addresses(conn, dom, vm, source, agent_timeout):
+    """Fill a ``vm`` model's NICs (``addresses``), ``ip`` and ``address_error`` from ``source``.
+
+    Only the VM's own NICs get addresses (the agent also reports interfaces inside the guest, such
+    as docker0); a source that cannot answer is ``address_error``, not a failure.  Returns all that
+    the source reported ([] when the VM does not run, ``source`` is None or ``none``, or it failed).
+    """
+    vm.update(ip=None, address_error=None)
+    for nic in vm["interfaces"]:
+        nic["addresses"] = []
+    if source in (None, "none") or not vm["active"]:
+        return []
+    try:
+        found = interface_addresses(conn, dom, source, agent_timeout=agent_timeout)
+    except NotFoundError:
+        raise
+    except VirtopsError as exc:
+        vm["address_error"] = exc.msg
+        return []
+    by_mac = dict((item["mac"], item) for item in found if item["mac"])
+    for nic in vm["interfaces"]:
+        nic["addresses"] = list((by_mac.get(nic["mac"]) or {}).get("addresses") or [])
+    vm["ip"] = domain_ip_summary(found, [n["mac"] for n in vm["interfaces"] if n["mac"]])
+    return found
 
 def require_libvirt_qemu():
     if libvirt_qemu is None:

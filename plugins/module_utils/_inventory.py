@@ -162,27 +162,8 @@ def vm_record(conn, dom, state, persistent, autostart, options):
 
 
 def _addresses(conn, dom, vm, options):
-    """Each NIC's ``addresses``, the VM's ``ip`` and ``address_error``, as ``vm_info`` reports them.
-
-    Only the VM's own NICs count (the agent also reports interfaces inside the guest, such as
-    docker0); a source that cannot answer for the VM is ``address_error``, not a failure.
-    """
-    vm.update(ip=None, address_error=None)
-    for nic in vm["interfaces"]:
-        nic["addresses"] = []
-    if options["ip_source"] == "none" or not vm["active"]:
-        return
-    try:
-        found = _guest.interface_addresses(conn, dom, options["ip_source"], agent_timeout=options["agent_timeout"])
-    except NotFoundError:
-        raise
-    except VirtopsError as exc:
-        vm["address_error"] = exc.msg
-        return
-    by_mac = dict((item["mac"], item) for item in found if item["mac"])
-    for nic in vm["interfaces"]:
-        nic["addresses"] = list((by_mac.get(nic["mac"]) or {}).get("addresses") or [])
-    vm["ip"] = _guest.domain_ip_summary(found, [n["mac"] for n in vm["interfaces"] if n["mac"]])
+    """Each NIC's ``addresses``, the VM's ``ip`` and ``address_error``, as ``vm_info`` reports them."""
+    _guest.merge_addresses(conn, dom, vm, options["ip_source"], options["agent_timeout"])
 
 
 # -------------------------------------------------------------------- one hypervisor ---

@@ -33,7 +33,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._defined import lo
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     InvalidInputError,
     NotFoundError,
-    VirtopsError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._host import run_state, state_word
 from ansible_collections.virtops.libvirt.plugins.module_utils._vm import vm_view
@@ -122,24 +121,7 @@ def _merge_runtime(vm, facts, live):
 
 def _merge_addresses(conn, dom, vm, opts):
     """``addresses``/``ip`` of the VM and per interface; a source that cannot answer is ``address_error``."""
-    vm.update(addresses=[], ip=None, address_error=None)
-    for nic in vm["interfaces"]:
-        nic["addresses"] = []
-    if not vm["active"]:
-        return
-    try:
-        found = _guest.interface_addresses(conn, dom, opts["ip_source"], agent_timeout=opts["agent_timeout"])
-    except NotFoundError:
-        raise
-    except VirtopsError as exc:
-        vm["address_error"] = exc.msg
-        return
-    by_mac = dict((item["mac"], item) for item in found if item["mac"])
-    macs = [nic["mac"] for nic in vm["interfaces"] if nic["mac"]]
-    for nic in vm["interfaces"]:
-        nic["addresses"] = list((by_mac.get(nic["mac"]) or {}).get("addresses") or [])
-    vm["addresses"] = found
-    vm["ip"] = _guest.domain_ip_summary(found, macs)
+    vm["addresses"] = _guest.merge_addresses(conn, dom, vm, opts["ip_source"], opts["agent_timeout"])
 
 
 def vm_facts(conn, dom, opts):
