@@ -572,6 +572,7 @@ def merge_addresses(conn, dom, vm, source, agent_timeout):
     vm["ip"] = domain_ip_summary(found, [n["mac"] for n in vm["interfaces"] if n["mac"]])
     return found
 
+
 def require_libvirt_qemu():
     if libvirt_qemu is None:
         raise MissingDependencyError(
