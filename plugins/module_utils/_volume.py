@@ -542,7 +542,16 @@ class VolumeResource(Resource):
         self._vol = lookup_volume(self.pool, self.name)
         if self._vol is None:
             return None
-        return volume_facts(self.ctx.conn, self.params["pool"], self._vol)
+        try:
+            return volume_facts(self.ctx.conn, self.params["pool"], self._vol)
+        except NotFoundError:
+            # libvirt still listed a file that was removed behind its back (another host on a shared
+            # directory, an rm): after a refresh the pool shows what is really there.
+            refresh_pool(self.pool)
+            self._vol = lookup_volume(self.pool, self.name, refresh=False)
+            if self._vol is None:
+                return None
+            return volume_facts(self.ctx.conn, self.params["pool"], self._vol)
 
     def desired(self):
         if self.params["state"] == "absent":
