@@ -50,7 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$lab" up "$hosts_needed"
+"$lab" up "$hosts_needed" --fresh
 "$lab" inventory "$scratch/inventory.yml"
 
 export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS_PATH"

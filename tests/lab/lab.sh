@@ -9,7 +9,7 @@
 # namespace (virtops-lab-sw).  Nothing is configured in the machine's own
 # network namespace and nothing is mounted in the machine's mount namespace.
 #
-# Usage: lab.sh up [N] | down [--purge] | status | uris | env | inventory FILE
+# Usage: lab.sh up [N] [--fresh] | down [--purge] | status | uris | env | inventory FILE
 # See tests/lab/README.md.
 set -euo pipefail
 
@@ -29,7 +29,8 @@ die() { log "error: $*"; exit 1; }
 
 usage() {
     cat >&2 <<EOF
-usage: $PROG up [N]          start N lab hypervisors (default \$LAB_HOSTS or 1)
+usage: $PROG up [N] [--fresh]  start N lab hypervisors (default \$LAB_HOSTS or 1); --fresh: when no
+                             host is running, remove what earlier runs left in the state dir first
        $PROG down [--purge]  stop everything the lab started (--purge: remove state dir)
        $PROG status          one line per host; non-zero exit if a host is down
        $PROG uris            one libvirt URI per line
@@ -443,10 +444,33 @@ ensure_pool() { # i
 }
 
 # ------------------------------------------------------------ subcommands ---
+lab_running() { # any host of the lab alive
+    local d i
+    for d in "$STATE_ROOT"/host*; do
+        [[ -d $d ]] || continue
+        i=${d##*/host}
+        [[ $i =~ ^[0-9]+$ ]] || continue
+        if host_alive "$i"; then return 0; fi
+    done
+    return 1
+}
+
 cmd_up() {
-    local n=${1:-${LAB_HOSTS:-1}} i j
+    local n=${LAB_HOSTS:-1} fresh=0 i j
+    while (($#)); do
+        case $1 in
+        --fresh) fresh=1 ;;
+        *) n=$1 ;;
+        esac
+        shift
+    done
     check_count "$n"
     need_root
+    # --fresh: a lab that is not running starts without the VMs, volumes and networks an earlier run left
+    if ((fresh)) && [[ -e $STATE_ROOT/.virtops-lab ]] && ! lab_running; then
+        log "no host of the lab at $STATE_ROOT is running: starting from an empty state dir"
+        cmd_down --purge
+    fi
     mkdir -p "$STATE_ROOT"
     touch "$STATE_ROOT/.virtops-lab"
     take_lock
@@ -574,7 +598,7 @@ main() {
     shift
     check_state_root
     case "$cmd" in
-    up) (($# <= 1)) || usage; cmd_up "$@" ;;
+    up) (($# <= 2)) || usage; cmd_up "$@" ;;
     down) (($# <= 1)) || usage; cmd_down "$@" ;;
     status) (($# == 0)) || usage; cmd_status ;;
     uris) (($# == 0)) || usage; cmd_uris ;;
