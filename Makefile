@@ -1,8 +1,8 @@
 # virtops.libvirt — everything runs through these targets (see README.md).
 #   make demo         install what is missing, bring up a lab of two hypervisors, run playbooks/demo.yml against it
 #   make demo-clean   remove what make demo made (VMs, their storage, the base image, pool, network, the export)
-#   make test         lint + sanity + unit + integration
-#   make lint | sanity | unit | integration   one part only
+#   make test         lint + sanity + unit + integration + molecule
+#   make lint | sanity | unit | integration | molecule   one part only
 #   make lab-up | lab-down | lab-status        the lab alone
 #   make guest-image  the cached, bootable Debian guest image for lab VMs (prints its directory)
 #   make bench        benchmarks (benchmarks/README.md)
@@ -24,7 +24,7 @@ VENV         = $(shell cat $(VENV_FILE))
 export ANSIBLE_FORCE_COLOR ?= 0
 export ANSIBLE_NOCOLOR ?= 1
 
-.PHONY: help deps stage build install demo demo-clean test lint sanity unit integration lab-up lab-down lab-status guest-image bench clean
+.PHONY: help deps stage build install demo demo-clean test lint sanity unit integration molecule lab-up lab-down lab-status guest-image bench clean
 
 help:
 	@sed -n '/^#/!q;p' Makefile
@@ -66,6 +66,10 @@ unit: deps stage
 integration: install
 	VENV=$(VENV) COLLECTIONS_PATH=$(INSTALLED) tests/integration/run.sh $(TARGETS)
 
+# the roles' molecule scenarios (extensions/molecule) against a lab of two hypervisors; SCENARIOS=... for some
+molecule: install
+	VENV=$(VENV) COLLECTIONS_PATH=$(INSTALLED) tests/tools/molecule.sh $(SCENARIOS)
+
 lab-up: deps
 	$(LAB) up
 
@@ -94,7 +98,7 @@ demo-clean: install
 	    -e demo_image_dir=$$image playbooks/teardown.yml
 	rm -rf /var/tmp/virtops-demo-export
 
-test: lint sanity unit integration
+test: lint sanity unit integration molecule
 
 # benchmarks (not part of make test; run on an idle machine, see benchmarks/README.md)
 bench: deps
