@@ -2,9 +2,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Sources for the vm_import target, made the way other tools make them.
 
-  build_source.py ova OUT NAME VCPUS MEMORY_MIB NETWORK DISK.vmdk
-      an OVA: descriptor first (OVF 1.0 from the collection's build_ovf), then a SHA-256 manifest,
-      then the disk, in a ustar archive
   build_source.py archive OUT DOMAIN_XML TARGET=IMAGE[,FORMAT]... [--hostile KIND]
       an archive of the collection's own format (tar, or tar.zst when OUT ends in .zst); with
       --hostile, a damaged one: symlink (a disk member that is a link to /etc/shadow), dotdot (an
@@ -23,7 +20,7 @@ import subprocess
 import sys
 import tarfile
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _archive, _ovf
+from ansible_collections.virtops.libvirt.plugins.module_utils import _archive
 
 
 def sha256_file(path):
@@ -46,20 +43,6 @@ def add_bytes(tar, name, data, **attrs):
 def virtual_size(path, fmt):
     out = subprocess.check_output(["qemu-img", "info", "-f", fmt, "--output=json", path])
     return json.loads(out)["virtual-size"]
-
-
-def build_ova(out, name, vcpus, memory, network, disk):
-    vm = dict(name=name, vcpus=int(vcpus), memory_mib=int(memory), firmware="bios", os_hint="debian12",
-              disks=[dict(file="%s-disk1.vmdk" % name, size=os.path.getsize(disk), capacity=virtual_size(disk, "vmdk"),
-                          bus="virtio")],
-              nics=[dict(network=network, model="virtio")])
-    ovf = _ovf.build_ovf(vm)
-    mf = _ovf.manifest({"%s.ovf" % name: hashlib.sha256(ovf).hexdigest(), "%s-disk1.vmdk" % name: sha256_file(disk)})
-    with tarfile.open(out + ".part", "w", format=tarfile.USTAR_FORMAT) as tar:
-        add_bytes(tar, "%s.ovf" % name, ovf)
-        add_bytes(tar, "%s.mf" % name, mf)
-        tar.add(disk, arcname="%s-disk1.vmdk" % name)
-    os.rename(out + ".part", out)
 
 
 def build_archive(out, domain_xml, disks, hostile=None):
@@ -104,9 +87,7 @@ def build_archive(out, domain_xml, disks, hostile=None):
 
 
 def main(argv):
-    if argv[1] == "ova":
-        build_ova(*argv[2:8])
-    elif argv[1] == "archive":
+    if argv[1] == "archive":
         args = argv[2:]
         hostile = None
         if "--hostile" in args:
