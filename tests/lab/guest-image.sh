@@ -54,29 +54,16 @@ EOF
     exit 2
 }
 
-# The Debian mirror: VIRTOPS_GUEST_MIRROR, else the first .../debian URI of the
-# machine's apt sources (one-line and deb822 formats), else deb.debian.org.
-mirror() {
-    local m=${VIRTOPS_GUEST_MIRROR:-}
-    if [[ -z $m ]]; then
-        m=$(
-            {
-                sed -nE 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+).*/\2/p' \
-                    /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
-                sed -nE 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | tr -s '[:blank:]' '\n'
-            } | grep -E '^https?://[^[:space:]]+/debian/?$' | head -n 1 || true
-        )
-    fi
-    m=${m:-http://deb.debian.org/debian}
-    printf '%s' "${m%/}"
-}
+# mirror(): the Debian mirror (VIRTOPS_GUEST_MIRROR, else the machine's apt sources)
+# shellcheck source=tests/lab/mirror.sh
+. "$(dirname "$SELF")/mirror.sh"
 
 # Short hash of every input of the build.
 cache_key() {
     {
         printf 'suite=%s\narch=%s\nvariant=%s\nsize=%s\nmirror=%s\npackages=%s\ncmdline=%s\n' \
             "$SUITE" "$ARCH" "$VARIANT" "$IMAGE_SIZE" "$(mirror)" "${PACKAGES[*]}" "$CMDLINE"
-        cat "$SELF"
+        cat "$SELF" "$(dirname "$SELF")/mirror.sh"
     } | sha256sum | cut -c1-12
 }
 
