@@ -63,8 +63,10 @@ sanity: deps stage
 unit: deps stage
 	cd $(COLLECTION) && PYTHONPATH=$(STAGE) $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/unit
 
+# INTEGRATION_JOBS lanes of targets at once, each against a lab of its own (tests/integration/run.sh)
+INTEGRATION_JOBS ?= 2
 integration: install
-	VENV=$(VENV) COLLECTIONS_PATH=$(INSTALLED) tests/integration/run.sh $(TARGETS)
+	VENV=$(VENV) COLLECTIONS_PATH=$(INSTALLED) INTEGRATION_JOBS=$(INTEGRATION_JOBS) tests/integration/run.sh $(TARGETS)
 
 # the roles' molecule scenarios (extensions/molecule) against a lab of two hypervisors; SCENARIOS=... for some
 molecule: install
@@ -98,7 +100,9 @@ demo-clean: install
 	    -e demo_image_dir=$$image playbooks/teardown.yml
 	rm -rf /var/tmp/virtops-demo-export
 
-test: lint sanity unit integration molecule
+# integration and molecule run side by side (separate labs); each one's output comes when it ends
+test: lint sanity unit
+	@$(MAKE) --no-print-directory --output-sync=target -j2 integration molecule
 
 # benchmarks (not part of make test; run on an idle machine, see benchmarks/README.md)
 bench: deps

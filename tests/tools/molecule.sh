@@ -12,6 +12,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 : "${VENV:?set VENV to the tools venv (make molecule does)}"
 : "${COLLECTIONS_PATH:?set COLLECTIONS_PATH to where the collection is installed}"
 lab="$root/tests/lab/lab.sh"
+# a lab of its own (namespaces <prefix>-molN, state dir <state dir>-mol): make test runs the scenarios
+# while the integration targets use the usual lab
+export LAB_NS_PREFIX="${LAB_NS_PREFIX:-virtops-lab}-mol" LAB_STATE_DIR="${LAB_STATE_DIR:-/var/tmp/virtops-lab}-mol"
 [ -x "$VENV/bin/molecule" ] || { echo "molecule is not installed in $VENV (make deps installs it)" >&2; exit 1; }
 
 scratch=$(mktemp -d /tmp/virtops-molecule.XXXXXX)
