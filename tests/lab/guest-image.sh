@@ -35,13 +35,10 @@ PACKAGES=(
 CMDLINE='root=/dev/vda rw console=ttyS0 net.ifnames=0'
 GUEST_HOSTNAME=debian
 
-CACHE_ROOT=${VIRTOPS_CACHE_DIR:-${HOME:?set HOME or VIRTOPS_CACHE_DIR}/.cache/virtops-libvirt}
-CACHE_ROOT=${CACHE_ROOT%/}
-BASE=$CACHE_ROOT/guest-image
-LOCK_WAIT=${VIRTOPS_GUEST_LOCK_WAIT_SECS:-1800}
-
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+CACHE_NAME=guest-image
+# CACHE_ROOT, BASE, log, die, mirror, begin_build, debootstrap_root, run_logged, prune (build-lib.sh)
+# shellcheck source=tests/lab/build-lib.sh
+. "$(dirname "$SELF")/build-lib.sh"
 
 usage() {
     cat >&2 <<EOF
@@ -54,16 +51,12 @@ EOF
     exit 2
 }
 
-# mirror(): the Debian mirror (VIRTOPS_GUEST_MIRROR, else the machine's apt sources)
-# shellcheck source=tests/lab/mirror.sh
-. "$(dirname "$SELF")/mirror.sh"
-
 # Short hash of every input of the build.
 cache_key() {
     {
         printf 'suite=%s\narch=%s\nvariant=%s\nsize=%s\nmirror=%s\npackages=%s\ncmdline=%s\n' \
             "$SUITE" "$ARCH" "$VARIANT" "$IMAGE_SIZE" "$(mirror)" "${PACKAGES[*]}" "$CMDLINE"
-        cat "$SELF" "$(dirname "$SELF")/mirror.sh"
+        cat "$SELF" "$(dirname "$SELF")/build-lib.sh"
     } | sha256sum | cut -c1-12
 }
 
@@ -74,52 +67,11 @@ image_ready() { # DIR
     done
 }
 
-take_lock() {
-    mkdir -p "$BASE"
-    exec 9>"$BASE/.lock"
-    if ! flock -n 9; then
-        log "waiting for another build/prune (lock $BASE/.lock, up to ${LOCK_WAIT}s)"
-        flock -w "$LOCK_WAIT" 9 || die "could not take $BASE/.lock"
-    fi
-}
-
 json_str() { # STRING -> JSON string literal
     local s=$1
     s=${s//\\/\\\\}
     s=${s//\"/\\\"}
     printf '"%s"' "$s"
-}
-
-# in_rootfs ROOTFS: set IN_ROOTFS to the command prefix that runs a command
-# chrooted into ROOTFS, in fresh mount, network, PID, UTS and IPC namespaces:
-# nothing it mounts (proc, sys) is seen by the machine, no daemon a maintainer
-# script starts survives it (the PID namespace dies with it), and it has no
-# network at all.  (An array, not a function: run_logged must be able to stop it.)
-IN_ROOTFS=()
-in_rootfs() {
-    IN_ROOTFS=(
-        unshare --mount --net --pid --uts --ipc --fork --kill-child --propagation private
-        chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
-        LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive DEBCONF_NONINTERACTIVE_SEEN=true
-    )
-}
-
-# run_logged LOGFILE CMD...: run CMD with its output in LOGFILE; on failure show
-# the tail.  CMD runs in the background so that a signal stops it (by its pid)
-# before the temporary build directory is removed.
-CHILD=
-run_logged() {
-    local logf=$1 rc=0
-    shift
-    "$@" >>"$logf" 2>&1 </dev/null &
-    CHILD=$!
-    wait "$CHILD" || rc=$?
-    CHILD=
-    if ((rc)); then
-        log "failed ($rc): $*"
-        tail -n 30 "$logf" >&2
-        return "$rc"
-    fi
 }
 
 # ----------------------------------------------------------- guest config ---
@@ -247,17 +199,6 @@ EOF
 }
 
 # ------------------------------------------------------------------ build ---
-TMP_DIR=
-cleanup() {
-    if [[ -n $CHILD ]]; then
-        kill -TERM "$CHILD" 2>/dev/null || true
-        wait "$CHILD" 2>/dev/null || true
-    fi
-    if [[ -n $TMP_DIR && -d $TMP_DIR ]]; then
-        rm -rf --one-file-system "$TMP_DIR"
-    fi
-}
-
 cmd_build() {
     local key dir mir t0 rootfs logf kver vmlinuz initrd start c
     ((EUID == 0)) || die "build must run as root (debootstrap, chroot, unshare)"
@@ -270,37 +211,15 @@ cmd_build() {
     for c in debootstrap mke2fs qemu-img unshare chroot flock; do
         command -v "$c" >/dev/null || die "$c is missing (tests/lab/install-deps.sh)"
     done
-    take_lock
-    if image_ready "$dir"; then # built by someone else while we waited
-        printf '%s\n' "$dir"
-        return 0
-    fi
-    # leftovers of builds that were killed (no build runs: we hold the lock)
-    rm -rf --one-file-system "$BASE"/.build-*
-    [[ ! -e $dir ]] || rm -rf --one-file-system "$dir" # incomplete: never used
+    begin_build "$key" image_ready || return 0
     mir=$(mirror)
     t0=$SECONDS
     start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    TMP_DIR=$(mktemp -d "$BASE/.build-$key.XXXXXX")
-    trap cleanup EXIT
-    trap 'log "interrupted"; exit 130' INT TERM HUP
     rootfs=$TMP_DIR/rootfs
     logf=$TMP_DIR/build.log
     log "building $SUITE guest image $key from $mir in $TMP_DIR (log: build.log)"
 
-    # stage 1 downloads and unpacks (nothing runs in the rootfs); stage 2
-    # configures the packages inside namespaces, without network
-    log "debootstrap stage 1 (download, unpack)"
-    run_logged "$logf" debootstrap --foreign --arch="$ARCH" --variant="$VARIANT" \
-        --include="$(
-            IFS=,
-            echo "${PACKAGES[*]}"
-        )" "$SUITE" "$rootfs" "$mir"
-    configure_initramfs "$rootfs"
-    log "debootstrap stage 2 (configure, no network) [$((SECONDS - t0)) s]"
-    in_rootfs "$rootfs"
-    run_logged "$logf" "${IN_ROOTFS[@]}" /debootstrap/debootstrap --second-stage
-    [[ ! -e $rootfs/debootstrap ]] || die "debootstrap stage 2 did not finish (see $logf)"
+    debootstrap_root "$rootfs" "$logf" "$mir" configure_initramfs "${PACKAGES[@]}"
 
     log "configuring the guest [$((SECONDS - t0)) s]"
     configure_guest "$rootfs"
@@ -377,15 +296,7 @@ cmd_path() {
 }
 
 cmd_prune() {
-    local key d
-    key=$(cache_key)
-    [[ -d $BASE ]] || return 0
-    take_lock # no build runs meanwhile: its .build-* dir may go too
-    for d in "$BASE"/* "$BASE"/.build-*; do
-        [[ -d $d && ${d##*/} != "$key" ]] || continue
-        log "removing $d"
-        rm -rf --one-file-system "$d"
-    done
+    prune "$(cache_key)"
 }
 
 main() {

@@ -13,7 +13,7 @@
 #   path   print the directory of the cached root; exit 1 if it is not built
 #   key    print the cache key (a short hash of every input, this script included)
 #   prune  remove cached roots with another key (and leftovers of failed builds)
-# Downloads happen only in 'build', from the Debian mirror of the machine's apt sources (mirror.sh,
+# Downloads happen only in 'build', from the Debian mirror of the machine's apt sources (build-lib.sh,
 # as for guest-image.sh).  See tests/lab/README.md.
 set -euo pipefail
 
@@ -34,13 +34,10 @@ ROLE_PACKAGES=(
     python3-libvirt python3-lxml python3-pycdlib python3-yaml
 )
 
-CACHE_ROOT=${VIRTOPS_CACHE_DIR:-${HOME:?set HOME or VIRTOPS_CACHE_DIR}/.cache/virtops-libvirt}
-CACHE_ROOT=${CACHE_ROOT%/}
-BASE=$CACHE_ROOT/host-root
-LOCK_WAIT=${VIRTOPS_GUEST_LOCK_WAIT_SECS:-1800}
-
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+CACHE_NAME=host-root
+# CACHE_ROOT, BASE, log, die, mirror, begin_build, debootstrap_root, run_logged, prune (build-lib.sh)
+# shellcheck source=tests/lab/build-lib.sh
+. "$HERE/build-lib.sh"
 
 usage() {
     cat >&2 <<EOF
@@ -53,54 +50,16 @@ EOF
     exit 2
 }
 
-# mirror(): the Debian mirror (VIRTOPS_GUEST_MIRROR, else the machine's apt sources)
-# shellcheck source=tests/lab/mirror.sh
-. "$HERE/mirror.sh"
 
 cache_key() {
     {
         printf 'suite=%s\narch=%s\nvariant=%s\nmirror=%s\nbase=%s\nrole=%s\n' \
             "$SUITE" "$ARCH" "$VARIANT" "$(mirror)" "${BASE_PACKAGES[*]}" "${ROLE_PACKAGES[*]}"
-        cat "$SELF" "$HERE/mirror.sh"
+        cat "$SELF" "$HERE/build-lib.sh"
     } | sha256sum | cut -c1-12
 }
 
 root_ready() { [[ -e $1/.complete && -x $1/rootfs/usr/bin/python3 ]]; }
-
-take_lock() {
-    mkdir -p "$BASE"
-    exec 9>"$BASE/.lock"
-    if ! flock -n 9; then
-        log "waiting for another build/prune (lock $BASE/.lock, up to ${LOCK_WAIT}s)"
-        flock -w "$LOCK_WAIT" 9 || die "could not take $BASE/.lock"
-    fi
-}
-
-TMP_DIR=
-CHILD=
-cleanup() {
-    if [[ -n $CHILD ]]; then
-        kill -TERM "$CHILD" 2>/dev/null || true
-        wait "$CHILD" 2>/dev/null || true
-    fi
-    if [[ -n $TMP_DIR && -d $TMP_DIR ]]; then
-        rm -rf --one-file-system "$TMP_DIR"
-    fi
-}
-
-run_logged() { # LOGFILE CMD...
-    local logf=$1 rc=0
-    shift
-    "$@" >>"$logf" 2>&1 </dev/null &
-    CHILD=$!
-    wait "$CHILD" || rc=$?
-    CHILD=
-    if ((rc)); then
-        log "failed ($rc): $*"
-        tail -n 30 "$logf" >&2
-        return "$rc"
-    fi
-}
 
 cmd_build() {
     local key dir mir t0 rootfs logf c n
@@ -114,33 +73,14 @@ cmd_build() {
     for c in debootstrap apt-get unshare chroot flock; do
         command -v "$c" >/dev/null || die "$c is missing (tests/lab/install-deps.sh)"
     done
-    take_lock
-    if root_ready "$dir"; then
-        printf '%s\n' "$dir"
-        return 0
-    fi
-    rm -rf --one-file-system "$BASE"/.build-*
-    [[ ! -e $dir ]] || rm -rf --one-file-system "$dir"
+    begin_build "$key" root_ready || return 0
     mir=$(mirror)
     t0=$SECONDS
-    TMP_DIR=$(mktemp -d "$BASE/.build-$key.XXXXXX")
-    trap cleanup EXIT
-    trap 'log "interrupted"; exit 130' INT TERM HUP
     rootfs=$TMP_DIR/rootfs
     logf=$TMP_DIR/build.log
     log "building a $SUITE host root $key from $mir in $TMP_DIR (log: build.log)"
 
-    # stage 1 downloads and unpacks; stage 2 configures inside namespaces without network
-    run_logged "$logf" debootstrap --foreign --arch="$ARCH" --variant="$VARIANT" \
-        --include="$(
-            IFS=,
-            echo "${BASE_PACKAGES[*]}"
-        )" "$SUITE" "$rootfs" "$mir"
-    log "debootstrap stage 2 (configure, no network) [$((SECONDS - t0)) s]"
-    run_logged "$logf" unshare --mount --net --pid --uts --ipc --fork --kill-child --propagation private \
-        chroot "$rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-        DEBIAN_FRONTEND=noninteractive /debootstrap/debootstrap --second-stage
-    [[ ! -e $rootfs/debootstrap ]] || die "debootstrap stage 2 did not finish (see $logf)"
+    debootstrap_root "$rootfs" "$logf" "$mir" true "${BASE_PACKAGES[@]}"
 
     # The package lists and the role's packages, fetched by the machine's apt-get working on the
     # root's apt directories and dpkg status: the root's sources and keyring, its architecture.
@@ -181,15 +121,7 @@ cmd_path() {
 }
 
 cmd_prune() {
-    local key d
-    key=$(cache_key)
-    [[ -d $BASE ]] || return 0
-    take_lock
-    for d in "$BASE"/* "$BASE"/.build-*; do
-        [[ -d $d && ${d##*/} != "$key" ]] || continue
-        log "removing $d"
-        rm -rf --one-file-system "$d"
-    done
+    prune "$(cache_key)"
 }
 
 case "${1:-}" in
