@@ -1000,10 +1000,16 @@ class VmResource(DefinedObjectResource):
                     if not dom.isActive():
                         return
                     self._acpi_shutdown(dom)  # guests that boot slowly miss the first ACPI event
-                if dom.isActive():
-                    if force:
+                # the guest may have gone down after the last look: only a VM that still runs is late
+                if not dom.isActive():
+                    return
+                if force:
+                    try:
                         dom.destroy()
-                        return
+                    except libvirt.libvirtError:
+                        if dom.isActive():
+                            raise
+                    return
             raise OperationTimeoutError(
                 "VM %r did not shut down within %d s (does the guest react to ACPI?); give force: true to power "
                 "it off after the timeout, or a longer shutdown_timeout" % (self.name, timeout))

@@ -29,6 +29,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    OperationTimeoutError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
@@ -596,3 +597,65 @@ def test_seed_detach_bad_input(test_conn, vm, given, fragment):
     with pytest.raises(InvalidInputError, match=re.escape(fragment)):
         run(test_conn, name=vm, disks=[disk()], **given)
     assert not exists(test_conn, vm)
+
+
+class _Dom(object):
+    """A domain whose run state follows a script of isActive() answers (the last one repeats)."""
+
+    def __init__(self, active, destroy_fails=False):
+        self.active = list(active)
+        self.destroy_fails = destroy_fails
+        self.destroyed = 0
+        self.shutdowns = 0
+
+    def isActive(self):
+        return self.active.pop(0) if len(self.active) > 1 else self.active[0]
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+    def destroy(self):
+        self.destroyed += 1
+        if self.destroy_fails:
+            raise libvirt.libvirtError("domain is not running")
+
+
+class _Clock(object):
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def _shutdown(dom, force, timeout=5):
+    holder = type("Holder", (), dict(name="vsnap", _lookup=lambda self: dom,
+                                     _acpi_shutdown=staticmethod(VmResource._acpi_shutdown)))()
+    clock = _Clock()
+    VmResource._shutdown(holder, timeout, force, sleep=clock.sleep, clock=clock)()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_shutdown_that_ends_right_at_the_deadline_is_no_timeout(force):
+    # running at the first look and at the five inside the wait, off at the look after the deadline
+    dom = _Dom([True] * 6 + [False])
+    _shutdown(dom, force)
+    assert dom.destroyed == 0 and dom.shutdowns > 1
+
+
+def test_shutdown_timeout_powers_off_with_force_and_fails_without():
+    dom = _Dom([True])
+    _shutdown(dom, force=True)
+    assert dom.destroyed == 1
+    with pytest.raises(OperationTimeoutError, match="did not shut down within 5 s"):
+        _shutdown(_Dom([True]), force=False)
+
+
+def test_shutdown_power_off_racing_the_guest_is_no_error():
+    # still running after the wait, gone when destroy() is called: libvirt's error is not ours
+    dom = _Dom([True] * 7 + [False], destroy_fails=True)
+    _shutdown(dom, force=True)
+    assert dom.destroyed == 1
