@@ -44,7 +44,7 @@ for d in "$pool_dir" "$out_dir"; do
     [[ $d =~ ^/[A-Za-z0-9._/-]+$ ]] || die "directories must be absolute paths of [A-Za-z0-9._/-]: '$d'"
 done
 ((EUID == 0)) || die "must run as root (the lab needs it)"
-for tool in qemu-img zstd tar gzip virsh python3 jq; do
+for tool in qemu-img zstd pigz tar gzip virsh python3 jq; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
 
@@ -271,6 +271,22 @@ run_export b4 tar.zst false "$out_dir/b4.tar.zst" vm
 tar -xf "$out_dir/b4.tar.zst" -C "$out_dir"
 same_content b4 "$out_dir/disks/vda.qcow2"
 clean_out
+log "(a5) qemu-img convert -O qcow2, then tar with pigz"
+convert_and_pack_gz() {
+    mkdir "$out_dir/disks"
+    qemu-img convert -f qcow2 -O qcow2 "$src" "$out_dir/disks/vda.qcow2"
+    tar -C "$out_dir" -I pigz -cf "$out_dir/a5.tar.gz" disks/vda.qcow2
+}
+run_cmd a5 "$out_dir/a5.tar.gz" convert_and_pack_gz
+rm -rf "$out_dir/disks"
+tar -xzf "$out_dir/a5.tar.gz" -C "$out_dir"
+same_content a5 "$out_dir/disks/vda.qcow2"
+clean_out
+log "(b5) export format tar.gz (VM)"
+run_export b5 tar.gz false "$out_dir/b5.tar.gz" vm
+tar -xzf "$out_dir/b5.tar.gz" -C "$out_dir"
+same_content b5 "$out_dir/disks/vda.qcow2"
+clean_out
 log "(n) tar czf of the raw disk"
 run_cmd n "$out_dir/n.tar.gz" tar -czf "$out_dir/n.tar.gz" -C "$work" source.raw
 [[ $(tar -tvzf "$out_dir/n.tar.gz" | awk '{ print $3, $6 }') == "$((size_gib << 30)) source.raw" ]] ||
@@ -283,13 +299,15 @@ declare -A what=(
     [a2]="floor: \`qemu-img convert -c -O qcow2\`"
     [a3]="floor: \`qemu-img convert -O qcow2\`"
     [a4]="(a3), then \`tar -I 'zstd -T0 -3' -cf\` of it"
+    [a5]="(a3), then \`tar -I pigz -cf\` of it"
     [n]="naive: \`tar czf\` of the raw disk (GNU tar, gzip)"
     [b1]="export \`format: vmdk\` (volume)"
     [b2]="export \`format: qcow2, compressed: true\` (volume)"
     [b3]="export \`format: ova\` (stopped VM)"
     [b4]="export \`format: tar.zst\` (stopped VM)"
+    [b5]="export \`format: tar.gz\` (stopped VM)"
 )
-declare -A floor=([a1]=a1 [a2]=a2 [a3]=a3 [a4]=a3 [n]=n [b1]=a1 [b2]=a2 [b3]=a1 [b4]=a3)
+declare -A floor=([a1]=a1 [a2]=a2 [a3]=a3 [a4]=a3 [a5]=a3 [n]=n [b1]=a1 [b2]=a2 [b3]=a1 [b4]=a3 [b5]=a3)
 virsh_version=$(virsh -c "$uri" version | awk -F': *' '/libvirt/ && /library/ { l = $2 } /Running hypervisor/ { h = $2 } END { print l ", running hypervisor " h }')
 stamp=$(date +%Y%m%d-%H%M%S)
 mkdir -p "$results_dir"
@@ -305,7 +323,7 @@ out=$results_dir/export-$stamp.md
     echo
     echo "| variant | what | seconds | module seconds | MB/s of allocated data | time ratio to its floor | time ratio to (n) | output MB | load avg before-after |"
     echo "|---|---|---:|---:|---:|---|---:|---:|---|"
-    for v in a1 b1 b3 a2 b2 a3 a4 b4 n; do
+    for v in a1 b1 b3 a2 b2 a3 a4 b4 a5 b5 n; do
         f=${floor[$v]}
         awk -v v="$v" -v w="${what[$v]}" -v s="${secs[$v]}" -v ms="${module_secs[$v]:-}" -v fs="${secs[$f]}" -v f="$f" \
             -v ns="${secs[n]}" -v a="$allocated" -v o="${out_size[$v]}" -v l="${load[$v]}" 'BEGIN {
@@ -315,7 +333,7 @@ out=$results_dir/export-$stamp.md
                     (v == f) ? "-" : sprintf("%.2fx of (%s)", rs / fs, f), rs / ns, o / 1e6, l }'
     done
     echo
-    echo "MB/s and the ratios use the module's own duration for (b1)-(b4) (\"module seconds\": from reading the"
+    echo "MB/s and the ratios use the module's own duration for (b1)-(b5) (\"module seconds\": from reading the"
     echo "source to the last rename, without Ansible's start-up); \"seconds\" is the whole ansible-playbook run."
 } >"$out"
 cat "$out"
