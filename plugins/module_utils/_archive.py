@@ -215,6 +215,17 @@ def check_member(info, allow_dirs=True):
     return name
 
 
+def _new_member(info, seen):
+    """:func:`check_member`, and refuse a name already ``seen`` (which it records); None for a directory."""
+    name = check_member(info)
+    if name is None:
+        return None
+    if name in seen:
+        raise InvalidInputError("member %r is in the archive twice" % name)
+    seen.add(name)
+    return name
+
+
 def scan(path):
     """Every member header of an uncompressed tar, checked, without reading the data (tar allows
     seeking over it): ``[(name, size), ...]`` in archive order; directories are left out."""
@@ -223,13 +234,9 @@ def scan(path):
     try:
         with tarfile.open(path, mode="r:") as tar:
             for info in tar:
-                name = check_member(info)
-                if name is None:
-                    continue
-                if name in seen:
-                    raise InvalidInputError("member %r is in the archive twice" % name)
-                seen.add(name)
-                found.append((name, info.size))
+                name = _new_member(info, seen)
+                if name is not None:
+                    found.append((name, info.size))
     except tarfile.TarError as exc:
         raise InvalidInputError("%s is not a readable tar archive: %s" % (path, exc))
     return found
@@ -312,12 +319,9 @@ class ArchiveStream:
             if info is None:
                 self._finished = True
                 return
-            name = check_member(info)
+            name = _new_member(info, seen)
             if name is None:
                 continue
-            if name in seen:
-                raise InvalidInputError("member %r is in the archive twice" % name)
-            seen.add(name)
             yield name, info.size, self._tar.extractfile(info)
 
     def _stderr_hint(self):

@@ -414,9 +414,9 @@ def assign_targets(model, default_cdrom_bus="sata", current=None):
                 dev["bus"] = "virtio" if key == "disks" else default_cdrom_bus
             prefix = BUS_PREFIX[dev["bus"]]
             number = 0
-            while prefix + _letters(number) in taken:
+            while prefix + target_letters(number) in taken:
                 number += 1
-            _take(taken, key, dev, prefix + _letters(number), default_cdrom_bus)
+            _take(taken, key, dev, prefix + target_letters(number), default_cdrom_bus)
     return model
 
 
@@ -441,7 +441,7 @@ def _bus_for_target(target, default):
     return {"vd": "virtio", "hd": "ide", "sd": "scsi"}.get(target[:2], default)
 
 
-def _letters(index):
+def target_letters(index):
     """0 -> a, 25 -> z, 26 -> aa (the kernel's disk naming)."""
     out = ""
     index += 1

@@ -286,19 +286,11 @@ class ExportQemuImg(QemuImg):
 
     def export_argv(self, src, dst, out_fmt, src_fmt=None, compress=False, force_share=False):
         """``qemu-img convert`` with progress; ``force_share`` (-U) only for images that a running
-        VM holds open but no longer writes (the frozen image under an overlay, read-only disks)."""
-        argv = [self.binary, "convert", "-p"]
-        if force_share:
-            argv.append("-U")
-        if src_fmt:
-            argv += ["-f", src_fmt]
-        argv += ["-O", out_fmt]
-        if compress:
-            argv.append("-c")
-        elif out_fmt != "vmdk":  # streamOptimized VMDKs are written in order
-            argv.append("-W")
-        argv += self._options(_CREATE_OPTIONS.get(out_fmt))
-        return argv + ["-m", "8", src, dst]
+        VM holds open but no longer writes (the frozen image under an overlay, read-only disks).
+        Writes out of order (-W) except compressed images and streamOptimized VMDKs, written in order."""
+        return self.convert_argv(src, dst, out_fmt, src_fmt, compress, options=_CREATE_OPTIONS.get(out_fmt),
+                                 threads=8, progress=True, force_share=force_share,
+                                 out_of_order=not compress and out_fmt != "vmdk")
 
 
 # --- parameters ---------------------------------------------------------------------------------

@@ -143,20 +143,11 @@ def assign_targets(disks):
             continue
         prefix = _domain.BUS_PREFIX.get(disk["bus"], "vd")
         index = 0
-        while "%s%s" % (prefix, _letters(index)) in used:
+        while "%s%s" % (prefix, _domain.target_letters(index)) in used:
             index += 1
-        disk["target"] = "%s%s" % (prefix, _letters(index))
+        disk["target"] = "%s%s" % (prefix, _domain.target_letters(index))
         used.add(disk["target"])
     return disks
-
-
-def _letters(index):
-    out = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        out = chr(ord("a") + rem) + out
-    return out
 
 
 # --- own archives: rewriting the domain XML ----------------------------------------------------

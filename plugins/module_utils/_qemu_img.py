@@ -178,13 +178,16 @@ class QemuImg:
         self._call(args + [path, str(int(size))], "resize")
 
     def convert_argv(self, src, dst, out_fmt, src_fmt=None, compress=False, options=None, sparse=True,
-                     threads=None, progress=False, snapshot=None, target_exists=False):
+                     threads=None, progress=False, snapshot=None, target_exists=False, force_share=True,
+                     out_of_order=None):
+        """``force_share``: read without the image lock (-U); ``out_of_order``: -W, by default with ``threads``."""
         self._check_format(out_fmt, "output format")
         self._check_format(src_fmt, "source format")
         args = ["convert"]
         if progress:
             args.append("-p")
-        args.append("-U")
+        if force_share:
+            args.append("-U")
         if src_fmt:
             args += ["-f", src_fmt]
         args += ["-O", out_fmt]
@@ -193,7 +196,9 @@ class QemuImg:
         if not sparse:
             args += ["-S", "0"]
         if threads:
-            args += ["-m", str(int(threads)), "-W"]
+            args += ["-m", str(int(threads))]
+        if bool(threads) if out_of_order is None else out_of_order:
+            args.append("-W")
         if snapshot:
             # read internal snapshot ``snapshot`` of src, not its current state
             args += ["-l", "snapshot.name=%s" % snapshot.replace(",", ",,")]

@@ -34,6 +34,9 @@ else
 fi
 [ ${#targets[@]} -gt 0 ] || { echo "no integration targets found" >&2; exit 1; }
 
+# alias_number NAME TARGET: N of the alias NAME/N in TARGET's aliases file (nothing when absent)
+alias_number() { sed -n "s#^$1/\([0-9]\+\)\$#\1#p" "$targets_dir/$2/aliases" 2>/dev/null | head -n1; }
+
 hosts_needed=1
 extra_vars=()
 image_dir=
@@ -48,7 +51,7 @@ for t in "${targets[@]}"; do
         extra_vars+=(-e "host_root_dir=$host_root_dir")
     fi
     [ -d "$targets_dir/$t" ] || { echo "unknown target: $t" >&2; exit 1; }
-    n=$(sed -n 's#^lab_hosts/\([0-9]\+\)$#\1#p' "$targets_dir/$t/aliases" 2>/dev/null | head -n1)
+    n=$(alias_number lab_hosts "$t")
     if [ -n "$n" ] && [ "$n" -gt "$hosts_needed" ]; then hosts_needed=$n; fi
 done
 
@@ -70,7 +73,7 @@ if [ -z "${VIRTOPS_IT_LANE:-}" ] && [ "$jobs" -gt 1 ] && [ ${#targets[@]} -gt 1 
         lane_targets[best]+=" $t"
         lane_time[best]=$((lane_time[best] + secs))
     done < <(for t in "${targets[@]}"; do
-        secs=$(sed -n 's#^time/\([0-9]\+\)$#\1#p' "$targets_dir/$t/aliases" 2>/dev/null | head -n1)
+        secs=$(alias_number time "$t")
         echo "${secs:-60} $t"
     done | sort -k1,1nr -k2,2)
     logs=$(mktemp -d /tmp/virtops-integration-lanes.XXXXXX)
@@ -138,7 +141,7 @@ for t in "${targets[@]}"; do
         echo "    - role: $t"
     } > "$play"
     # a target sees the hosts it declares (lab_hosts/N), all of the lab when it declares none
-    n=$(sed -n 's#^lab_hosts/\([0-9]\+\)$#\1#p' "$targets_dir/$t/aliases" 2>/dev/null | head -n1)
+    n=$(alias_number lab_hosts "$t")
     inventory="$scratch/inventory-${n:-$hosts_needed}.yml"
     [ -e "$inventory" ] || "$lab" inventory "$inventory" "${n:-$hosts_needed}"
     echo "=== target $t"
