@@ -185,6 +185,9 @@ def reconcile(resource, check_mode=False, want_diff=False):
     result.update(resource.result(final))
     if plan.warnings:
         result["warnings"] = list(plan.warnings)
+    assumptions = getattr(resource.ctx, "assumptions", None)
+    if assumptions:
+        result["assumptions"] = list(assumptions)
     if want_diff:
         before, after = resource.diff_views(current, desired)
         if not plan:

@@ -43,6 +43,7 @@ class Context:
         self._run_command = run_command
         self._warn = warn
         self.warnings = []
+        self.assumptions = []
 
     def run_command(self, argv, **kwargs):
         """Run an argv list (never a shell string); returns ``(rc, stdout, stderr)``."""
@@ -54,6 +55,21 @@ class Context:
         self.warnings.append(text)
         if self._warn is not None:
             self._warn(text)
+
+    def assume(self, error):
+        """State that an earlier task of the same play would change is in the way (a missing pool,
+        network or base volume an earlier task creates; VMs an earlier task removes).
+
+        A real run raises ``error`` (a :class:`VirtopsError`).  In check mode the earlier tasks did not
+        run, so the error becomes a prediction: a warning that names the assumption, and the caller
+        goes on planning as if the earlier task had done its work.
+        """
+        if not self.check_mode:
+            raise error
+        text = "check mode: %s; assumed to be done by an earlier task (a real run fails if it is not)" % error.msg
+        if text not in self.assumptions:
+            self.assumptions.append(text)
+            self.warn(text)
 
 
 def context_from_module(module, conn=None):
@@ -83,6 +99,9 @@ def run_module(module, handler, requires=("libvirt", "lxml"), connect=True):
             result = handler(context_from_module(module))
     except VirtopsError as exc:
         module.fail_json(**exc.to_fail_kwargs())
+    # module.warn, not a 'warnings' result key: ansible-core 2.19 deprecates warnings in exit_json
+    for text in result.pop("warnings", None) or ():
+        module.warn(text)
     module.exit_json(**result)
 
 

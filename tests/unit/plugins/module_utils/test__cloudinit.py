@@ -18,10 +18,12 @@ import shutil
 import stat
 import subprocess
 import warnings
+from unittest.mock import patch
 
 import pytest
 import yaml
 
+from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.virtops.libvirt.plugins.module_utils import _cloudinit
@@ -940,7 +942,9 @@ def test_volume_bad_input(test_conn, clean_pool, kw, error, match):
 
 
 def run_module(capsys, args):
-    with patch_module_args(args):
+    # a module process is never the controller; other tests of this process (inventory plugin) may
+    # have made ansible think it is, and module.warn would then print instead of returning warnings
+    with patch_module_args(args), patch.object(ansible_internal, "is_controller", False):
         with pytest.raises(SystemExit) as exit_info:
             cloudinit_module.main()
     return exit_info.value.code, json.loads(capsys.readouterr().out)

@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import BackendError, ConflictError
+from ansible_collections.virtops.libvirt.plugins.module_utils._errors import BackendError, ConflictError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan, Resource, reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
 
@@ -142,3 +142,30 @@ def test_unexpected_exception_becomes_backend_error_and_undo_errors_are_reported
     assert calls == ["one", "two", "undo one"]  # undo continues past a failing undo
     assert "three failed" in err.value.msg
     assert err.value.details["rollback_errors"] == ["undo of 'two' failed: cannot undo"]
+
+
+class _NeedsPool(Resource):
+    """A resource whose pool an earlier task of the play would create."""
+
+    kind = "thing"
+
+    def read(self):
+        return None
+
+    def desired(self):
+        self.ctx.assume(NotFoundError("storage pool 'later' does not exist"))
+        return dict(size=1)
+
+    def plan(self, current, desired, diff, plan):
+        plan.add("create thing", lambda: None)
+
+
+def test_check_mode_assumption_is_a_warning_and_a_real_run_fails():
+    warned = []
+    ctx = Context(params=dict(name="t"), check_mode=True, warn=warned.append)
+    result = reconcile(_NeedsPool(ctx), check_mode=True)
+    assert result["changed"] is True
+    assert result["assumptions"] == warned and len(warned) == 1
+    assert "storage pool 'later' does not exist" in warned[0] and warned[0].startswith("check mode: ")
+    with pytest.raises(NotFoundError, match="'later' does not exist"):
+        reconcile(_NeedsPool(Context(params=dict(name="t"))), check_mode=False)
