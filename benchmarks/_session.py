@@ -16,7 +16,8 @@ import tempfile
 from . import _report
 from ._lab import Lab
 from ._tools import Build, Community
-from ._util import BENCH_DIR, RESULTS, BenchError, Knobs, git_rev, hypervisor_versions, loadavg, log, machine, need_root, now, utc
+from ._util import (BENCH_DIR, RESULTS, BenchError, Knobs, git_rev, hypervisor_versions, loadavg, log, machine, need_root,
+                    need_tools, now, utc)
 
 SCENARIOS = ("volume_clones", "vm_overhead", "inventory", "migrate", "export")
 
@@ -36,6 +37,10 @@ class Scenario:
 
     def read_knobs(self):
         """Read the BENCH_* knobs through self.knobs (BenchError when one is wrong)."""
+
+    def preflight(self):
+        """Checks before anything is built or started (tools it needs, for example)."""
+        need_tools("make", "virsh", "qemu-img")
 
     def run(self, session, stack):
         """Measure and check; return a _report.Report. Register cleanups on stack (an ExitStack that unwinds
@@ -104,14 +109,14 @@ def _interrupt(_signum, _frame):
 def check():
     """Cheap self-check for `make lint`: every scenario imports and reads its default knobs, its files exist,
     the statistics' doctests pass."""
-    failures = doctest.testmod(_report).failed
+    failures, tests = doctest.testmod(_report)
     for name in SCENARIOS:
         scenario = importlib.import_module("benchmarks." + name).Scenario()
         for path in scenario.files:
             if not os.path.exists(os.path.join(BENCH_DIR, path)):
                 print("%s: missing benchmarks/%s" % (name, path), file=sys.stderr)
                 failures += 1
-    print("benchmarks: %d scenarios checked, %d problems" % (len(SCENARIOS), failures))
+    print("benchmarks: %d scenarios and %d doctests checked, %d problems" % (len(SCENARIOS), tests, failures))
     return 1 if failures else 0
 
 
@@ -130,6 +135,8 @@ def main(argv=None):
     try:
         scenarios = [importlib.import_module("benchmarks." + n).Scenario() for n in args.scenarios or SCENARIOS]
         need_root()
+        for scenario in scenarios:
+            scenario.preflight()
         with contextlib.ExitStack() as stack:
             session = Session(stack, max(s.hosts for s in scenarios))
             for scenario in scenarios:

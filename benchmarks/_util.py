@@ -8,9 +8,11 @@ import os
 import re
 import shlex
 import shutil
+import string
 import subprocess
 import sys
 import time
+from xml.sax.saxutils import escape
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(ROOT, "benchmarks")
@@ -151,6 +153,16 @@ def write(path, text, mode=0o644):
         f.write(text)
     os.chmod(path, mode)
     return path
+
+
+def xml_escape(value):
+    return escape(str(value), {"'": "&apos;", '"': "&quot;"})
+
+
+def render_xml(template, **values):
+    """benchmarks/templates/TEMPLATE with its $placeholders filled with the values, XML-escaped."""
+    with open(os.path.join(BENCH_DIR, "templates", template)) as f:
+        return string.Template(f.read()).substitute(dict((k, xml_escape(v)) for k, v in values.items()))
 
 
 def loadavg():

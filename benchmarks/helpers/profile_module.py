@@ -78,7 +78,8 @@ def imports(count, paths):
 
 def origin(name):
     if name.startswith(COLLECTION_PREFIX):
-        return ".".join(name.split(".")[:3])
+        parts = name.split(".")
+        return ".".join(parts[:3]) if len(parts) > 3 else "ansible_collections (namespace packages)"
     if name == "ansible" or name.startswith("ansible."):
         return "ansible (core)"
     if name.startswith("libvirt"):
