@@ -101,8 +101,8 @@ class Scenario(_session.Scenario):
     def make_source(self):
         """The data: real files (the start of a tar stream of /usr: programs, libraries, text), in BENCH_CHUNKS
         pieces spread evenly over the disk, so the image has as many allocated extents with holes between."""
-        log("making the source: %d GiB, %d MiB of data from /usr in %d pieces" % (self.size_gib, self.data_mib,
-                                                                                 self.chunks))
+        log("making the source: %d GiB, %d MiB of data from /usr in %d pieces"
+            % (self.size_gib, self.data_mib, self.chunks))
         size, piece = self.size_gib << 30, (self.data_mib << 20) // self.chunks
         stride = size // self.chunks
         tar = subprocess.Popen(["tar", "-cf", "-", "-C", "/", "usr"], stdout=subprocess.PIPE,
@@ -168,8 +168,8 @@ class Scenario(_session.Scenario):
     def convert_and_pack(self, compressor, archive):
         def step():
             os.mkdir(os.path.join(self.out, "disks"))
-            run(["qemu-img", "convert", "-f", "qcow2", "-O", "qcow2", self.src, os.path.join(self.out, "disks",
-                                                                                           "vda.qcow2")])
+            disk = os.path.join(self.out, "disks", "vda.qcow2")
+            run(["qemu-img", "convert", "-f", "qcow2", "-O", "qcow2", self.src, disk])
             run(["tar", "-C", self.out, "-I", compressor, "-cf", os.path.join(self.out, archive), "disks/vda.qcow2"])
         return step
 

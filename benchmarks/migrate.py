@@ -135,7 +135,7 @@ class Scenario(_session.Scenario):
         """(pid, count) from the guest's counter file."""
         pid = self.agent(host, vm, "guest-exec", path="/bin/cat", arg=["/run/vbmig-counter"],
                          **{"capture-output": True})["pid"]
-        for _ in range(100):
+        for _attempt in range(100):
             status = self.agent(host, vm, "guest-exec-status", pid=pid)
             if status["exited"]:
                 got = base64.b64decode(status.get("out-data", "")).decode().split()
@@ -159,8 +159,8 @@ class Scenario(_session.Scenario):
         if pid != self.counter_pid[vm]:
             raise BenchError("%s: counter pid %d, expected %d" % (label, pid, self.counter_pid[vm]))
         if count <= self.counter_val[vm]:
-            raise BenchError("%s: the counter of %s did not advance (%d after %d)" % (label, vm, count,
-                                                                                     self.counter_val[vm]))
+            raise BenchError("%s: the counter of %s did not advance (%d after %d)"
+                             % (label, vm, count, self.counter_val[vm]))
         self.counter_val[vm] = count
         if vm == "vbmig-c":
             virsh(self.uri[there], "pool-refresh", "default")
@@ -228,8 +228,8 @@ class Scenario(_session.Scenario):
                 runs.add("virsh1", legs[0][0])
                 runs.add("virsh2", legs[1][0])
                 runs.add("virsh", legs[0][0] + legs[1][0])
-            for key, label in (("virsh", "(a) `virsh migrate %s`" % ("--unsafe" if vm == "vbmig-s" else
-                                                                   "--copy-storage-all` + `vol-delete")),
+            floor = "--unsafe" if vm == "vbmig-s" else "--copy-storage-all` + `vol-delete"
+            for key, label in (("virsh", "(a) `virsh migrate %s`" % floor),
                                ("whole", "(b) ansible-playbook, whole run"), ("task", "(b) the migrate task alone"),
                                ("duration", "(b) the module's own `duration`")):
                 rows.append([what, label, "%.2f" % runs.median(key + "1"), "%.2f" % runs.median(key + "2"),

@@ -41,8 +41,8 @@ print("%f %f" % (t1 - t0, time.perf_counter() - t1))
 
 def runs(count, paths):
     argvs = [[sys.executable, "-c", "pass"]] + [[sys.executable, p] for p in paths]
-    out = [[] for _ in argvs]
-    for _ in range(count):
+    out = [[] for _item in argvs]
+    for _round in range(count):
         for i, argv in enumerate(argvs):
             t0 = time.perf_counter()
             subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
@@ -64,9 +64,9 @@ def imports(count, paths):
     for i, path in enumerate(paths):
         dest = "%s.payload%d.zip" % (path, i)
         zips.append((dest, payload(path, dest)))
-    basic = [[] for _ in zips]
-    module = [[] for _ in zips]
-    for _ in range(count):
+    basic = [[] for _item in zips]
+    module = [[] for _item in zips]
+    for _round in range(count):
         for i, (zpath, fqn) in enumerate(zips):
             res = subprocess.run([sys.executable, "-c", PROBE, zpath, fqn], check=True, stdout=subprocess.PIPE,
                                  universal_newlines=True)
