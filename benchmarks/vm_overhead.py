@@ -253,9 +253,10 @@ class Scenario(_session.Scenario):
             ",".join(self.parts), self.virt_type, self.pool_dir))
         report.fact("repetitions: %d (median shown); Part A: %d items per task, ratios to ping of the same "
                     "playbook run; Part B: %d VMs, ratios to the median of (a)" % (self.reps, self.task_n, self.n))
+        rows = self.rows()
         report.section(table(
             ["variant", "what", "ms per item, whole run", "ms per item in the playbook", "ratio", "all runs (ms per item)"],
-            self.rows(), right=(2, 3, 4)))
+            rows, right=(2, 3, 4)) if rows else "(Parts A and B were not run: BENCH_PARTS)")
         if self.profile:
             report.section(self.profile_table())
             report.attach("profile.txt", self.profile_text())
