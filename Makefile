@@ -5,7 +5,7 @@
 #   make lint | sanity | unit | integration | molecule   one part only
 #   make lab-up | lab-down | lab-status        the lab alone
 #   make guest-image  the cached, bootable Debian guest image for lab VMs (prints its directory)
-#   make bench        benchmarks (benchmarks/README.md)
+#   make bench        benchmarks (benchmarks/README.md); SCENARIOS="vm_overhead ..." for some
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -50,8 +50,11 @@ install: build
 	@$(VENV)/bin/ansible-galaxy collection install --force -p $(INSTALLED) $(BUILD_DIR)/virtops-libvirt-*.tar.gz >/dev/null
 	@echo "installed into $(INSTALLED)"
 
+# benchmarks/playbooks/community: community.libvirt's modules, which only the benchmarks' `ansible` venv has
 lint: deps stage
-	cd $(COLLECTION) && ANSIBLE_COLLECTIONS_PATH=$(STAGE) PATH=$(VENV)/bin:$$PATH ansible-lint --offline --profile production
+	cd $(COLLECTION) && ANSIBLE_COLLECTIONS_PATH=$(STAGE) PATH=$(VENV)/bin:$$PATH ansible-lint --offline --profile production \
+	    --exclude benchmarks/playbooks/community
+	$(VENV)/bin/python -m benchmarks --check
 	bash -n tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run
 	@if command -v shellcheck >/dev/null; then shellcheck tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run; fi
 
@@ -104,13 +107,9 @@ demo-clean: install
 test: lint sanity unit
 	@$(MAKE) --no-print-directory --output-sync=target -j2 integration molecule
 
-# benchmarks (not part of make test; run on an idle machine, see benchmarks/README.md)
+# benchmarks (not part of make test; as root, on an idle machine, see benchmarks/README.md); SCENARIOS=... for some
 bench: deps
-	benchmarks/volume_clones.sh
-	benchmarks/vm_overhead.sh
-	benchmarks/inventory.sh
-	benchmarks/migrate.sh
-	benchmarks/export.sh
+	cd $(ROOT) && $(VENV)/bin/python -m benchmarks $(SCENARIOS)
 
 clean:
 	-$(LAB) down
