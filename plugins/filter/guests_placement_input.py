@@ -14,7 +14,7 @@ version_added: 0.1.0
 author:
   - virtops.libvirt developers (@virtops)
 description:
-  - Returns what P(virtops.libvirt.placement#filter) needs of each VM of the input: C(name),
+  - Returns what P(virtops.libvirt.placement#filter) needs of each VM of the input, which is C(name),
     C(vcpus), C(memory) and C(anti_affinity); C(hypervisor) and C(arch) when set; C(pool) and
     C(disk_size) (when not V(null)) when the VM has disks. In O(check_mode) the pool is left out when no
     hypervisor of O(capacity) has it active yet (this run would make it), so placement weighs memory,
