@@ -53,6 +53,7 @@ install: build
 lint: deps stage
 	cd $(COLLECTION) && ANSIBLE_COLLECTIONS_PATH=$(STAGE) PATH=$(VENV)/bin:$$PATH ansible-lint --offline --profile production
 	bash -n tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run
+	$(VENV)/bin/python tests/tools/payload.py --summary --check tests/payload-budget.yml
 	@if command -v shellcheck >/dev/null; then shellcheck tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run; fi
 
 sanity: deps stage
