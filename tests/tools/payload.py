@@ -1,13 +1,12 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 """What each module ships: the files and lines of its module_utils import closure.
 
-    tests/tools/payload.py                   every module: its closure, file by file
-    tests/tools/payload.py --summary         one line per module: files, lines
-    tests/tools/payload.py vm vm_info        some modules only
-    tests/tools/payload.py --check tests/payload-budget.yml
-                                             fail when a module's closure has more lines than its budget
+    python3 tests/tools/payload.py                 every module: its closure, file by file
+    python3 tests/tools/payload.py --summary       one line per module: files, lines
+    python3 tests/tools/payload.py vm vm_info      some modules only
+    python3 tests/tools/payload.py --check tests/payload-budget.yml
+                                                   fail when a module's closure has more lines than its budget
 
 Ansible's module packer (AnsiballZ) puts into every task's payload the module and each module_utils
 file it imports, recursively. This tool finds the same files the same way, from the source alone
