@@ -155,7 +155,7 @@ def read_budget(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("modules", nargs="*", help="module names (default: every module)")
     parser.add_argument("--summary", action="store_true", help="one line per module")
     parser.add_argument("--check", metavar="FILE", help="budget file: fail when a closure is over its budget")
