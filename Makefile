@@ -56,6 +56,7 @@ lint: deps stage
 	    --exclude benchmarks/playbooks/community
 	$(VENV)/bin/python -m benchmarks --check
 	bash -n tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run
+	$(VENV)/bin/python tests/tools/payload.py --summary --check tests/payload-budget.yml
 	@if command -v shellcheck >/dev/null; then shellcheck tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run; fi
 
 sanity: deps stage

@@ -1,0 +1,220 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the ``virtops.libvirt.guests`` role works out from its variables (the ``guests_*`` filters).
+
+Pure Python on plain data, on the controller: nothing here talks to libvirt. Each function is one
+filter (``plugins/filter/guests_*.py``, where the behaviour is documented for users):
+
+* ``normalize``: ``guests_vms`` with ``guests_defaults`` merged under each item, and what the ``vm``
+  module and placement need worked out (the ``_disks``, ``_interfaces``, ``_metadata``,
+  ``_cloud_init``, ``_image_pool`` and ``_seed`` keys);
+* ``vm_args``: a normalised guest as the ``vm`` module's arguments (the module's own argument spec
+  says which keys are options);
+* ``problems``: what is wrong with the declarations, before anything is read;
+* ``capacity`` and ``placement_input``: what the ``placement`` filter is given;
+* ``blocked``: the guests check mode cannot ask the ``vm`` module about yet;
+* ``report`` and ``summary``: what became of the guests, per hypervisor and for the cluster.
+
+"Blank" below is what Jinja's ``default(x, true)`` replaces: missing, ``None``, ``''``, ``[]``, ``{}``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+#: keys of a guest's ``cloud_init`` that say where the seed goes, not what it holds
+SEED_PLACE_KEYS = ("pool", "volume", "bus")
+#: vm module options the role works out itself: the option's value comes from the key with a leading ``_``
+WORKED_OUT = ("disks", "interfaces", "metadata", "cloud_init")
+
+_SUMMARY_LINE = "%-24s %-16s %-14s %s"
+
+
+def _or(value, fallback):
+    """``value | default(fallback, true)``: ``fallback`` when ``value`` is blank."""
+    return value if value else fallback
+
+
+def normalize(vms, defaults=None, pool="default", images=None, cluster="default", cloud_init_hostname=True):
+    """The declared guests, each merged over ``defaults`` and worked out (see the module docstring)."""
+    out = []
+    for raw in vms:
+        g = dict(defaults or {})
+        g.update(raw)
+        g_pool = _or(g.get("pool"), pool)
+        groups = _or(g.get("anti_affinity"), [])
+        if isinstance(groups, str):
+            groups = [groups]
+        image = g.get("image")
+        known = [i for i in images or [] if i.get("name") == _or(image, "")]
+        image_pool = (_or(known[0].get("pool"), None) if known else None) or _or(g.get("image_pool"), None) or g_pool
+
+        disks = []
+        if image:
+            root = dict(pool=g_pool, backing_volume=image, backing_pool=image_pool)
+            if g.get("disk_size") is not None:
+                root["size"] = g["disk_size"]
+            disks = [root]
+        elif g.get("disk_size") is not None:
+            disks = [dict(pool=g_pool, size=g["disk_size"])]
+
+        interfaces = [n if isinstance(n, dict) else dict(network=n) for n in _or(g.get("networks"), [])]
+
+        metadata = dict(_or(g.get("metadata"), {}))
+        metadata["cluster"] = cluster
+        if groups:
+            metadata["anti_affinity"] = ",".join(groups)
+
+        ci = _or(g.get("cloud_init"), None)
+        content = [k for k in ci or {} if k not in SEED_PLACE_KEYS]
+        if ci:
+            seed = dict(pool=g_pool)
+            if content and cloud_init_hostname:
+                seed["hostname"] = g.get("name")
+            seed.update(ci)
+            ci = seed
+
+        g.update(
+            state=_or(g.get("state"), "running"),
+            hypervisor=_or(g.get("hypervisor"), None),
+            pool=g_pool,
+            anti_affinity=groups,
+            _image_pool=image_pool,
+            _disks=disks + _or(g.get("disks"), []),
+            _interfaces=g["interfaces"] if g.get("interfaces") is not None else interfaces,
+            _metadata=metadata,
+            _cloud_init=ci,
+            _seed=len(content) > 0,
+        )
+        out.append(g)
+    return out
+
+
+def vm_args(guest, options):
+    """``guest`` (one item of ``normalize``) as arguments of a module whose options are ``options``.
+
+    An option the guest has is passed as it is (``None`` too, as ``default(omit)`` does); for the
+    options of ``WORKED_OUT`` the role's value (``_disks`` ...) is passed instead, unless it is
+    ``None``. Keys that are no option of the module are left out.
+    """
+    args = {}
+    for option in options:
+        if option in WORKED_OUT:
+            value = guest.get("_" + option)
+            if value is not None:
+                args[option] = value
+        elif option in guest:
+            args[option] = guest[option]
+    return args
+
+
+def problems(guests, cluster_hosts, play_hosts):
+    """Messages about the declarations: names declared twice, pins outside the cluster, silent hosts."""
+    out = []
+    names = [g.get("name") for g in guests]
+    seen = []
+    for name in names:
+        if names.count(name) > 1 and name not in seen:
+            seen.append(name)
+            out.append("VM %s is declared %d times" % (name, names.count(name)))
+    for g in guests:
+        if g.get("hypervisor") and g["hypervisor"] not in cluster_hosts:
+            out.append("VM %s is pinned to %s, which is not a hypervisor of the cluster (%s)"
+                       % (g.get("name"), g["hypervisor"], ", ".join(cluster_hosts)))
+    silent = [h for h in cluster_hosts if h not in play_hosts]
+    if silent:
+        out.append("hypervisors of the cluster missing from the play (failed, unreachable or left out by --limit): "
+                   "%s; placing VMs without them could make a VM twice" % ", ".join(silent))
+    return out
+
+
+def capacity(hosts, hostvars, host_info, vm_info):
+    """``{host: {'host': <host_info's host>, 'vms': <vm_info's vms>}}`` from what each host registered."""
+    return dict((h, dict(host=hostvars[h][host_info]["host"], vms=hostvars[h][vm_info]["vms"])) for h in hosts)
+
+
+def active_pools(cap):
+    """Names of the pools active on at least one hypervisor of ``cap`` (a ``capacity`` table), sorted."""
+    return sorted(set(p["name"] for entry in cap.values() for p in entry["host"].get("pools") or [] if p.get("active")))
+
+
+def placement_input(guests, cap, check_mode=False):
+    """What ``placement`` needs of each guest. In check mode a pool no hypervisor has yet is left out."""
+    pools = active_pools(cap)
+    out = []
+    for g in guests:
+        item = dict(name=g.get("name"), vcpus=g.get("vcpus"), memory=g.get("memory"), anti_affinity=g.get("anti_affinity"))
+        if g.get("hypervisor"):
+            item["hypervisor"] = g["hypervisor"]
+        if g.get("arch"):
+            item["arch"] = g["arch"]
+        if g.get("_disks") and (not check_mode or g.get("pool") in pools):
+            item["pool"] = g.get("pool")
+            if g.get("disk_size") is not None:
+                item["disk_size"] = g["disk_size"]
+        out.append(item)
+    return out
+
+
+def _results(registered):
+    """The ``results`` of a registered loop, or ``[]`` (a skipped or missing task)."""
+    if not isinstance(registered, dict):
+        return []
+    return registered.get("results") or []
+
+
+def unchanged_items(registered):
+    """Items of a registered loop whose task ran and changed nothing (``ok``)."""
+    return [r["item"] for r in _results(registered) if not r.get("skipped", False) and not r.get("changed")]
+
+
+def blocked(guests, pools, networks, images=(), images_result=None):
+    """Names of the guests whose pool, network or base image is not there (yet).
+
+    ``images`` are the base images this hypervisor should have, ``images_result`` what uploading them
+    registered (in check mode): an image whose upload changed something or was skipped is pending.
+    """
+    ok = [i.get("name") for i in unchanged_items(images_result)]
+    pending = [i.get("name") for i in images if i.get("name") not in ok]
+    out = []
+    for g in guests:
+        needed_pools = [d.get("pool") for d in g.get("_disks") or [] if d.get("pool")]
+        if g.get("_cloud_init"):
+            needed_pools.append(g["_cloud_init"].get("pool"))
+        if g.get("image"):
+            needed_pools.append(g.get("_image_pool"))
+        needed_nets = [i["network"] for i in g.get("_interfaces") or [] if "network" in i]
+        if ([p for p in needed_pools if p not in pools] or [n for n in needed_nets if n not in networks]
+                or (g.get("image") and g["image"] in pending)):
+            out.append(g.get("name"))
+    return out
+
+
+def report(vm_results, hypervisor, addresses=None, blocked_names=(), removed=None):
+    """One row per guest of this hypervisor: name, hypervisor, state, changed, reboot_required, ip."""
+    found = (addresses or {}).get("vms") or [] if isinstance(addresses, dict) else []
+    ips = dict((vm.get("name"), vm.get("ip")) for vm in found)
+
+    def row(name, state, changed, reboot_required=False, ip=None):
+        return dict(name=name, hypervisor=hypervisor, state=state, changed=changed, reboot_required=reboot_required, ip=ip)
+
+    out = []
+    for r in _results(vm_results):
+        if "vm" in r:
+            out.append(row(r["item"], r["vm"]["state"] if r["vm"] else "absent", r.get("changed"),
+                           r.get("reboot_required", False), ips.get(r["item"])))
+    out.extend(row(name, "to be created", True) for name in blocked_names)
+    out.extend(row(r["item"], "removed", r["changed"]) for r in _results(removed) if "changed" in r)
+    return out
+
+
+def summary(rows):
+    """A table, one line per row of ``report`` (all hypervisors' rows), with a header; sorted by name
+    without regard to case, as Jinja's ``sort`` does."""
+    lines = [_SUMMARY_LINE % ("VM", "hypervisor", "state", "address")]
+    for r in sorted(rows, key=lambda r: r["name"].lower()):
+        state = r["state"] + (" (reboot pending)" if r.get("reboot_required") else "")
+        lines.append(_SUMMARY_LINE % (r["name"], r["hypervisor"], state, r.get("ip") or "-"))
+    return lines

@@ -1,0 +1,355 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The guests_* filters (plugins/plugin_utils/_guests.py), table-driven.
+
+guests_normalize is also checked against the Jinja program the guests role used before it (kept
+here as the oracle), rendered by Ansible's own templar: the filter must give the same result for
+every case of the table."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.virtops.libvirt.plugins.filter import guests_blocked as blocked_module
+from ansible_collections.virtops.libvirt.plugins.filter import guests_capacity as capacity_module
+from ansible_collections.virtops.libvirt.plugins.filter import guests_normalize as normalize_module
+from ansible_collections.virtops.libvirt.plugins.filter import guests_placement_input as placement_input_module
+from ansible_collections.virtops.libvirt.plugins.filter import guests_problems as problems_module
+from ansible_collections.virtops.libvirt.plugins.filter import guests_report as report_module
+from ansible_collections.virtops.libvirt.plugins.filter import guests_summary as summary_module
+from ansible_collections.virtops.libvirt.plugins.filter import guests_vm_args as vm_args_module
+from ansible_collections.virtops.libvirt.plugins.modules.vm import ARGUMENT_SPEC
+
+
+def _filter(module, name):
+    return module.FilterModule().filters()[name]
+
+
+normalize = _filter(normalize_module, "guests_normalize")
+vm_args = _filter(vm_args_module, "guests_vm_args")
+problems = _filter(problems_module, "guests_problems")
+capacity = _filter(capacity_module, "guests_capacity")
+placement_input = _filter(placement_input_module, "guests_placement_input")
+blocked = _filter(blocked_module, "guests_blocked")
+report = _filter(report_module, "guests_report")
+summary = _filter(summary_module, "guests_summary")
+
+# the role's defaults (roles/guests/defaults/main.yml)
+ROLE_DEFAULTS = dict(state="running", vcpus=1, memory=1024, disk_size="10G", networks=["default"])
+IMAGES = [dict(name="deb.qcow2", source="/x.qcow2", pool="images"), dict(name="alma.qcow2", source="/y.qcow2")]
+SETTINGS = dict(defaults=ROLE_DEFAULTS, pool="vms", images=IMAGES, cluster="c1", cloud_init_hostname=True)
+
+
+# --- guests_normalize ---------------------------------------------------------------------------
+
+# (case id, guests_vms, settings that differ from SETTINGS, {name: {key: expected value}})
+NORMALIZE_CASES = [
+    ("defaults only", [dict(name="a")], {}, dict(a=dict(
+        state="running", hypervisor=None, pool="vms", anti_affinity=[], vcpus=1, memory=1024, _image_pool="vms",
+        _disks=[dict(pool="vms", size="10G")], _interfaces=[dict(network="default")],
+        _metadata=dict(cluster="c1"), _cloud_init=None, _seed=False))),
+    ("item keys win over defaults", [dict(name="a", vcpus=4, state="stopped", pool="fast")], {}, dict(a=dict(
+        vcpus=4, state="stopped", pool="fast", _disks=[dict(pool="fast", size="10G")]))),
+    ("blank state, pool and hypervisor take their defaults", [dict(name="a", state="", pool=None, hypervisor="")], {},
+     dict(a=dict(state="running", pool="vms", hypervisor=None))),
+    ("image from guests_images: backing pool is the image's", [dict(name="a", image="deb.qcow2", disk_size="20G")], {},
+     dict(a=dict(_image_pool="images", _disks=[dict(pool="vms", backing_volume="deb.qcow2", backing_pool="images", size="20G")]))),
+    ("image of guests_images without a pool: the item's image_pool", [dict(name="a", image="alma.qcow2", image_pool="base")], {},
+     dict(a=dict(_image_pool="base", _disks=[dict(pool="vms", backing_volume="alma.qcow2", backing_pool="base", size="10G")]))),
+    ("unknown image, no image_pool: the VM's pool", [dict(name="a", image="other.qcow2", disk_size=None)], {},
+     dict(a=dict(_image_pool="vms", _disks=[dict(pool="vms", backing_volume="other.qcow2", backing_pool="vms")]))),
+    ("no image, disk_size null: no root disk", [dict(name="a", disk_size=None)], {}, dict(a=dict(_disks=[]))),
+    ("more disks after the root disk", [dict(name="a", disks=[dict(volume="a-data.qcow2", size="1G")])], {},
+     dict(a=dict(_disks=[dict(pool="vms", size="10G"), dict(volume="a-data.qcow2", size="1G")]))),
+    ("networks: names and dictionaries", [dict(name="a", networks=["n1", dict(network="n2", model="e1000")])], {},
+     dict(a=dict(_interfaces=[dict(network="n1"), dict(network="n2", model="e1000")]))),
+    ("empty networks: no interface", [dict(name="a", networks=[])], {}, dict(a=dict(_interfaces=[]))),
+    ("interfaces win over networks, even empty", [dict(name="a", interfaces=[])], {}, dict(a=dict(_interfaces=[]))),
+    ("interfaces given", [dict(name="a", interfaces=[dict(bridge="br0")])], {}, dict(a=dict(_interfaces=[dict(bridge="br0")]))),
+    ("anti_affinity as a string", [dict(name="a", anti_affinity="web")], {},
+     dict(a=dict(anti_affinity=["web"], _metadata=dict(cluster="c1", anti_affinity="web")))),
+    ("anti_affinity as a list, metadata kept", [dict(name="a", anti_affinity=["web", "eu"], metadata=dict(owner="x"))], {},
+     dict(a=dict(anti_affinity=["web", "eu"], _metadata=dict(owner="x", cluster="c1", anti_affinity="web,eu")))),
+    ("the item's cluster key loses to the cluster", [dict(name="a", metadata=dict(cluster="other"))], {},
+     dict(a=dict(_metadata=dict(cluster="c1")))),
+    ("cloud_init with content: hostname and pool filled in", [dict(name="a", cloud_init=dict(runcmd=[["true"]]))], {},
+     dict(a=dict(_cloud_init=dict(pool="vms", hostname="a", runcmd=[["true"]]), _seed=True))),
+    ("cloud_init's own hostname and pool win", [dict(name="a", cloud_init=dict(hostname="h", pool="p", users=[]))], {},
+     dict(a=dict(_cloud_init=dict(pool="p", hostname="h", users=[]), _seed=True))),
+    ("cloud_init without content: pool only, no seed", [dict(name="a", cloud_init=dict(volume="s.iso", bus="sata"))], {},
+     dict(a=dict(_cloud_init=dict(pool="vms", volume="s.iso", bus="sata"), _seed=False))),
+    ("empty cloud_init is none", [dict(name="a", cloud_init={})], {}, dict(a=dict(_cloud_init=None, _seed=False))),
+    ("cloud_init_hostname false", [dict(name="a", cloud_init=dict(packages=["x"]))], dict(cloud_init_hostname=False),
+     dict(a=dict(_cloud_init=dict(pool="vms", packages=["x"]), _seed=True))),
+    ("no defaults at all", [dict(name="a")], dict(defaults={}), dict(a=dict(
+        state="running", _disks=[], _interfaces=[], _metadata=dict(cluster="c1")))),
+    ("order and every item kept, absent too", [dict(name="b"), dict(name="a", state="absent"), dict(name="b")], {},
+     dict(a=dict(state="absent"), b=dict(state="running"))),
+]
+
+
+@pytest.mark.parametrize("vms, changes, expected", [c[1:] for c in NORMALIZE_CASES], ids=[c[0] for c in NORMALIZE_CASES])
+def test_normalize(vms, changes, expected):
+    out = normalize(vms, **dict(SETTINGS, **changes))
+    assert [g["name"] for g in out] == [vm["name"] for vm in vms]
+    for g in out:
+        for key, value in expected[g["name"]].items():
+            assert g[key] == value, key
+
+
+def test_normalize_leaves_its_input_alone():
+    vms = [dict(name="a", metadata=dict(owner="x"), cloud_init=dict(users=[]))]
+    defaults = dict(ROLE_DEFAULTS)
+    normalize(vms, defaults=defaults, pool="vms", images=IMAGES, cluster="c1")
+    assert vms == [dict(name="a", metadata=dict(owner="x"), cloud_init=dict(users=[]))]
+    assert defaults == ROLE_DEFAULTS
+
+
+def test_normalize_refuses_what_is_not_a_list_of_dicts():
+    with pytest.raises(AnsibleFilterError, match="list of dictionaries"):
+        normalize(["a"])
+
+
+# The Jinja program roles/guests/vars/main.yml had as _guests_normalized before this filter.
+OLD_NORMALIZED = r"""
+  {%- set ns = namespace(out=[]) -%}
+  {%- for raw in guests_vms -%}
+  {%-   set g = guests_defaults | combine(raw) -%}
+  {%-   set pool = g.pool | default(guests_pool, true) -%}
+  {%-   set groups = g.anti_affinity | default([], true) -%}
+  {%-   set groups = [groups] if groups is string else groups -%}
+  {%-   set known = guests_images | selectattr('name', 'equalto', g.image | default('', true)) | list -%}
+  {%-   set image_pool = (known[0].pool | default(none, true) if known else none) or g.image_pool | default(none, true) or pool -%}
+  {%-   set disks = [] -%}
+  {%-   if g.image | default(none, true) -%}
+  {%-     set root = {'pool': pool, 'backing_volume': g.image, 'backing_pool': image_pool} -%}
+  {%-     set disks = [root | combine({'size': g.disk_size} if g.disk_size | default(none) is not none else {})] -%}
+  {%-   elif g.disk_size | default(none) is not none -%}
+  {%-     set disks = [{'pool': pool, 'size': g.disk_size}] -%}
+  {%-   endif -%}
+  {%-   set ifs = namespace(out=[]) -%}
+  {%-   for n in g.networks | default([], true) -%}
+  {%-     set ifs.out = ifs.out + [n if n is mapping else {'network': n}] -%}
+  {%-   endfor -%}
+  {%-   set meta = (g.metadata | default({}, true)) | combine({'cluster': guests_cluster})
+                   | combine({'anti_affinity': groups | join(',')} if groups else {}) -%}
+  {%-   set ci = g.cloud_init | default(none, true) -%}
+  {%-   set content = (ci or {}).keys() | difference(['pool', 'volume', 'bus']) -%}
+  {%-   if ci -%}
+  {%-     set ci = {'pool': pool} | combine({'hostname': g.name} if content and guests_cloud_init_hostname | bool else {}) | combine(ci) -%}
+  {%-   endif -%}
+  {%-   set ns.out = ns.out + [g | combine({
+          'state': g.state | default('running', true),
+          'hypervisor': g.hypervisor | default(none, true),
+          'pool': pool,
+          'anti_affinity': groups,
+          '_image_pool': image_pool,
+          '_disks': disks + g.disks | default([], true),
+          '_interfaces': g.interfaces if g.interfaces | default(none) is not none else ifs.out,
+          '_metadata': meta,
+          '_cloud_init': ci,
+          '_seed': content | length > 0})] -%}
+  {%- endfor -%}
+  {{ ns.out }}
+"""
+
+
+@pytest.mark.parametrize("vms, changes", [c[1:3] for c in NORMALIZE_CASES], ids=[c[0] for c in NORMALIZE_CASES])
+def test_normalize_gives_what_the_old_jinja_program_gave(vms, changes):
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    try:
+        from ansible.template import trust_as_template
+    except ImportError:  # ansible-core < 2.19 templates every string
+        def trust_as_template(value):
+            return value
+    settings = dict(SETTINGS, **changes)
+    variables = dict(guests_vms=vms, guests_defaults=settings["defaults"], guests_pool=settings["pool"],
+                     guests_images=settings["images"], guests_cluster=settings["cluster"],
+                     guests_cloud_init_hostname=settings["cloud_init_hostname"])
+    old = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(OLD_NORMALIZED.strip()))
+    assert normalize(vms, **settings) == old
+
+
+# --- guests_vm_args -----------------------------------------------------------------------------
+
+def _normalized(**item):
+    return normalize([dict(name="a", **item)], **SETTINGS)[0]
+
+
+VM_ARGS_CASES = [
+    ("the VM's options, the worked-out disks, interfaces and metadata", _normalized(vcpus=2, title="T"), dict(
+        name="a", state="running", vcpus=2, memory=1024, title="T", disks=[dict(pool="vms", size="10G")],
+        interfaces=[dict(network="default")], metadata=dict(cluster="c1"))),
+    ("role keys are no options: left out", _normalized(image="deb.qcow2", anti_affinity="web", hypervisor="kvm1"), dict(
+        name="a", state="running", vcpus=1, memory=1024,
+        disks=[dict(pool="vms", backing_volume="deb.qcow2", backing_pool="images", size="10G")],
+        interfaces=[dict(network="default")], metadata=dict(cluster="c1", anti_affinity="web"))),
+    ("cloud_init: the worked-out seed", _normalized(cloud_init=dict(users=[dict(name="ops")])), dict(
+        name="a", state="running", vcpus=1, memory=1024, disks=[dict(pool="vms", size="10G")],
+        interfaces=[dict(network="default")], metadata=dict(cluster="c1"),
+        cloud_init=dict(pool="vms", hostname="a", users=[dict(name="ops")]))),
+    ("null is passed as null", _normalized(description=None, disk_size=None, networks=None), dict(
+        name="a", state="running", vcpus=1, memory=1024, description=None, disks=[], interfaces=[],
+        metadata=dict(cluster="c1"))),
+    ("unknown keys are not passed", dict(name="a", state="running", colour="blue", _private=1), dict(name="a", state="running")),
+    ("a bare dictionary: only the options it has", dict(name="a", arch="aarch64", cloud_init=dict(users=[])),
+     dict(name="a", arch="aarch64")),
+]
+
+
+@pytest.mark.parametrize("guest, expected", [c[1:] for c in VM_ARGS_CASES], ids=[c[0] for c in VM_ARGS_CASES])
+def test_vm_args(guest, expected):
+    assert vm_args(guest) == expected
+
+
+def test_vm_args_are_options_of_the_vm_module():
+    everything = dict((key, key) for key in ARGUMENT_SPEC)
+    everything.update(("_" + key, key) for key in ("disks", "interfaces", "metadata", "cloud_init"))
+    everything.update(colour="x", hypervisor="x", image="x", pool="x", anti_affinity="x")
+    assert set(vm_args(everything)) == set(ARGUMENT_SPEC)
+
+
+def test_vm_args_follow_the_module_spec(monkeypatch):
+    """A new option of the vm module is passed with no change to the filter."""
+    monkeypatch.setitem(ARGUMENT_SPEC, "new_option", dict(type="str"))
+    assert vm_args(dict(name="a", new_option="x")) == dict(name="a", new_option="x")
+
+
+def test_vm_args_refuse_what_is_not_a_dict():
+    with pytest.raises(AnsibleFilterError, match="dictionary"):
+        vm_args(["a"])
+
+
+# --- guests_problems ----------------------------------------------------------------------------
+
+PROBLEM_CASES = [
+    ("none", [dict(name="a"), dict(name="b", hypervisor="h1")], ["h1", "h2"], ["h1", "h2"], []),
+    ("a name declared three times, another twice", [dict(name=n) for n in "abaab"], ["h1"], ["h1"],
+     ["VM a is declared 3 times", "VM b is declared 2 times"]),
+    ("a pin outside the cluster", [dict(name="a", hypervisor="h9")], ["h1", "h2"], ["h1", "h2"],
+     ["VM a is pinned to h9, which is not a hypervisor of the cluster (h1, h2)"]),
+    ("hosts missing from the play, in the cluster's order", [dict(name="a", hypervisor=None)], ["h3", "h1", "h2"], ["h1"],
+     ["hypervisors of the cluster missing from the play (failed, unreachable or left out by --limit): h3, h2; "
+      "placing VMs without them could make a VM twice"]),
+]
+
+
+@pytest.mark.parametrize("guests, cluster, play, expected", [c[1:] for c in PROBLEM_CASES], ids=[c[0] for c in PROBLEM_CASES])
+def test_problems(guests, cluster, play, expected):
+    assert problems(guests, cluster, play) == expected
+
+
+# --- guests_capacity and guests_placement_input -------------------------------------------------
+
+def _host(*pools):
+    return dict(cpu=dict(count=2), pools=[dict(name=name, active=active) for name, active in pools])
+
+
+HOSTVARS = dict(
+    h1=dict(hi=dict(changed=False, host=_host(("vms", True), ("old", False))), vi=dict(vms=[dict(name="x")])),
+    h2=dict(hi=dict(changed=False, host=_host(("fast", True))), vi=dict(vms=[])),
+)
+CAPACITY = dict(h1=dict(host=HOSTVARS["h1"]["hi"]["host"], vms=[dict(name="x")]), h2=dict(host=HOSTVARS["h2"]["hi"]["host"], vms=[]))
+
+
+def test_capacity():
+    assert capacity(["h1", "h2"], HOSTVARS, host_info_var="hi", vm_info_var="vi") == CAPACITY
+
+
+def test_capacity_of_a_host_that_registered_nothing():
+    with pytest.raises(AnsibleFilterError, match="no registered hi or vi result"):
+        capacity(["h1", "h3"], HOSTVARS, host_info_var="hi", vm_info_var="vi")
+
+
+PLACEMENT_CASES = [
+    ("plain VM with a disk", dict(name="a"), False, dict(name="a", vcpus=1, memory=1024, anti_affinity=[], pool="vms", disk_size="10G")),
+    ("pin and arch", dict(name="a", hypervisor="h2", arch="aarch64", anti_affinity="web"), False,
+     dict(name="a", vcpus=1, memory=1024, anti_affinity=["web"], hypervisor="h2", arch="aarch64", pool="vms", disk_size="10G")),
+    ("no disks: no pool", dict(name="a", disk_size=None), False, dict(name="a", vcpus=1, memory=1024, anti_affinity=[])),
+    ("image without disk_size: pool only", dict(name="a", image="deb.qcow2", disk_size=None), False,
+     dict(name="a", vcpus=1, memory=1024, anti_affinity=[], pool="vms")),
+    ("check mode, pool nowhere yet: left out", dict(name="a", pool="new"), True, dict(name="a", vcpus=1, memory=1024, anti_affinity=[])),
+    ("check mode, pool inactive everywhere: left out", dict(name="a", pool="old"), True,
+     dict(name="a", vcpus=1, memory=1024, anti_affinity=[])),
+    ("check mode, pool active on one hypervisor: kept", dict(name="a", pool="fast"), True,
+     dict(name="a", vcpus=1, memory=1024, anti_affinity=[], pool="fast", disk_size="10G")),
+]
+
+
+@pytest.mark.parametrize("item, check_mode, expected", [c[1:] for c in PLACEMENT_CASES], ids=[c[0] for c in PLACEMENT_CASES])
+def test_placement_input(item, check_mode, expected):
+    guests = normalize([item], **SETTINGS)
+    assert placement_input(guests, CAPACITY, check_mode=check_mode) == [expected]
+
+
+# --- guests_blocked -----------------------------------------------------------------------------
+
+UPLOADED = dict(results=[dict(item=IMAGES[0], changed=False), dict(item=IMAGES[1], changed=True)])
+BLOCKED_CASES = [
+    ("everything there", dict(name="a"), ["vms"], ["default"], [], None, []),
+    ("disk pool missing", dict(name="a"), ["other"], ["default"], [], None, ["a"]),
+    ("network missing", dict(name="a", networks=["n1"]), ["vms"], ["default"], [], None, ["a"]),
+    ("interfaces without a network count for none", dict(name="a", interfaces=[dict(bridge="br0")]), ["vms"], [], [], None, []),
+    ("seed pool missing", dict(name="a", disk_size=None, networks=[], cloud_init=dict(pool="s", users=[])), ["vms"], [], [], None, ["a"]),
+    ("image pool missing", dict(name="a", image="deb.qcow2"), ["vms"], ["default"], IMAGES, UPLOADED, ["a"]),
+    ("image uploaded earlier (ok)", dict(name="a", image="deb.qcow2"), ["vms", "images"], ["default"], IMAGES, UPLOADED, []),
+    ("image this run would upload (changed)", dict(name="a", image="alma.qcow2"), ["vms"], ["default"], IMAGES, UPLOADED, ["a"]),
+    ("image whose upload was skipped", dict(name="a", image="deb.qcow2"), ["vms", "images"], ["default"], IMAGES,
+     dict(results=[dict(item=IMAGES[0], changed=False, skipped=True)]), ["a"]),
+    ("image of no guests_images item: not pending", dict(name="a", image="other.qcow2"), ["vms"], ["default"], IMAGES, UPLOADED, []),
+]
+
+
+@pytest.mark.parametrize("item, pools, networks, images, result, expected", [c[1:] for c in BLOCKED_CASES],
+                         ids=[c[0] for c in BLOCKED_CASES])
+def test_blocked(item, pools, networks, images, result, expected):
+    guests = normalize([item], **SETTINGS)
+    assert blocked(guests, pools, networks, images=images, images_result=result) == expected
+
+
+# --- guests_report and guests_summary -----------------------------------------------------------
+
+def _row(name, state, changed, reboot_required=False, ip=None, hypervisor="h1"):
+    return dict(name=name, hypervisor=hypervisor, state=state, changed=changed, reboot_required=reboot_required, ip=ip)
+
+
+VM_RESULTS = dict(results=[
+    dict(item="a", changed=True, vm=dict(state="running"), reboot_required=True),
+    dict(item="b", changed=False, vm=dict(state="stopped")),
+    dict(item="c", changed=False, vm=None),
+    dict(item="d", skipped=True, changed=False),
+])
+REPORT_CASES = [
+    ("nothing ran", {}, {}, [], {}, []),
+    ("results, addresses, blocked and removed", VM_RESULTS, dict(vms=[dict(name="a", ip="192.0.2.1")]), ["e"],
+     dict(results=[dict(item="f", changed=True), dict(item="g", failed=False)]),
+     [_row("a", "running", True, True, "192.0.2.1"), _row("b", "stopped", False), _row("c", "absent", False),
+      _row("e", "to be created", True), _row("f", "removed", True)]),
+    ("a skipped address task", VM_RESULTS, dict(skipped=True), [], {},
+     [_row("a", "running", True, True), _row("b", "stopped", False), _row("c", "absent", False)]),
+]
+
+
+@pytest.mark.parametrize("results, addresses, blocked_names, removed, expected", [c[1:] for c in REPORT_CASES],
+                         ids=[c[0] for c in REPORT_CASES])
+def test_report(results, addresses, blocked_names, removed, expected):
+    assert report(results, "h1", addresses=addresses, blocked=blocked_names, removed=removed) == expected
+
+
+SUMMARY_CASES = [
+    ("header only", [], ["VM                       hypervisor       state          address"]),
+    ("sorted by name without regard to case, reboot pending, no address",
+     [_row("web2", "running", False, ip="192.0.2.2", hypervisor="h2"), _row("Db1", "stopped", True, True), _row("app", "removed", True)],
+     ["VM                       hypervisor       state          address",
+      "app                      h1               removed        -",
+      "Db1                      h1               stopped (reboot pending) -",
+      "web2                     h2               running        192.0.2.2"]),
+]
+
+
+@pytest.mark.parametrize("rows, expected", [c[1:] for c in SUMMARY_CASES], ids=[c[0] for c in SUMMARY_CASES])
+def test_summary(rows, expected):
+    assert summary(rows) == expected
