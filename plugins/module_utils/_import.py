@@ -6,9 +6,10 @@
 
 Sources:
 
-* the collection's own archives (tar, tar.gz, tar.zst; see ``_archive``): the domain XML is kept,
-  with its disks pointed at the new volumes, its interfaces at ``network`` when given, and a new
-  UUID and new MAC addresses when the VM gets another name (or its UUID is taken on this host);
+* the collection's own archives (tar, tar.gz, tar.zst; see ``_archive``): the domain is rebuilt from
+  what the allow-list of ``_import_xml`` keeps of the archived XML, with its disks pointed at the new
+  volumes, its interfaces at ``network`` when given, and a new UUID and new MAC addresses when the VM
+  gets another name (or its UUID is taken on this host);
 * an OVA (a tar whose first member is the OVF descriptor) or an OVF with its files beside it: the
   hardware section becomes a VM model (CPU, memory, firmware, disks, NICs);
 * bare disk images (``disks``) plus the VM parameters.
