@@ -60,7 +60,7 @@ _REASONS = {
     "init": HOST_PATH, "initarg": HOST_PATH, "initdir": HOST_PATH, "initenv": HOST_PATH, "emulator": HOST_PATH,
     "filesystem": HOST_PATH, "lease": HOST_PATH, "shmem": HOST_PATH, "memory": HOST_PATH, "pstore": HOST_PATH,
     "smartcard": HOST_PATH, "log": HOST_PATH, "script": HOST_PATH, "downscript": HOST_PATH, "backend": HOST_PATH,
-    "source": HOST_PATH, "socket": HOST_PATH, "resource": HOST_PATH, "audio": HOST_PATH, "idmap": HOST_PATH,
+    "source": HOST_PATH, "socket": HOST_PATH, "gl": "it needs a render node of the host", "resource": HOST_PATH, "audio": HOST_PATH, "idmap": HOST_PATH,
     "hostdev": OLD_HOST, "redirdev": OLD_HOST, "redirfilter": OLD_HOST, "input": OLD_HOST, "tpm": OLD_HOST,
     "parallel": HOST_PATH, "channel": HOST_PATH, "vsock": "it gives the guest a socket to services of this host",
     "crypto": NOT_ALLOWED,
@@ -222,7 +222,7 @@ _GRAPHICS_COMMON = "autoport port passwd passwdValidTo connected keymap"
 _SPICE_CHILDREN = dict(
     channel=_leaf("name mode"), image=_leaf("compression"), jpeg=_leaf("compression"), zlib=_leaf("compression"),
     playback=_leaf("compression"), streaming=_leaf("mode"), clipboard=_leaf("copypaste"), mouse=_leaf("mode"),
-    filetransfer=_leaf("enable"), gl=_leaf("enable"),
+    filetransfer=_leaf("enable"),
 )
 _VIDEO = Spec(children=_with(
     _COMMON, model=Spec("type vram heads ram vgamem vram64 primary blob", children=dict(
