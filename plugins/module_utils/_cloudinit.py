@@ -51,6 +51,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     MissingDependencyError,
     NotFoundError,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._filemode import parse_mode
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
@@ -990,21 +991,6 @@ def choose_builder(preference="auto", run_command=None, which=shutil.which):
 
 
 # --- where a seed is stored: a file or a pool volume -----------------------------------------------
-
-
-def parse_mode(mode):
-    """A file mode given as an int or an octal string ('0644', '644') -> int; None stays None."""
-    if mode is None:
-        return None
-    if isinstance(mode, int) and not isinstance(mode, bool):
-        value = mode
-    elif isinstance(mode, str) and re.match(r"^0?[0-7]{3,4}$", mode.strip()):
-        value = int(mode.strip(), 8)
-    else:
-        raise InvalidInputError("mode must be an octal number such as '0644', not %r" % (mode,))
-    if value > 0o7777:
-        raise InvalidInputError("mode %o is out of range" % value)
-    return value
 
 
 class FileTarget:
