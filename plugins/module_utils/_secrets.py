@@ -137,8 +137,8 @@ def text_secrets(text):
     elif yaml is not None:
         try:
             found.update(find(yaml.safe_load(text)))
-        except (yaml.YAMLError, ValueError, TypeError):
-            pass  # the line scan above is all there is for text that is not YAML
+        except Exception:  # YAMLError, RecursionError...: the line scan above is all there is for such text
+            pass
     return found
 
 
