@@ -49,7 +49,7 @@ notes:
     C(private_key), C(psk), C(secret), C(client_secret) and keys ending in C(_private) (SSH host keys), at any
     depth; the passwords in C(chpasswd.list); and in any string, the password of a URL (C(http://user:PASSWORD@...)),
     PEM private key blocks and WireGuard C(PrivateKey) lines. Values of one character are not masked. Scripts are
-    scanned only for C(key: value) lines of those keys. Everything else stays readable in messages and diffs.
+    scanned only for lines that set one of those keys (C(password:) followed by a value). Everything else stays readable in messages and diffs.
   - In the diff, crypt hashes and secret values are shown as C(<masked ... FINGERPRINT>); the fingerprint changes
     when the value does, and costs as much to test a guess against as the SHA-512 crypt hash in the seed.
 options:

@@ -36,8 +36,8 @@ description:
     number generator reads this host's C(/dev/urandom). A console that listened on another address than
     the loopback listens on C(127.0.0.1). NIC models that QEMU does not have under that name become
     V(e1000).
-  - Left out, each with a warning that names it and what it named. Everything that names a file, device or
-    socket of a host, or passes raw arguments: C(kernel), C(initrd), C(dtb) and C(cmdline) (direct kernel
+  - Left out, each with a warning that names it and what it named, is everything that names a file, device or
+    socket of a host, or passes raw arguments. That is C(kernel), C(initrd), C(dtb) and C(cmdline) (direct kernel
     boot), custom BIOS loaders, ACPI tables, C(bootloader), the emulator binary, sources of channels and
     parallel ports, C(qemu:commandline), C(qemu:capabilities), C(qemu:override) and every other XML
     namespace, filesystem passthrough, host devices (C(hostdev), C(redirdev), C(smartcard)), LUN and
