@@ -214,8 +214,8 @@ _INTERFACE = Spec(children=_with(
     coalesce=Spec(children=dict(rx=Spec(children=dict(frames=_leaf("max"))))), acpi=_leaf("index"),
     port=_leaf("isolated"), tune=Spec(children=dict(sndbuf=_text())),
     vlan=Spec("trunk", children=dict(tag=_leaf("id nativeMode"))),
-    virtualport=Spec("type", children=dict(parameters=_leaf("interfaceid profileid instanceid managerid typeid "
-                                                             "typeidversion"))),
+    virtualport=Spec("type", children=dict(
+        parameters=_leaf("interfaceid profileid instanceid managerid typeid typeidversion"))),
 ))
 _CHAR_TARGET = Spec("type port", children=dict(model=_leaf("name")))
 _GRAPHICS_COMMON = "autoport port passwd passwdValidTo connected keymap"
@@ -525,7 +525,8 @@ _DOMAIN_CHILDREN = dict(
     name=_text(), uuid=_text(), genid=_text(), title=_text(), description=_text(), metadata=_metadata,
     maxMemory=_number("unit", values=dict(slots=_NUMBER)), memory=_number("unit"), currentMemory=_number("unit"),
     vcpu=_number("placement", values=dict(current=_NUMBER)), vcpus=Spec(children=dict(vcpu=_leaf("id enabled hotpluggable order"))),
-    iothreads=_number(), iothreadids=Spec(children=dict(iothread=_leaf("id"))), os=_os, features=Spec(children=dict((f, _flags()) for f in _FEATURES)), cpu=_CPU,
+    iothreads=_number(), iothreadids=Spec(children=dict(iothread=_leaf("id"))), os=_os,
+    features=Spec(children=dict((f, _flags()) for f in _FEATURES)), cpu=_CPU,
     clock=_CLOCK, sysinfo=_SYSINFO, pm=Spec(children={"suspend-to-mem": _leaf("enabled"), "suspend-to-disk": _leaf("enabled")}),
     on_poweroff=_text(), on_reboot=_text(), on_crash=_text(), devices=_DEVICES, seclabel=_seclabel,
     resource=_resource, launchSecurity=_refuse_launch_security,

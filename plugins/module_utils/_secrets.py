@@ -63,16 +63,14 @@ def is_secret_key(key):
 
 
 def _leaves(value):
+    """The leaf values of ``value`` (a scalar, or dicts and lists of them) as strings."""
     if isinstance(value, dict):
-        for item in value.values():
-            for leaf in _leaves(item):
-                yield leaf
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            for leaf in _leaves(item):
-                yield leaf
-    elif value is not None and not isinstance(value, bool):
-        yield str(value)
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in _leaves(item)]
+    if value is None or isinstance(value, bool):
+        return []
+    return [str(value)]
 
 
 def _chpasswd_list(value):

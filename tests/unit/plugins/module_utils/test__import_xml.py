@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _domain, _import, _import_xml, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils import _domain, _import, _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import InvalidInputError
 
 MARK = "virtops-hostile"

@@ -21,7 +21,7 @@ USER_DATA = [
     ("top-level password", {"password": "Pw-top"}, {"Pw-top"}),
     ("a number", {"password": 123456}, {"123456"}),
     ("users", {"users": ["default", {"name": "a", "passwd": "$6$x$hash"}, {"name": "b", "plain_text_passwd": "Pw-plain"},
-                                     {"name": "c", "hashed_passwd": "$6$y$hash2", "lock_passwd": False}]},
+                         {"name": "c", "hashed_passwd": "$6$y$hash2", "lock_passwd": False}]},
      {"$6$x$hash", "Pw-plain", "$6$y$hash2"}),
     ("chpasswd list text", {"chpasswd": {"list": "root:Pw-root\nops:RANDOM\nweb:Pw-web:colon\n", "expire": False}},
      {"Pw-root", "Pw-web:colon"}),

@@ -675,7 +675,9 @@ def test_secrets_of_cloud_init_and_xml_are_masked(test_conn, vm):
     with pytest.raises(NotFoundError) as info:
         run(test_conn, check=False, **given)
     assert info.value.msg == "cloud_init: storage pool 'nopool-%s' does not exist" % vm, "ordinary words stay readable"
-    result = run(test_conn, check=True, **dict(given, cloud_init=dict(cloud_init, pool=POOL)))
+    seeded = dict(given)
+    seeded["cloud_init"] = dict(cloud_init, pool=POOL)
+    result = run(test_conn, check=True, **seeded)
     shown = json.dumps(result)
     assert "define VM %s" % vm in result["actions"]
     assert [s for s in ("Pw-default-1", "Pw-ops-2", "Pw-chpasswd-3", "$6$") if s in shown] == []
