@@ -99,6 +99,30 @@ BUILDERS = ("pycdlib", "xorriso", "genisoimage", "mkisofs")
 #: the options :func:`build_seed` reads (the ``cloudinit`` module's content options)
 SEED_OPTIONS = ("user_data", "meta_data", "network_config", "vendor_data", "hostname", "users", "password",
                 "ssh_authorized_keys", "packages", "runcmd", "write_files")
+#: the argument spec of the content options, shared by the ``cloudinit`` module and ``vm``'s ``cloud_init``;
+#: only the passwords are ``no_log`` (secrets inside the free-form ones are found by ``_secrets``)
+SEED_ARGUMENT_SPEC = dict(
+    user_data=dict(type="raw"),
+    meta_data=dict(type="dict"),
+    network_config=dict(type="raw"),
+    vendor_data=dict(type="raw"),
+    hostname=dict(type="str"),
+    users=dict(type="list", elements="dict", options=dict(
+        name=dict(type="str", required=True),
+        password=dict(type="str", no_log=True),
+        ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
+        sudo=dict(type="str"),
+        groups=dict(type="list", elements="str"),
+        shell=dict(type="str"),
+        lock_passwd=dict(type="bool", no_log=False),
+        gecos=dict(type="str"),
+    )),
+    password=dict(type="str", no_log=True),
+    ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
+    packages=dict(type="list", elements="raw"),
+    runcmd=dict(type="list", elements="raw"),
+    write_files=dict(type="list", elements="dict"),
+)
 #: options merged into a cloud-config ``user_data`` (option name -> cloud-config key)
 CONVENIENCE_KEYS = (("hostname", "hostname"), ("users", "users"), ("password", "password"),
                     ("ssh_authorized_keys", "ssh_authorized_keys"), ("packages", "packages"),

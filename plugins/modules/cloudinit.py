@@ -279,7 +279,11 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import BUILDERS, CloudInitResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import (
+    BUILDERS,
+    SEED_ARGUMENT_SPEC,
+    CloudInitResource,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._secrets import seed_secrets
@@ -296,26 +300,7 @@ def main():
             state=dict(type="str", default="present", choices=["present", "absent"]),
             force=dict(type="bool", default=False),
             iso_builder=dict(type="str", default="auto", choices=["auto"] + list(BUILDERS)),
-            user_data=dict(type="raw"),
-            meta_data=dict(type="dict"),
-            network_config=dict(type="raw"),
-            vendor_data=dict(type="raw"),
-            hostname=dict(type="str"),
-            users=dict(type="list", elements="dict", options=dict(
-                name=dict(type="str", required=True),
-                password=dict(type="str", no_log=True),
-                ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
-                sudo=dict(type="str"),
-                groups=dict(type="list", elements="str"),
-                shell=dict(type="str"),
-                lock_passwd=dict(type="bool", no_log=False),
-                gecos=dict(type="str"),
-            )),
-            password=dict(type="str", no_log=True),
-            ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
-            packages=dict(type="list", elements="raw"),
-            runcmd=dict(type="list", elements="raw"),
-            write_files=dict(type="list", elements="dict"),
+            **SEED_ARGUMENT_SPEC
         ),
         mutually_exclusive=[("path", "pool"), ("path", "name")],
         required_one_of=[("path", "pool")],

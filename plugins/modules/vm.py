@@ -781,6 +781,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import SEED_ARGUMENT_SPEC
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._secrets import vm_secrets
@@ -880,26 +881,7 @@ ARGUMENT_SPEC = dict(
     clone_snapshot=dict(type="str"),
     clone_mode=dict(type="str", default="full", choices=["full", "linked"]),
     cloud_init=dict(type="dict", options=dict(
-        user_data=dict(type="raw"),
-        meta_data=dict(type="dict"),
-        network_config=dict(type="raw"),
-        vendor_data=dict(type="raw"),
-        hostname=dict(type="str"),
-        users=dict(type="list", elements="dict", options=dict(
-            name=dict(type="str", required=True),
-            password=dict(type="str", no_log=True),
-            ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
-            sudo=dict(type="str"),
-            groups=dict(type="list", elements="str"),
-            shell=dict(type="str"),
-            lock_passwd=dict(type="bool", no_log=False),
-            gecos=dict(type="str"),
-        )),
-        password=dict(type="str", no_log=True),
-        ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
-        packages=dict(type="list", elements="raw"),
-        runcmd=dict(type="list", elements="raw"),
-        write_files=dict(type="list", elements="dict"),
+        SEED_ARGUMENT_SPEC,
         pool=dict(type="str", default="default"),
         volume=dict(type="str"),
         bus=dict(type="str", choices=["sata", "ide", "scsi", "usb", "virtio"]),
