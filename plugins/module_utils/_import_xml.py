@@ -72,7 +72,8 @@ _REASONS = {
 #: why an attribute is left out, by name (anything else: NOT_ALLOWED)
 _ATTR_REASONS = {
     "file": HOST_PATH, "path": HOST_PATH, "socket": HOST_PATH, "rendernode": HOST_PATH, "dir": HOST_PATH,
-    "dev": HOST_PATH, "evdev": HOST_PATH, "xauth": HOST_PATH, "cpuset": TUNING, "dumpCore": HOST_PATH,
+    "dev": HOST_PATH, "evdev": HOST_PATH, "xauth": HOST_PATH, "cpuset": TUNING,
+    "dumpCore": "it writes the guest's memory into the host's core dumps",
 }
 #: attributes and element texts shown in a note as the host path an element names
 _PATH_ATTRS = ("file", "path", "dev", "dir", "socket", "rendernode", "evdev", "tap", "vhost", "address", "name")

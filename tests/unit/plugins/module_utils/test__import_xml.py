@@ -438,3 +438,17 @@ def test_bridged_interface_and_portgroup_are_kept(tmp_path):
     assert root.find("devices/interface[@type='bridge']/filterref").get("filter") == "clean-traffic"
     assert root.find("devices/interface/source[@portgroup='web']") is not None
     validate(tmp_path, out)
+
+
+@pytest.mark.parametrize("old, new, note", [
+    ("<memory unit='KiB'>", "<memory unit='KiB' dumpCore='on'>",
+     "memory dumpCore='on' was left out: it writes the guest's memory into the host's core dumps"),
+    ("<vcpu placement='static'>", "<vcpu placement='static' cpuset='0-1'>", "vcpu cpuset='0-1' was left out: it tunes"),
+    ("<rng model='virtio'>", "<rng model='egd'>", "devices/rng model='egd' was left out"),
+    ("<watchdog model='i6300esb' action='reset'/>", "<watchdog model='i6300esb' action='dump'/>",
+     "devices/watchdog action='dump' was left out"),
+])
+def test_host_attributes_are_left_out(tmp_path, old, new, note):
+    out, notes = rewrite(BASE.replace(old, new))
+    assert any(note in n for n in notes), notes
+    validate(tmp_path, out)
