@@ -70,13 +70,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils import _archive, _
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._defined import lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import ABSENT, DifferenceTracker
-from ansible_collections.virtops.libvirt.plugins.module_utils._filemode import (
-    create_file,
-    dir_mode,
-    file_modes,
-    mode_text,
-    parse_mode,
-)
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     BackendError,
     CommandError,
@@ -85,6 +78,13 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     MissingDependencyError,
     NotFoundError,
     VirtopsError,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._filemode import (
+    create_file,
+    dir_mode,
+    file_modes,
+    mode_text,
+    parse_mode,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._progress import Progress, run_with_percent
 from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
