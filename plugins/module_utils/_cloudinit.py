@@ -42,7 +42,7 @@ import tempfile
 import traceback
 import warnings
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils import _secrets, _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     BackendError,
     CommandError,
@@ -51,6 +51,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     MissingDependencyError,
     NotFoundError,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._filemode import parse_mode
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
@@ -98,6 +99,30 @@ BUILDERS = ("pycdlib", "xorriso", "genisoimage", "mkisofs")
 #: the options :func:`build_seed` reads (the ``cloudinit`` module's content options)
 SEED_OPTIONS = ("user_data", "meta_data", "network_config", "vendor_data", "hostname", "users", "password",
                 "ssh_authorized_keys", "packages", "runcmd", "write_files")
+#: the argument spec of the content options, shared by the ``cloudinit`` module and ``vm``'s ``cloud_init``;
+#: only the passwords are ``no_log`` (secrets inside the free-form ones are found by ``_secrets``)
+SEED_ARGUMENT_SPEC = dict(
+    user_data=dict(type="raw"),
+    meta_data=dict(type="dict"),
+    network_config=dict(type="raw"),
+    vendor_data=dict(type="raw"),
+    hostname=dict(type="str"),
+    users=dict(type="list", elements="dict", options=dict(
+        name=dict(type="str", required=True),
+        password=dict(type="str", no_log=True),
+        ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
+        sudo=dict(type="str"),
+        groups=dict(type="list", elements="str"),
+        shell=dict(type="str"),
+        lock_passwd=dict(type="bool", no_log=False),
+        gecos=dict(type="str"),
+    )),
+    password=dict(type="str", no_log=True),
+    ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
+    packages=dict(type="list", elements="raw"),
+    runcmd=dict(type="list", elements="raw"),
+    write_files=dict(type="list", elements="dict"),
+)
 #: options merged into a cloud-config ``user_data`` (option name -> cloud-config key)
 CONVENIENCE_KEYS = (("hostname", "hostname"), ("users", "users"), ("password", "password"),
                     ("ssh_authorized_keys", "ssh_authorized_keys"), ("packages", "packages"),
@@ -175,11 +200,16 @@ def dump_yaml(data):
 
 
 def _load_yaml(text, what):
+    """Parsed YAML; the error names the problem and where, never the text (it may hold a password)."""
     require_yaml()
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInputError("%s is not valid YAML: %s" % (what, " ".join(str(exc).split())))
+        mark = getattr(exc, "problem_mark", None)
+        where = " at line %d, column %d" % (mark.line + 1, mark.column + 1) if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        context = getattr(exc, "context", None)
+        raise InvalidInputError("%s is not valid YAML: %s%s%s" % (what, "%s, " % context if context else "", problem, where))
 
 
 def _plain(value, what):
@@ -348,19 +378,29 @@ _SECRET_LINE = re.compile(r"^(\s*(?:-\s+)?(?:password|passwd|hashed_passwd|plain
                           re.MULTILINE)
 
 
+_MASK_SALT = "virtops.mask"
+
+
 def _fingerprint(secret):
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:8]
 
 
-def mask_secrets(text):
-    """``text`` with crypt hashes and password values replaced by ``<masked ...>`` and a short fingerprint.
+def _slow_fingerprint(secret):
+    """A fingerprint of a clear-text secret that costs a guesser as much as its SHA-512 crypt hash."""
+    return _fingerprint(sha512_crypt(secret, _MASK_SALT))
 
-    The fingerprint (8 hex digits of a SHA-256 of the hidden value) makes a changed password visible
-    in a diff without showing the hash.
+
+def mask_secrets(text, secrets=()):
+    """``text`` with crypt hashes, password values and the given ``secrets`` replaced by ``<masked ...>``.
+
+    A short fingerprint makes a changed password visible in a diff without showing it: 8 hex digits
+    of a SHA-256 of the crypt hash, or of a SHA-512 crypt of a clear-text value (so that testing a
+    guess against it costs as much as against the hash in the seed).
     """
     text = _CRYPT_HASH_IN_TEXT.sub(lambda m: "<masked password hash %s>" % _fingerprint(m.group(0)), text)
-    return _SECRET_LINE.sub(lambda m: m.group(1) + (m.group(2) if m.group(2).startswith("<masked")
-                                                    else "<masked password %s>" % _fingerprint(m.group(2))), text)
+    text = _SECRET_LINE.sub(lambda m: m.group(1) + (m.group(2) if m.group(2).startswith("<masked")
+                                                    else "<masked password %s>" % _slow_fingerprint(m.group(2))), text)
+    return _secrets.mask(text, secrets, lambda s: "<masked secret %s>" % _slow_fingerprint(s))
 
 
 # --- rendering and validation ----------------------------------------------------------------------
@@ -716,12 +756,14 @@ def build_seed(options, seed_id):
     return Seed(files, str(instance_id), warnings_list)
 
 
-def seed_texts(files):
-    """The seed's files as one text for diffs (``# ---- name ----`` headers), secrets masked."""
+def seed_texts(files, secrets=()):
+    """The seed's files as one text for diffs (``# ---- name ----`` headers), secrets masked: the
+    crypt hashes and password lines, the given ``secrets`` and those the files show themselves."""
     parts = []
     for entry in file_list(files):
         text = files[entry["name"]].decode("utf-8", "replace")
-        parts.append("# ---- %s ----\n%s%s" % (entry["name"], mask_secrets(text), "" if text.endswith("\n") else "\n"))
+        hidden = set(secrets) | _secrets.text_secrets(text)
+        parts.append("# ---- %s ----\n%s%s" % (entry["name"], mask_secrets(text, hidden), "" if text.endswith("\n") else "\n"))
     return "".join(parts)
 
 
@@ -992,21 +1034,6 @@ def choose_builder(preference="auto", run_command=None, which=shutil.which):
 # --- where a seed is stored: a file or a pool volume -----------------------------------------------
 
 
-def parse_mode(mode):
-    """A file mode given as an int or an octal string ('0644', '644') -> int; None stays None."""
-    if mode is None:
-        return None
-    if isinstance(mode, int) and not isinstance(mode, bool):
-        value = mode
-    elif isinstance(mode, str) and re.match(r"^0?[0-7]{3,4}$", mode.strip()):
-        value = int(mode.strip(), 8)
-    else:
-        raise InvalidInputError("mode must be an octal number such as '0644', not %r" % (mode,))
-    if value > 0o7777:
-        raise InvalidInputError("mode %o is out of range" % value)
-    return value
-
-
 class FileTarget:
     """A seed stored as a file on the managed node: written to a temporary file and renamed into place."""
 
@@ -1258,6 +1285,9 @@ class CloudInitResource(Resource):
         if params is not None:
             self.params = dict(params)
         p = self.params
+        # first of all: a message about bad content must not show a password in it
+        self.secrets = _secrets.seed_secrets(p)
+        ctx.secret(*self.secrets)
         self.state = p.get("state") or "present"
         if self.state not in ("present", "absent"):
             raise InvalidInputError("state must be present or absent")
@@ -1328,8 +1358,8 @@ class CloudInitResource(Resource):
         elif not current["is_seed"]:
             before = "# %s (not a cloud-init seed)\n" % current["reason"]
         else:
-            before = seed_texts(current["files"])
-        after = "" if desired is None else seed_texts(self.seed.files)
+            before = seed_texts(current["files"], self.secrets)
+        after = "" if desired is None else seed_texts(self.seed.files, self.secrets)
         return before, after
 
 

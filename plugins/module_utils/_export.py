@@ -32,7 +32,11 @@ Files
     (and a full destination is reported as such).  Each artefact gets ``<name>.sha256``
     (``sha256sum -c`` format).  A record ``<artefact>.export.json`` (``<vm>.<format>.export.json``
     when a VM gives several files) holds the identity of the source, the options and the
-    artefacts' sizes, times and digests.
+    artefacts' sizes, times and digests.  Every file gets ``mode`` (0600 unless the user asks for
+    another): temporary files are created with it before anything writes into them
+    (:mod:`_filemode`), so no file is ever more open than that; a current export whose files have
+    another mode is only chmod-ed.  A directory the export creates gets search permission where
+    ``mode`` gives read permission (0700 for 0600).
 
 Idempotency
     The source identity is the SHA-256 of the VM's persistent definition (without secrets) plus
@@ -75,6 +79,13 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     NotFoundError,
     VirtopsError,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._filemode import (
+    create_file,
+    dir_mode,
+    file_modes,
+    mode_text,
+    parse_mode,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._progress import Progress, run_with_percent
 from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
@@ -106,6 +117,8 @@ OVERLAY_MARK = ".virtops-export-"
 RECORD_SUFFIX = ".export.json"
 CHECKSUM_SUFFIX = ".sha256"
 RECORD_VERSION = 1
+#: mode of every file an export writes, unless the user gives ``mode``
+DEFAULT_MODE = 0o600
 CHUNK = 1024 * 1024
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
@@ -231,7 +244,7 @@ def checksum_line(digest, name):
 
 
 def _write_bytes(path, data):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -339,7 +352,17 @@ def check_params(params):
         overlay_dir=params.get("overlay_dir"),
         tmp_dir=params.get("tmp_dir"),
         progress_file=params.get("progress_file"),
+        mode=_mode_param(params.get("mode")),
     )
+
+
+def _mode_param(value):
+    mode = parse_mode(value, "mode", maximum=0o777)
+    if mode is None:
+        return DEFAULT_MODE
+    if mode & 0o111:
+        raise InvalidInputError("mode %s gives execute permission, which exported files do not need" % mode_text(mode))
+    return mode
 
 
 # --- the source ---------------------------------------------------------------------------------
@@ -1072,6 +1095,16 @@ class ExportResource(Resource):
             return dict(recorded=False, existing=existing)
         return self._view_of_record(self.record)
 
+    def _written_files(self):
+        """The files an export writes: each artefact, its checksum file, and the record."""
+        paths = [p for a in self.layout["artefacts"] for p in (a["path"], a["checksum_file"])]
+        return paths + [self.layout["record"]]
+
+    def _modes_text(self):
+        """The modes of the files of the export as they are (``'0600'``, ``'0600, 0644'``), or None."""
+        modes = sorted(set(file_modes(self._written_files()).values()))
+        return ", ".join(mode_text(m) for m in modes) or None
+
     def _occupied(self, art):
         """Whether a file is in the way of ``art``: a definition file with the very content this export
         writes is not (the definition is shared by the exports of one VM in several disk formats)."""
@@ -1090,6 +1123,7 @@ class ExportResource(Resource):
             source_identity=record.get("source", {}).get("identity"),
             artefacts=sorted(a.get("name") for a in record.get("artefacts") or [] if isinstance(a, dict)),
             intact=artefacts_intact(record, self.layout["directory"]),
+            mode=self._modes_text(),
             record=record,
         )
 
@@ -1102,6 +1136,7 @@ class ExportResource(Resource):
             source_identity=self.identity[0],
             artefacts=sorted(a["name"] for a in self.layout["artefacts"]),
             intact=True,
+            mode=mode_text(self.opts["mode"]),
         )
 
     def compare(self, current, desired):
@@ -1129,6 +1164,9 @@ class ExportResource(Resource):
             reasons.append("other artefacts")
         if tracker.add_if_different(("intact",), current["intact"], True):
             reasons.append("an artefact was changed or removed")
+        if current["mode"] != desired["mode"]:
+            tracker.add(("mode",), current["mode"], desired["mode"])
+            reasons.append("file mode")
         if self.opts["force"] and not tracker:
             tracker.add(("force",), False, True)
             reasons.append("force")
@@ -1139,13 +1177,16 @@ class ExportResource(Resource):
         def view(state):
             if state is None:
                 return {"state": ABSENT}
-            return dict((k, state.get(k)) for k in ("options", "source_identity", "artefacts") if k in state)
+            return dict((k, state.get(k)) for k in ("options", "source_identity", "artefacts", "mode") if k in state)
         return view(current), view(desired)
 
     # --- plan ----------------------------------------------------------------------------------
 
     def plan(self, current, desired, diff, plan):
         if not diff:
+            return
+        if diff.paths == ["mode"]:
+            self._plan_mode(plan)
             return
         opts, source, layout = self.opts, self.source, self.layout
         estimate = sum(d["data"] for d in source["disks"])
@@ -1197,6 +1238,23 @@ class ExportResource(Resource):
         plan.add("move %s into place in %s" % (", ".join(a["name"] for a in layout["artefacts"]), layout["directory"]),
                  self._guard(self._commit_files))
         self._work["estimate"] = estimate
+
+    def _plan_mode(self, plan):
+        """A current export whose files have another mode: chmod them (undo: the old modes)."""
+        mode = self.opts["mode"]
+        old = file_modes(self._written_files())
+        changing = sorted(p for p, m in old.items() if m != mode)
+
+        def chmod():
+            for path in changing:
+                os.chmod(path, mode)
+
+        def undo():
+            for path in changing:
+                os.chmod(path, old[path])
+
+        plan.add("set the mode of %s in %s to %s" % (", ".join(os.path.basename(p) for p in changing),
+                                                     self.layout["directory"], mode_text(mode)), chmod, undo)
 
     # --- plan helpers --------------------------------------------------------------------------
 
@@ -1253,7 +1311,7 @@ class ExportResource(Resource):
                 self._signals[sig] = signal.signal(sig, self._on_signal)
         if self.layout["create_dir"]:
             try:
-                os.mkdir(self.layout["directory"], 0o755)
+                os.mkdir(self.layout["directory"], dir_mode(self.opts["mode"]))
             except OSError as exc:
                 raise BackendError("creating the directory %s failed: %s" % (self.layout["directory"], exc))
             self._made_dir = True
@@ -1297,6 +1355,10 @@ class ExportResource(Resource):
         directory = self.opts["tmp_dir"] if suffix and self.opts["tmp_dir"] else self.layout["directory"]
         path = os.path.join(directory, ".%s%s%d%s" % (name, TMP_MARK, os.getpid(), suffix))
         self._temps.add(path)
+        try:
+            create_file(path, self.opts["mode"])  # qemu-img, compressors and our writers keep its mode
+        except OSError as exc:
+            raise _write_error(exc, path)
         return path
 
     def _merge_leftovers(self):
@@ -1478,10 +1540,15 @@ class ExportResource(Resource):
     def _commit_files(self):
         """Rename everything into place, then write the record and drop what the old export had extra."""
         self.progress.set_phase("moving the files into place")
+        mode = self.opts["mode"]
         for art in self.layout["artefacts"]:
             if art.get("tmp"):
+                os.chmod(art["tmp"], mode)
                 os.rename(art["tmp"], art["path"])
                 self._temps.discard(art["tmp"])
+            elif art.get("keep"):
+                os.chmod(art["path"], mode)
+            os.chmod(art["checksum_tmp"], mode)
             os.rename(art["checksum_tmp"], art["checksum_file"])
             self._temps.discard(art["checksum_tmp"])
         identity = self.identity
@@ -1504,6 +1571,7 @@ class ExportResource(Resource):
         )
         tmp = self._tmp(os.path.basename(self.layout["record"]))
         self._write(tmp, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        os.chmod(tmp, mode)
         os.rename(tmp, self.layout["record"])
         self._temps.discard(tmp)
         self.record = record
@@ -1567,6 +1635,7 @@ class ExportResource(Resource):
             duration=round(time.time() - self.started, 2),
             created=(record or {}).get("created") if not predicted else None,
             progress_file=self.opts["progress_file"],
+            mode=mode_text(self.opts["mode"]),
         )
         if self._work.get("warnings"):
             out["warnings"] = list(self._work["warnings"])

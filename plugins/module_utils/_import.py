@@ -6,9 +6,10 @@
 
 Sources:
 
-* the collection's own archives (tar, tar.gz, tar.zst; see ``_archive``): the domain XML is kept,
-  with its disks pointed at the new volumes, its interfaces at ``network`` when given, and a new
-  UUID and new MAC addresses when the VM gets another name (or its UUID is taken on this host);
+* the collection's own archives (tar, tar.gz, tar.zst; see ``_archive``): the domain is rebuilt from
+  what the allow-list of ``_import_xml`` keeps of the archived XML, with its disks pointed at the new
+  volumes, its interfaces at ``network`` when given, and a new UUID and new MAC addresses when the VM
+  gets another name (or its UUID is taken on this host);
 * an OVA (a tar whose first member is the OVF descriptor) or an OVF with its files beside it: the
   hardware section becomes a VM model (CPU, memory, firmware, disks, NICs);
 * bare disk images (``disks``) plus the VM parameters.
@@ -41,7 +42,7 @@ import shutil
 import tarfile
 import tempfile
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _archive, _domain, _ovf, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils import _archive, _domain, _import_xml, _ovf, _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._defined import lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import ABSENT, DifferenceTracker
@@ -156,16 +157,16 @@ def assign_targets(disks):
 def rewrite_domain_xml(text, name, keep_uuid, disks, network=None, virt_type=None, nic_model=None):
     """The archived domain XML made fit for this host.
 
-    ``disks``: target -> dict(path, format); disks of the XML not in it are dropped (reported),
-    CD-ROMs are emptied, PCI/USB host devices dropped (they are the old host's).  Without
-    ``keep_uuid`` the UUID and every MAC address go (libvirt makes new ones).  The NVRAM path and
-    the emulator binary of the old host are dropped; ``network`` rewrites every interface.
+    The definition is rebuilt from an allow-list (:func:`_import_xml.rebuild`): what names files,
+    devices or sockets of a host or passes raw arguments to QEMU is left out (with a note) or
+    refused; the firmware is kept through this host's firmware auto-selection.  ``disks``: target
+    -> dict(path, format); each disk of the XML is pointed at its new volume, and disks not in it
+    are dropped (with a note).  Without ``keep_uuid`` the UUID and every MAC address go (libvirt
+    makes new ones); ``network`` moves every interface to that network.
     Returns (xml text, list of notes).
     """
-    root = _xml.parse(text, "the archived domain XML")
-    if root.tag != "domain":
-        raise InvalidInputError("the archived domain XML has <%s> as root, not <domain>" % root.tag)
-    notes = []
+    rebuilt = _import_xml.rebuild(text, network)
+    root, notes = rebuilt.root, list(rebuilt.notes)
     name_node = root.find("name")
     if name_node is None:
         name_node = _xml.element("name")
@@ -175,27 +176,20 @@ def rewrite_domain_xml(text, name, keep_uuid, disks, network=None, virt_type=Non
         for path in ("uuid", "devices/interface/mac"):
             for node in root.findall(path):
                 node.getparent().remove(node)
-    for path in ("os/nvram", "devices/emulator"):
-        for node in root.findall(path):
-            node.getparent().remove(node)
-    devices = root.find("devices")
+    old_sources = dict((d["target"], d["source"]) for d in rebuilt.disks)
     model = _domain.model_from_xml(root)
     kept = []
     for disk in model["disks"]:
         new = disks.get(disk["target"])
         if new is None:
-            notes.append("disk %s (%s) of the archived VM is not in the archive: left out" % (disk["target"], disk["path"]))
+            notes.append("disk %s (%s) of the archived VM is not in the archive: left out"
+                         % (disk["target"], old_sources.get(disk["target"]) or "no source"))
             continue
         kept.append(dict(disk, path=new["path"], format=new["format"], pool=None, volume=None))
     missing = sorted(set(disks) - set(d["target"] for d in model["disks"]))
     if missing:
         raise InvalidInputError("the archive holds disk(s) %s that its domain XML does not have" % ", ".join(missing))
-    cdroms = []
-    for cdrom in model["cdroms"]:
-        if cdrom.get("path"):
-            notes.append("CD-ROM %s was emptied (it held %s of the old host)" % (cdrom["target"], cdrom["path"]))
-        cdroms.append(dict(cdrom, path=None, pool=None, volume=None))
-    update = dict(disks=kept, cdroms=cdroms)
+    update = dict(disks=kept, firmware=rebuilt.firmware, secure_boot=rebuilt.secure_boot)
     if network:
         update["interfaces"] = [dict(type="network", source=network, model=nic_model) for _n in model["interfaces"]]
     elif nic_model:
@@ -203,18 +197,6 @@ def rewrite_domain_xml(text, name, keep_uuid, disks, network=None, virt_type=Non
     if virt_type:
         update["virt_type"] = virt_type
     _domain.apply_model(root, update)
-    if devices is not None:
-        for disk in devices.findall("disk"):
-            for node in disk.findall("backingStore"):
-                disk.remove(node)
-        for nic in devices.findall("interface"):
-            if network:
-                for tag in ("virtualport", "target", "vlan"):
-                    for node in nic.findall(tag):
-                        nic.remove(node)
-        for dev in devices.findall("hostdev"):
-            notes.append("a host device (%s) of the old host was left out" % dev.get("type"))
-            devices.remove(dev)
     return _xml.to_string(root), notes
 
 

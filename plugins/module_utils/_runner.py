@@ -34,7 +34,7 @@ class Context:
     """
 
     def __init__(self, conn=None, params=None, check_mode=False, diff=False, run_command=None, warn=None,
-                 uri=None):
+                 uri=None, no_log_values=None):
         self.conn = conn
         self.params = dict(params or {})
         self.check_mode = check_mode
@@ -44,12 +44,19 @@ class Context:
         self._warn = warn
         self.warnings = []
         self.assumptions = []
+        #: secret values to mask in everything the run returns (AnsibleModule's own set in a module)
+        self.no_log_values = set() if no_log_values is None else no_log_values
 
     def run_command(self, argv, **kwargs):
         """Run an argv list (never a shell string); returns ``(rc, stdout, stderr)``."""
         if self._run_command is None:
             raise RuntimeError("this context cannot run commands")
         return self._run_command(list(argv), **kwargs)
+
+    def secret(self, *values):
+        """Register secret values found during the run (see ``_secrets``): they are masked in results,
+        diffs, warnings and errors."""
+        self.no_log_values.update(v for v in values if isinstance(v, str) and len(v.strip()) > 1)
 
     def warn(self, text):
         self.warnings.append(text)
@@ -81,14 +88,19 @@ def context_from_module(module, conn=None):
         run_command=module.run_command,
         warn=module.warn,
         uri=module.params.get("uri"),
+        no_log_values=module.no_log_values,
     )
 
 
-def run_module(module, handler, requires=("libvirt", "lxml"), connect=True):
+def run_module(module, handler, requires=("libvirt", "lxml"), connect=True, secrets=None):
     """Call ``handler(ctx)`` inside one libvirt connection and exit with its result dict.
 
     Every :class:`VirtopsError` raised on the way becomes ``fail_json`` here and only here.
+    ``secrets(params)``: the secret values inside free-form options (``_secrets``), registered before
+    anything runs so that AnsibleModule masks them in the invocation, results, diffs and errors.
     """
+    if secrets is not None:
+        module.no_log_values.update(secrets(module.params))
     try:
         for name in requires:
             _REQUIREMENTS[name]()
@@ -105,10 +117,10 @@ def run_module(module, handler, requires=("libvirt", "lxml"), connect=True):
     module.exit_json(**result)
 
 
-def run_resource(module, resource_class, requires=("libvirt", "lxml"), connect=True):
+def run_resource(module, resource_class, requires=("libvirt", "lxml"), connect=True, secrets=None):
     """Reconcile one resource of ``resource_class`` and exit; the usual ``main()`` of a resource module."""
 
     def handler(ctx):
         return reconcile(resource_class(ctx), check_mode=ctx.check_mode, want_diff=ctx.diff)
 
-    run_module(module, handler, requires=requires, connect=connect)
+    run_module(module, handler, requires=requires, connect=connect, secrets=secrets)

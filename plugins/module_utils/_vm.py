@@ -20,7 +20,7 @@ import copy
 import hashlib
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _cloudinit, _domain, _guest, _snapshot, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils import _cloudinit, _domain, _guest, _secrets, _snapshot, _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors, uri_is_local
 from ansible_collections.virtops.libvirt.plugins.module_utils._defined import DefinedObjectResource, lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import (
@@ -1134,7 +1134,9 @@ class VmResource(DefinedObjectResource):
             graphics = view.get("graphics") if isinstance(view, dict) else None
             if isinstance(graphics, dict) and graphics.get("password"):
                 graphics["password"] = MASK
-        return before, after
+            if isinstance(view, dict) and isinstance(view.get("xml"), str):
+                view["xml"] = _secrets.mask_xml_passwords(view["xml"])
+        return _secrets.mask(before, self.ctx.no_log_values), _secrets.mask(after, self.ctx.no_log_values)
 
     def result(self, state):
         vm = vm_view(state) if state else None
@@ -1145,7 +1147,7 @@ class VmResource(DefinedObjectResource):
             out["cloud_init"]["detached"] = bool(self._seed_result.get("detached"))
         if self.params.get("wait_for_ip") and vm is not None and vm["state"] == "running" and not self.ctx.check_mode:
             out.update(self._wait_for_ip(vm))
-        return out
+        return _secrets.mask(out, self.ctx.no_log_values)
 
     def _wait_for_ip(self, vm):
         macs = [nic["mac"] for nic in vm.get("interfaces") or [] if nic.get("mac")]

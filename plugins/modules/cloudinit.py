@@ -41,6 +41,17 @@ notes:
   - With O(path), no libvirt connection is made and neither libvirt-python nor lxml is needed; O(uri) is ignored.
   - The same clear-text password always gives the same hash for the same seed and user, so re-running does not
     change the seed. Clear-text passwords never appear in the results, the diff or the seed.
+  - O(password) and O(users[].password) are C(no_log). In O(user_data), O(vendor_data), O(network_config),
+    O(meta_data) and O(write_files) (dicts, or YAML text, MIME multipart parts included) the module finds the secret
+    values and masks them in the logged arguments (C(-vvv)), the results, the diff, warnings and errors. Secret
+    values are those of the keys C(password), C(passwd), C(plain_text_passwd), C(hashed_passwd), C(token),
+    C(activation_key), C(activation-key), C(registration_key), C(validation_key), C(validation_cert),
+    C(private_key), C(psk), C(secret), C(client_secret) and keys ending in C(_private) (SSH host keys), at any
+    depth; the passwords in C(chpasswd.list); and in any string, the password of a URL (C(http://user:PASSWORD@...)),
+    PEM private key blocks and WireGuard C(PrivateKey) lines. Values of one character are not masked. Scripts are
+    scanned only for lines that set one of those keys (C(password:) followed by a value). Everything else stays readable in messages and diffs.
+  - In the diff, crypt hashes and secret values are shown as C(<masked ... FINGERPRINT>); the fingerprint changes
+    when the value does, and costs as much to test a guess against as the SHA-512 crypt hash in the seed.
 options:
   name:
     description:
@@ -268,9 +279,14 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import BUILDERS, CloudInitResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import (
+    BUILDERS,
+    SEED_ARGUMENT_SPEC,
+    CloudInitResource,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._secrets import seed_secrets
 
 
 def main():
@@ -284,26 +300,7 @@ def main():
             state=dict(type="str", default="present", choices=["present", "absent"]),
             force=dict(type="bool", default=False),
             iso_builder=dict(type="str", default="auto", choices=["auto"] + list(BUILDERS)),
-            user_data=dict(type="raw"),
-            meta_data=dict(type="dict"),
-            network_config=dict(type="raw"),
-            vendor_data=dict(type="raw"),
-            hostname=dict(type="str"),
-            users=dict(type="list", elements="dict", options=dict(
-                name=dict(type="str", required=True),
-                password=dict(type="str", no_log=True),
-                ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
-                sudo=dict(type="str"),
-                groups=dict(type="list", elements="str"),
-                shell=dict(type="str"),
-                lock_passwd=dict(type="bool", no_log=False),
-                gecos=dict(type="str"),
-            )),
-            password=dict(type="str", no_log=True),
-            ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
-            packages=dict(type="list", elements="raw"),
-            runcmd=dict(type="list", elements="raw"),
-            write_files=dict(type="list", elements="dict"),
+            **SEED_ARGUMENT_SPEC
         ),
         mutually_exclusive=[("path", "pool"), ("path", "name")],
         required_one_of=[("path", "pool")],
@@ -312,7 +309,8 @@ def main():
         supports_check_mode=True,
     )
     on_pool = module.params["pool"] is not None
-    run_resource(module, CloudInitResource, requires=("libvirt", "lxml") if on_pool else (), connect=on_pool)
+    run_resource(module, CloudInitResource, requires=("libvirt", "lxml") if on_pool else (), connect=on_pool,
+                 secrets=seed_secrets)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,18 @@ options:
         written by this module.
     type: bool
     default: false
+  mode:
+    description:
+      - Permissions of every file the export writes (the artefacts, their C(.sha256) files and the record), as
+        an octal string such as V('0640'). Exports hold whole disks, so the default lets only the owner read them.
+      - Temporary files are created with this mode before anything is written into them, so no file of the
+        export is ever more open than O(mode).
+      - An up-to-date export whose files have another mode is not written again; only the mode of its files is
+        changed. Execute permission is refused.
+      - A directory the export creates gets search permission wherever O(mode) gives read permission
+        (V(0700) for V('0600'), V(0750) for V('0640')). An existing directory keeps its mode.
+    type: raw
+    default: "0600"
   quiesce:
     description:
       - For a running VM, freeze the guest file systems through the guest agent for the instant of the
@@ -334,6 +346,11 @@ progress_file:
   description: The O(progress_file), if any.
   returned: success
   type: str
+mode:
+  description: The mode of the files of the export, as an octal string.
+  returned: success
+  type: str
+  sample: "0600"
 actions:
   description: What was done (or would be done in check mode), in order.
   returned: success
@@ -365,6 +382,7 @@ def main():
             overlay_dir=dict(type="path"),
             tmp_dir=dict(type="path"),
             progress_file=dict(type="path"),
+            mode=dict(type="raw", default="0600"),
         ),
         mutually_exclusive=[("vm", "volume"), ("vm", "pool")],
         required_one_of=[("vm", "volume")],

@@ -425,9 +425,100 @@ options:
         the disk) and deletes the seed volume. It records the instance-id in the VM's metadata, so later
         runs with the same content neither attach nor make the seed again. New content makes a new seed,
         which is detached the same way after the next boot. This needs O(state=running) and the guest agent.
-      - The whole option is kept out of logs because it can carry passwords. O(state=absent) with
-        O(remove_storage=true) also deletes C(<name>-seed.iso).
+      - Only secrets are kept out of logs, results and diffs. C(password) and C(users[].password) are
+        C(no_log), and the secret values inside C(user_data), C(vendor_data), C(network_config),
+        C(meta_data) and C(write_files) are found and masked (see M(virtops.libvirt.cloudinit) for the
+        list). Other values, such as C(pool) or C(hostname), stay readable in messages.
+      - O(state=absent) with O(remove_storage=true) also deletes C(<name>-seed.iso).
     type: dict
+    suboptions:
+      user_data:
+        description: The user-data, a dict (cloud-config) or a text, as O(virtops.libvirt.cloudinit#module:user_data).
+        type: raw
+      meta_data:
+        description: The meta-data, as O(virtops.libvirt.cloudinit#module:meta_data).
+        type: dict
+      network_config:
+        description: The network-config, as O(virtops.libvirt.cloudinit#module:network_config).
+        type: raw
+      vendor_data:
+        description: The vendor-data, as O(virtops.libvirt.cloudinit#module:vendor_data).
+        type: raw
+      hostname:
+        description: Host name of the guest, as O(virtops.libvirt.cloudinit#module:hostname).
+        type: str
+      users:
+        description: Users to create, as O(virtops.libvirt.cloudinit#module:users).
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description: User name; V(default) means the image's default user.
+            type: str
+            required: true
+          password:
+            description: Password of the user, written only as a SHA-512 crypt hash; never logged.
+            type: str
+          ssh_authorized_keys:
+            description: Public SSH keys for the user.
+            type: list
+            elements: str
+          sudo:
+            description: A sudoers rule.
+            type: str
+          groups:
+            description: Supplementary groups.
+            type: list
+            elements: str
+          shell:
+            description: Login shell.
+            type: str
+          lock_passwd:
+            description: Whether password login is locked.
+            type: bool
+          gecos:
+            description: Full name or comment.
+            type: str
+      password:
+        description: Password of the image's default user, written only as a SHA-512 crypt hash; never logged.
+        type: str
+      ssh_authorized_keys:
+        description: Public SSH keys for the image's default user.
+        type: list
+        elements: str
+      packages:
+        description: Packages to install at first boot.
+        type: list
+        elements: raw
+      runcmd:
+        description: Commands to run at the end of the first boot.
+        type: list
+        elements: raw
+      write_files:
+        description: Files to write at first boot, the cloud-config C(write_files) entries.
+        type: list
+        elements: dict
+      pool:
+        description: Storage pool of the seed volume.
+        type: str
+        default: default
+      volume:
+        description: Name of the seed volume. Unset means C(<name>-seed.iso).
+        type: str
+      bus:
+        description:
+          - V(sata), V(ide), V(scsi) or V(usb) attach the seed as a CD-ROM on that bus; V(virtio) as a read-only disk.
+          - Unset means a CD-ROM on the machine's CD-ROM bus.
+        type: str
+        choices: [sata, ide, scsi, usb, virtio]
+      detach:
+        description: Remove the seed after the guest booted with it and cloud-init finished (see above).
+        type: bool
+        default: false
+      detach_timeout:
+        description: Seconds to wait for cloud-init to finish before the seed is detached.
+        type: int
+        default: 900
   wait_for_ip:
     description:
       - After the run, when the VM runs, wait until each of its interfaces has an IPv4 address and
@@ -690,8 +781,10 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import SEED_ARGUMENT_SPEC
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._secrets import vm_secrets
 from ansible_collections.virtops.libvirt.plugins.module_utils._vm import VmResource
 
 _DISK = dict(
@@ -787,7 +880,14 @@ ARGUMENT_SPEC = dict(
     clone_from=dict(type="str"),
     clone_snapshot=dict(type="str"),
     clone_mode=dict(type="str", default="full", choices=["full", "linked"]),
-    cloud_init=dict(type="dict", no_log=True),
+    cloud_init=dict(type="dict", options=dict(
+        SEED_ARGUMENT_SPEC,
+        pool=dict(type="str", default="default"),
+        volume=dict(type="str"),
+        bus=dict(type="str", choices=["sata", "ide", "scsi", "usb", "virtio"]),
+        detach=dict(type="bool", default=False),
+        detach_timeout=dict(type="int", default=900),
+    )),
     wait_for_ip=dict(type="bool", default=False),
     wait_for_ip_timeout=dict(type="int", default=300),
     ip_source=dict(type="str", default="any", choices=["lease", "agent", "arp", "any"]),
@@ -807,7 +907,7 @@ def main():
         required_by=dict(clone_snapshot="clone_from"),
         supports_check_mode=True,
     )
-    run_resource(module, VmResource)
+    run_resource(module, VmResource, secrets=vm_secrets)
 
 
 if __name__ == "__main__":

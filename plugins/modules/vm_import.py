@@ -14,11 +14,44 @@ short_description: Import a VM from an archive, an OVA/OVF or bare disk images
 version_added: 0.1.0
 description:
   - Makes a libvirt VM from one of three kinds of source, given with O(src) or O(disks).
-  - An archive written by M(virtops.libvirt.export) (C(tar), C(tar.gz) or C(tar.zst)). Its domain XML
-    is kept, with the disks pointed at the new volumes, the interfaces at O(network) when given, and
-    CD-ROMs emptied. The VM keeps its UUID and MAC addresses when it is imported under the name it
-    had, unless another VM of this host has that UUID. Under another name it gets a new UUID and new
-    MAC addresses.
+  - An archive written by M(virtops.libvirt.export) (C(tar), C(tar.gz) or C(tar.zst)). The VM is rebuilt
+    from the archive's domain XML, keeping only what is on the import's allow-list (see below), with the
+    disks pointed at the new volumes, the interfaces at O(network) when given, and CD-ROMs emptied. The
+    VM keeps its UUID and MAC addresses when it is imported under the name it had, unless another VM of
+    this host has that UUID. Under another name it gets a new UUID and new MAC addresses.
+  - The archive's domain XML is not trusted. Kept from it are the name, UUID, title, description,
+    memory, vCPUs, CPU model and topology, I/O thread counts, the OS type, machine and boot order,
+    the feature flags (ACPI, APIC, SMM, Hyper-V enlightenments...), the clock and timers, the power
+    management and lifecycle actions (C(destroy), C(restart), C(preserve), C(rename-restart)), SMBIOS
+    strings (C(sysinfo type=smbios)), the collection's tags and metadata and libosinfo's OS id, and these
+    devices with their guest-facing settings and addresses. Disks (pointed at the new volumes), empty
+    CD-ROM and floppy drives, controllers, interfaces on a libvirt network or bridge (MAC, model, boot
+    order, link state, MTU, bandwidth, filter, VLAN, virtual port), C(pty) serial ports and consoles,
+    the guest agent and SPICE agent channels, tablet/mouse/keyboard inputs, VNC and SPICE consoles (with
+    their password), video and sound devices, C(none) and C(spice) audio, an emulated TPM (new and
+    empty), watchdog, memory balloon, random number generator, panic, IOMMU and USB hub devices.
+  - Converted rather than copied. UEFI and secure boot are kept, but this host picks its own firmware
+    and NVRAM (the old host's loader, NVRAM and template paths are never used). Serial ports and consoles
+    of any other type (C(file), C(unix), C(dev), C(pipe), C(tcp), C(udp)...) become C(pty). The random
+    number generator reads this host's C(/dev/urandom). A console that listened on another address than
+    the loopback listens on C(127.0.0.1). NIC models that QEMU does not have under that name become
+    V(e1000).
+  - Left out, each with a warning that names it and what it named, is everything that names a file, device or
+    socket of a host, or passes raw arguments. That is C(kernel), C(initrd), C(dtb) and C(cmdline) (direct kernel
+    boot), custom BIOS loaders, ACPI tables, C(bootloader), the emulator binary, sources of channels and
+    parallel ports, C(qemu:commandline), C(qemu:capabilities), C(qemu:override) and every other XML
+    namespace, filesystem passthrough, host devices (C(hostdev), C(redirdev), C(smartcard)), LUN and
+    block passthrough disks, disks the archive does not hold, C(shmem), memory devices and
+    C(memoryBacking), C(pstore), C(lease), C(vsock), TPM passthrough, C(evdev) and passthrough inputs,
+    graphics sockets and render nodes, SDL, EGL and D-Bus displays, audio backends with host paths,
+    vhost-user video, C(sysinfo type=fwcfg), SMBIOS C(mode=host), interface scripts, backends, ROM
+    files and host device names, C(seclabel), C(keywrap), C(resource) partitions, and the host tuning
+    C(cputune), C(numatune), C(memtune), C(blkiotune), C(perf) and C(vcpu cpuset). Anything else that
+    is not on the allow-list is left out the same way.
+  - Refused, with nothing made. A DOCTYPE (entity declarations), a domain type other than C(kvm) or C(qemu),
+    an OS type other than C(hvm), C(launchSecurity) (memory encryption), two disks with one target, malformed
+    numbers, and interfaces other than libvirt networks and bridges (direct, ethernet, vhost-user, user,
+    hostdev...) unless O(network) is given, which moves every interface to that network.
   - An OVA (a tar whose first member is the OVF descriptor) or an OVF 1.0/2.0 descriptor with its disk
     files beside it, as VMware, VirtualBox and M(virtops.libvirt.export) write them. The virtual
     hardware section becomes the VM. This covers vCPUs, memory, firmware (BIOS or UEFI), the disks

@@ -224,6 +224,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._secrets import url_secrets
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import VolumeResource
 
 
@@ -252,7 +253,7 @@ def main():
         required_by=dict(checksum="source", source_format="source"),
         supports_check_mode=True,
     )
-    run_resource(module, VolumeResource)
+    run_resource(module, VolumeResource, secrets=url_secrets)
 
 
 if __name__ == "__main__":

@@ -976,3 +976,38 @@ def test_module_file_seed_end_to_end(capsys, tmp_path):
 def test_module_failures(capsys, args, text):
     rc, result = run_module(capsys, args)
     assert rc == 1 and result["failed"] and text in result["msg"], result
+
+
+# --- secrets in free-form options ------------------------------------------------------------------
+
+FREE_FORM_SECRETS = ["Pw-list-1", "Pw-flow-2", "Pw-top-3", "Pw-wifi-4", "Pw-vendor-5", "Pw-user-6"]
+
+
+def test_secrets_in_free_form_options_never_reach_results_or_diffs(tmp_path):
+    user_data = ("#cloud-config\nchpasswd:\n  expire: false\n  list: |\n    root:Pw-list-1\n"
+                 "users: [default, {name: ops, passwd: 'Pw-flow-2', lock_passwd: false}]\npassword: Pw-top-3\n")
+    options = dict(user_data=user_data, vendor_data={"password": "Pw-vendor-5"},
+                   network_config={"version": 2, "wifis": {"wlan0": {"access-points": {"home": {"password": "Pw-wifi-4"}}}}})
+    ctx = Context(conn=None, params=file_params(tmp_path / "s.iso", **options), check_mode=True, diff=True,
+                  run_command=run_argv)
+    result = reconcile(CloudInitResource(ctx), check_mode=True, want_diff=True)
+    shown = json.dumps(result)
+    assert "<masked secret" in result["diff"]["after"]
+    assert [s for s in FREE_FORM_SECRETS if s in shown] == [] and "$6$" not in shown
+    assert ctx.no_log_values == set(FREE_FORM_SECRETS[:5]), "registered for AnsibleModule's masking"
+    # the seed of another password: the old one is masked in 'before' too
+    first = run_file(tmp_path / "t.iso", users=[dict(name="a", password="Pw-user-6")], user_data={"chpasswd": {"list": ["a:Pw-list-1"]}})
+    changed = run_file(tmp_path / "t.iso", users=[dict(name="a", password="Other-8")], user_data={"chpasswd": {"list": ["a:Pw-flow-2"]}})
+    assert first["changed"] and changed["changed"]
+    assert [s for s in FREE_FORM_SECRETS + ["Other-8"] if s in json.dumps(changed)] == []
+    assert changed["diff"]["before"] != changed["diff"]["after"], "a changed secret shows as another fingerprint"
+
+
+@pytest.mark.parametrize("user_data", [
+    "#cloud-config\npassword: Pw-broken-9\nusers: [\n",
+    "#cloud-config\nusers:\n  - name: a\n   passwd: Pw-broken-9\n",
+])
+def test_a_yaml_error_does_not_show_the_text(tmp_path, user_data):
+    with pytest.raises(InvalidInputError) as info:
+        run_file(tmp_path / "s.iso", user_data=user_data)
+    assert "Pw-broken-9" not in info.value.msg and "line" in info.value.msg

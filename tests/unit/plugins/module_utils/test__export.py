@@ -9,6 +9,7 @@ __metaclass__ = type
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import tarfile
 
@@ -141,6 +142,9 @@ def test_volume_stem(text, expected):
     (dict(vm="a", format="tar.gz", compressed=True), "compressed applies"),
     (dict(vm="a", dest="relative/path"), "absolute path"),
     (dict(vm="a", overlay_dir="/nonexistent/virtops"), "overlay_dir must be an existing directory"),
+    (dict(vm="a", mode="0755"), "gives execute permission"),
+    (dict(vm="a", mode="u=rw"), "mode must be an octal number"),
+    (dict(vm="a", mode="4600"), "out of range"),
 ])
 def test_bad_parameters(kw, text):
     values = dict(dest="/tmp/x")
@@ -302,6 +306,77 @@ def test_source_change_force_and_options_lead_to_a_new_export(test_conn, stopped
     # the definition changed (libvirt's view): a new export
     stopped_vm["dom"].setMemoryFlags(128 * 1024, libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
     assert run(test_conn, vm=VM, dest=dest, compressed=True)["reason"] == "the source changed"
+
+
+def file_mode(path):
+    return stat.S_IMODE(os.lstat(str(path)).st_mode)
+
+
+@pytest.mark.parametrize("fmt", ["qcow2", "tar.zst", "ova"])
+def test_every_file_is_written_with_mode(test_conn, stopped_vm, fmt):
+    stopped_vm["dest"].mkdir()
+    dest = stopped_vm["dest"] / "new"
+    result = run(test_conn, vm=VM, format=fmt, dest=str(dest) + "/")
+    assert result["mode"] == "0600"
+    assert file_mode(dest) == 0o700, "a directory the export makes is private too"
+    assert sorted((name, file_mode(dest / name)) for name in listing(dest)) == [(name, 0o600) for name in listing(dest)]
+    dest = stopped_vm["dest"] / "shared"
+    result = run(test_conn, vm=VM, format=fmt, dest=str(dest) + "/", mode="0640")
+    assert result["mode"] == "0640" and file_mode(dest) == 0o750
+    assert set(file_mode(dest / name) for name in listing(dest)) == {0o640}
+
+
+def test_temporary_files_are_never_more_open_than_mode(test_conn, stopped_vm, monkeypatch):
+    """Under umask 0, every temporary file has the final mode from its creation (qemu-img, tar, checksums)."""
+    seen = []
+    real_run, real_tar, real_rename = _export.run_with_percent, _export.write_tar, os.rename
+
+    def run_checked(argv, on_percent):
+        seen.append(("qemu-img output before", file_mode(argv[-1])))
+        out = real_run(argv, on_percent)
+        seen.append(("qemu-img output after", file_mode(argv[-1])))
+        return out
+
+    def tar_checked(path, *args, **kwargs):
+        seen.append(("tar output before", file_mode(path)))
+        return real_tar(path, *args, **kwargs)
+
+    def rename_checked(src, dst):
+        if _export.TMP_MARK in os.path.basename(src):
+            seen.append(("temporary file renamed", file_mode(src)))
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(_export, "run_with_percent", run_checked)
+    monkeypatch.setattr(_export, "write_tar", tar_checked)
+    monkeypatch.setattr(os, "rename", rename_checked)
+    stopped_vm["dest"].mkdir()
+    old_umask = os.umask(0)
+    try:
+        for fmt, mode in (("tar", "0640"), ("vmdk", "0600")):
+            del seen[:]
+            run(test_conn, vm=VM, format=fmt, dest=str(stopped_vm["dest"] / fmt) + "/", mode=mode)
+            assert seen and set(m for _k, m in seen) == {int(mode, 8)}, seen
+            assert len(set(k for k, _m in seen)) == (4 if fmt == "tar" else 3)
+    finally:
+        os.umask(old_umask)
+
+
+def test_a_current_export_with_other_modes_is_only_chmodded(test_conn, stopped_vm):
+    dest = str(stopped_vm["dest"])
+    run(test_conn, vm=VM, dest=dest)
+    names = listing(dest)
+    stamps = dict((n, os.stat(os.path.join(dest, n)).st_mtime_ns) for n in names)
+    results = [run(test_conn, check=c, diff=True, vm=VM, dest=dest, mode="0640") for c in (True, False, True, False)]
+    assert [r["changed"] for r in results] == [True, True, False, False]
+    assert results[1]["actions"] == ["set the mode of %s in %s to 0640" % (", ".join(names), dest)]
+    assert results[1]["diff"]["before"]["mode"] == "0600" and results[1]["diff"]["after"]["mode"] == "0640"
+    assert results[1]["reason"] == "file mode"
+    assert set(file_mode(os.path.join(dest, n)) for n in names) == {0o640}
+    assert stamps == dict((n, os.stat(os.path.join(dest, n)).st_mtime_ns) for n in names), "nothing was rewritten"
+    os.chmod(os.path.join(dest, "%s-vda.qcow2" % VM), 0o644)
+    back = run(test_conn, vm=VM, dest=dest)
+    assert back["changed"] and back["actions"] == ["set the mode of %s in %s to 0600" % (", ".join(names), dest)]
+    assert set(file_mode(os.path.join(dest, n)) for n in names) == {0o600}
 
 
 def test_a_vm_in_two_formats_shares_its_definition_file(test_conn, stopped_vm):

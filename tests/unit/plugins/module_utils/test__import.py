@@ -381,6 +381,56 @@ def test_archive_network_missing(conn, tmp_path, uploads):
     run(conn, src=path, pool=POOL, network="default")
 
 
+HOSTILE_DEVICES = (b"<serial type='file'><source path='/etc/cron.d/virtops-hostile'/><target port='0'/></serial>"
+                   b"<filesystem type='mount'><source dir='/etc'/><target dir='virtops-hostile'/></filesystem>"
+                   b"<rng model='virtio'><backend model='random'>/etc/virtops-hostile</backend></rng>")
+HOSTILE_TOP = (b"<qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>"
+               b"<qemu:arg value='-virtops-hostile'/></qemu:commandline>")
+
+
+def hostile_xml(devices=HOSTILE_DEVICES, top=HOSTILE_TOP, os_part=b"<kernel>/boot/virtops-hostile</kernel>"):
+    def hook(members):
+        xml = members[1][1].replace(b"</devices>", devices + b"</devices>").replace(b"</domain>", top + b"</domain>")
+        xml = xml.replace(b"</os>", os_part + b"</os>")
+        return [members[0], (members[1][0], xml)] + members[2:]
+
+    return hook
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_archive_with_hostile_domain_xml(conn, tmp_path, uploads, check):
+    name = PREFIX + "hostile-" + str(check).lower()
+    path, _images = make_archive(tmp_path, name, members_hook=hostile_xml())
+    result = run(conn, check=check, src=path, pool=POOL)
+    warnings = "\n".join(result["module_warnings"])
+    for text in ("serial 0 became a pty: the old one was of type 'file' naming '/etc/cron.d/virtops-hostile'",
+                 "devices/filesystem type='mount' ('/etc') was left out",
+                 "qemu:commandline ('-virtops-hostile') was left out: it passes raw arguments",
+                 "os/kernel ('/boot/virtops-hostile') was left out",
+                 "the old one read '/etc/virtops-hostile'"):
+        assert text in warnings
+    if check:
+        assert domains(conn) == [] and volumes(conn) == []
+        return
+    saved = saved_xml(conn, name)
+    assert "virtops-hostile" not in saved and "/etc" not in saved
+    validate(tmp_path, saved)
+
+
+@pytest.mark.parametrize("devices, message", [
+    (b"<interface type='ethernet'><script path='/etc/virtops-hostile'/></interface>",
+     "interface 2 of the archived VM is of type 'ethernet'.*give network"),
+    (b"<disk type='file' device='disk'><source file='/etc/shadow'/><target dev='vda' bus='virtio'/></disk>",
+     "two disks with target vda"),
+])
+def test_archive_with_refused_domain_xml_makes_nothing(conn, tmp_path, uploads, devices, message):
+    path, _images = make_archive(tmp_path, PREFIX + "refused", members_hook=hostile_xml(devices, b"", b""))
+    for check in (True, False):
+        with pytest.raises(InvalidInputError, match=message):
+            run(conn, check=check, src=path, pool=POOL)
+    assert domains(conn) == [] and volumes(conn) == []
+
+
 def test_existing_vm_is_left_alone_and_state_running(conn, tmp_path, uploads):
     path, _images = make_archive(tmp_path, PREFIX + "idem")
     run(conn, src=path, pool=POOL)
@@ -608,7 +658,7 @@ def test_rewrite_domain_xml_drops_host_devices():
     assert [d["target"] for d in model["disks"]] == ["vda"]
     assert model["interfaces"][0]["source"] == "lan" and model["interfaces"][0]["mac"] is None
     assert model["hostdevs"] == []
-    assert any("vdb" in n for n in notes) and any("host device" in n for n in notes)
+    assert any("vdb" in n for n in notes) and any("hostdev type='pci'" in n and "old host" in n for n in notes)
     with pytest.raises(InvalidInputError, match="does not have"):
         _import.rewrite_domain_xml(text, "b", True, {"vdc": dict(path="/p", format="raw")})
 

@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import re
 
 import pytest
@@ -659,3 +660,31 @@ def test_shutdown_power_off_racing_the_guest_is_no_error():
     dom = _Dom([True] * 7 + [False], destroy_fails=True)
     _shutdown(dom, force=True)
     assert dom.destroyed == 1
+
+
+# --------------------------------------------------------------------------------------- secrets ---
+
+
+def test_secrets_of_cloud_init_and_xml_are_masked(test_conn, vm):
+    from ansible_collections.virtops.libvirt.plugins.module_utils._secrets import vm_secrets
+
+    cloud_init = dict(pool="nopool-" + vm, password="Pw-default-1", users=[dict(name="ops", password="Pw-ops-2")],
+                      user_data={"chpasswd": {"list": "root:Pw-chpasswd-3"}})
+    given = dict(name=vm, disks=[disk()], cloud_init=cloud_init)
+    assert vm_secrets(module_params(**given)) == {"Pw-default-1", "Pw-ops-2", "Pw-chpasswd-3"}
+    with pytest.raises(NotFoundError) as info:
+        run(test_conn, check=False, **given)
+    assert info.value.msg == "cloud_init: storage pool 'nopool-%s' does not exist" % vm, "ordinary words stay readable"
+    seeded = dict(given)
+    seeded["cloud_init"] = dict(cloud_init, pool=POOL)
+    result = run(test_conn, check=True, **seeded)
+    shown = json.dumps(result)
+    assert "define VM %s" % vm in result["actions"]
+    assert [s for s in ("Pw-default-1", "Pw-ops-2", "Pw-chpasswd-3", "$6$") if s in shown] == []
+    xml = ("<domain type='test'><name>%s</name><memory unit='MiB'>64</memory><os><type>hvm</type></os><devices>"
+           "<graphics type='vnc' passwd='Xml-pw-4'/></devices></domain>" % vm)
+    first = run(test_conn, name=vm, xml=xml)
+    second = run(test_conn, name=vm, xml=xml.replace("Xml-pw-4", "Xml-pw-5"))
+    assert second["changed"] and "Xml-pw" not in json.dumps([first, second])
+    for view in ("before", "after"):
+        assert re.search("passwd=[\"']\\*{8}[\"']", second["diff"][view]["xml"]), second["diff"][view]["xml"]
