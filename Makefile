@@ -3,6 +3,7 @@
 #   make demo-clean   remove what make demo made (VMs, their storage, the base image, pool, network, the export)
 #   make test         lint + sanity + unit + integration + molecule
 #   make lint | sanity | unit | integration | molecule   one part only
+#   make docs         the HTML docsite (antsibull-docs + Sphinx) in .build/docs/build/html; not part of make test
 #   make lab-up | lab-down | lab-status        the lab alone
 #   make guest-image  the cached, bootable Debian guest image for lab VMs (prints its directory)
 #   make bench        benchmarks (benchmarks/README.md); SCENARIOS="vm_overhead ..." for some
@@ -21,10 +22,13 @@ LAB         := $(ROOT)/tests/lab/lab.sh
 VENV_FILE   := $(BUILD_DIR)/venv
 PYTHON_VER   = $(shell $(VENV)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 VENV         = $(shell cat $(VENV_FILE))
+# antsibull-docs, Sphinx and its theme: a venv of their own (docs/requirements.txt), for make docs and make lint
+DOCS_VENV_FILE := $(BUILD_DIR)/docs-venv
+DOCS_VENV     = $(shell cat $(DOCS_VENV_FILE))
 export ANSIBLE_FORCE_COLOR ?= 0
 export ANSIBLE_NOCOLOR ?= 1
 
-.PHONY: help deps stage build install demo demo-clean test lint sanity unit integration molecule lab-up lab-down lab-status guest-image bench clean
+.PHONY: help deps docs-deps docs stage build install demo demo-clean test lint sanity unit integration molecule lab-up lab-down lab-status guest-image bench clean
 
 help:
 	@sed -n '/^#/!q;p' Makefile
@@ -35,6 +39,9 @@ $(BUILD_DIR):
 deps: | $(BUILD_DIR)
 	@tests/tools/bootstrap.sh > $(VENV_FILE).tmp && mv $(VENV_FILE).tmp $(VENV_FILE)
 	@echo "venv: $$(cat $(VENV_FILE))"
+
+docs-deps: | $(BUILD_DIR)
+	@tests/tools/docs-venv.sh > $(DOCS_VENV_FILE).tmp && mv $(DOCS_VENV_FILE).tmp $(DOCS_VENV_FILE)
 
 stage: | $(BUILD_DIR)
 	@tests/tools/stage.sh $(STAGE) >/dev/null
@@ -51,9 +58,10 @@ install: build
 	@echo "installed into $(INSTALLED)"
 
 # benchmarks/playbooks/community: community.libvirt's modules, which only the benchmarks' `ansible` venv has
-lint: deps stage
+lint: deps docs-deps stage
 	cd $(COLLECTION) && ANSIBLE_COLLECTIONS_PATH=$(STAGE) PATH=$(VENV)/bin:$$PATH ansible-lint --offline --profile production \
 	    --exclude benchmarks/playbooks/community
+	$(DOCS_VENV)/bin/python tests/tools/docsite.py lint $(STAGE)
 	$(VENV)/bin/python -m benchmarks --check
 	bash -n tests/lab/*.sh tests/tools/*.sh tests/integration/*.sh .ci/run
 	$(VENV)/bin/python tests/tools/payload.py --summary --check tests/payload-budget.yml
@@ -84,6 +92,10 @@ lab-down:
 
 lab-status:
 	$(LAB) status
+
+# the docsite (docs/docsite and every plugin's and role's docs), offline, warnings as errors (tests/tools/docsite.py)
+docs: docs-deps stage
+	$(DOCS_VENV)/bin/python tests/tools/docsite.py build $(STAGE) $(BUILD_DIR)/docs
 
 # a cached, bootable Debian guest image (tests/lab/README.md); root, ~3 min the first time
 guest-image:

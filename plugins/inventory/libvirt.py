@@ -168,7 +168,7 @@ options:
     default: []
 notes:
   - Works as an inventory source of AWX or Ansible Automation Platform; see
-    C(docs/awx-inventory-source.md) in the collection.
+    R(the AWX guide, ansible_collections.virtops.libvirt.docsite.guide_awx) in the collection's docs.
   - With O(cache=true), the VMs read from the hypervisors are cached (see the inventory cache
     options); O(filters), O(compose), O(groups), O(keyed_groups) and the host naming are applied
     to the cached data on every run. Warnings about hypervisors that could not be reached are

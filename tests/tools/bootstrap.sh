@@ -6,31 +6,15 @@
 #  - ansible-test's pip bootstrap script, replaced by an offline stand-in
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-cache=${VIRTOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/virtops-libvirt}
-python=${PYTHON:-python3}
-
-log() { printf '[bootstrap] %s\n' "$*" >&2; }
+# shellcheck source=tests/tools/venv-lib.sh
+. "$root/tests/tools/venv-lib.sh"
 
 if [ "${VIRTOPS_SKIP_SYSTEM_DEPS:-0}" != 1 ]; then
     bash "$root/tests/lab/install-deps.sh" >&2
 fi
 
-pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-key=$(cat "$root/requirements.txt" "$root/tests/requirements.txt" <(echo "$pyver") | sha256sum | cut -c1-16)
-venv="$cache/venv-py$pyver-$key"
-if [ ! -e "$venv/.complete" ]; then
-    log "creating $venv (first run on this machine; takes a few minutes)"
-    rm -rf "$venv"
-    mkdir -p "$cache"
-    "$python" -m venv "$venv"
-    if ! { "$venv/bin/pip" install -q --upgrade pip && "$venv/bin/pip" install -q -r "$root/tests/requirements.txt"; } \
-            > "$cache/pip-install.log" 2>&1; then
-        grep -v '^WARNING: Location' "$cache/pip-install.log" >&2
-        log "pip install failed (log: $cache/pip-install.log)"
-        exit 1
-    fi
-    touch "$venv/.complete"
-fi
+# keyed by both requirement files (tests/requirements.txt includes ../requirements.txt)
+venv=$(cached_venv venv "$root/tests/requirements.txt" "$root/requirements.txt" "$root/tests/requirements.txt")
 
 # ansible-test downloads get-pip from a host we cannot reach; put the offline stand-in where it looks.
 pip_ver=$("$venv/bin/python" - <<'PY'
