@@ -335,7 +335,7 @@ def test_absent_refused_with_running_domain(test_conn, cleanup):
     try:
         with pytest.raises(ConflictError) as info:
             run(test_conn, name="u-used", state="absent")
-        assert info.value.msg.startswith("network 'u-used' is used by the running domain(s) u-dom:")
+        assert info.value.msg.startswith("network 'u-used' is used by VM u-dom (running: interface ")
         assert info.value.details["attached_domains"] == ["u-dom"]
         facts = gather_network_info(Context(conn=test_conn, params=dict(name="u-used")))
         assert facts["networks"][0]["attached_domains"] == ["u-dom"]
