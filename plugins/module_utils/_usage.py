@@ -357,3 +357,22 @@ def guard(ctx, error, force, warn=None):
         (warn or ctx.warn)("%s; done anyway (force: true)" % error.in_use)
         return
     ctx.assume(error)
+
+
+def guard_replace(ctx, paths, own, owner, force, warn=None):
+    """Files a task would replace (``paths``, those that exist count): never one of ``own`` (the files
+    the task reads, ``owner`` says whose: an export's source); a file a VM uses, or that volumes are
+    based on, only with ``force`` (see :func:`guard`)."""
+    existing = [p for p in paths if os.path.lexists(p)]
+    if not existing:
+        return
+    own = set(os.path.realpath(p) for p in own if p)
+    clash = [p for p in existing if os.path.realpath(p) in own]
+    if clash:
+        raise ConflictError("dest: %s is a file of %s, which is what is read: a task never replaces its own source "
+                            "(force does not change that); choose another dest" % (", ".join(clash), owner),
+                            replaced=clash)
+    users, dependants = usage(ctx).users_of(existing)
+    error = in_use_error("dest: %s" % ", ".join(existing), users, dependants, advice="choose another dest",
+                         action="replace it")
+    guard(ctx, error, force, warn)

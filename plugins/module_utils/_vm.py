@@ -50,7 +50,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._usage import desc
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
     disk_users,
-    lookup_pool,
+    lookup_pool_or_assume,
     lookup_volume,
     parse_volume_xml,
     refresh_pool,
@@ -278,15 +278,8 @@ class VmResource(DefinedObjectResource):
     # --- resolving pools, volumes, networks -----------------------------------------------------
 
     def _pool(self, name, what):
-        """The active pool ``name``; None when it is missing or stopped and check mode assumes that an
-        earlier task creates or starts it (a real run raises, the message starting with ``what``)."""
-        try:
-            return lookup_pool(self.ctx.conn, name, what)
-        except (NotFoundError, ConflictError) as exc:
-            if not self.ctx.check_mode:
-                raise
-            self.ctx.assume(type(exc)(exc.msg[len(what) + 2:] if exc.msg.startswith(what + ": ") else exc.msg))
-            return None
+        """The active pool ``name``; None in check mode when it is assumed (an earlier task creates it)."""
+        return lookup_pool_or_assume(self.ctx, name, what)
 
     def _disk_users(self):
         if self._users is None:

@@ -247,6 +247,20 @@ def lookup_pool(conn, name, what=None):
     return pool
 
 
+def lookup_pool_or_assume(ctx, name, what=None):
+    """:func:`lookup_pool`; in check mode a pool that is missing or stopped is assumed instead
+    (``ctx.assume``: an earlier task may create or start it) and None returned.  The warning names
+    the pool without ``what``, so that it is given once per pool."""
+    try:
+        return lookup_pool(ctx.conn, name, what)
+    except (NotFoundError, ConflictError) as exc:
+        if not ctx.check_mode:
+            raise
+        prefix = "%s: " % what if what else ""
+        ctx.assume(type(exc)(exc.msg[len(prefix):] if exc.msg.startswith(prefix) else exc.msg))
+        return None
+
+
 def volume_path(pool, name):
     """Where the volume ``name`` of ``pool`` is, or would be once created (None: the pool has no
     target directory)."""
