@@ -77,7 +77,7 @@ class Usage:
         files, nics = [], []
         with libvirt_errors("listing VMs"):
             domains = self.conn.listAllDomains(0)
-        for dom in domains:
+        for dom in sorted(domains, key=_name_or_empty):
             try:
                 self._read_domain(dom, files, nics)
             except libvirt.libvirtError:
@@ -230,6 +230,13 @@ class Usage:
 
 
 # --- reading one definition ---------------------------------------------------------------------
+
+
+def _name_or_empty(dom):
+    try:
+        return dom.name()
+    except libvirt.libvirtError:
+        return ""
 
 
 def _use(vm, role, target, path, pool=None, volume=None, snapshot=None):
