@@ -1174,8 +1174,7 @@ class ExportResource(Resource):
             plan.add("export %s to %s (%s)" % (self._what(), opts["dest"], opts["format"]))
             return
         guard_replace(self.ctx, [p for a in layout["artefacts"] for p in (a["path"], a["checksum_file"])]
-                      + [layout["record"]], [p for d in source["disks"] for p in d["chain"]], self._what(),
-                      opts["force"], plan.warn)
+                      + [layout["record"]], [p for d in source["disks"] for p in d["chain"]], self._what())
         estimate = sum(d["data"] for d in source["disks"])
         free = free_bytes(layout["directory"] if not layout["create_dir"] else os.path.dirname(layout["directory"]))
         if free is not None and free < estimate:

@@ -366,10 +366,11 @@ def guard(ctx, error, force, warn=None):
     ctx.assume(error)
 
 
-def guard_replace(ctx, paths, own, owner, force, warn=None):
+def guard_replace(ctx, paths, own, owner):
     """Files a task would replace (``paths``, those that exist count): never one of ``own`` (the files
-    the task reads, ``owner`` says whose: an export's source); a file a VM uses, or that volumes are
-    based on, only with ``force`` (see :func:`guard`)."""
+    the task reads, ``owner`` says whose: an export's source), nor a file a VM uses or volumes are
+    based on (check mode: a warning, see :func:`guard`).  ``force`` does not change that: the
+    ``force`` of such a task already means "replace files it did not write", which these are."""
     existing = [p for p in paths if os.path.lexists(p)]
     if not existing:
         return
@@ -380,6 +381,8 @@ def guard_replace(ctx, paths, own, owner, force, warn=None):
                             "(force does not change that); choose another dest" % (", ".join(clash), owner),
                             replaced=clash)
     users, dependants = usage(ctx).users_of(existing)
-    error = in_use_error("dest: %s" % ", ".join(existing), users, dependants, advice="choose another dest",
-                         action="replace it")
-    guard(ctx, error, force, warn)
+    error = in_use_error("dest: %s" % ", ".join(existing), users, dependants,
+                         advice="choose another dest (force does not replace a file in use)", action="replace it")
+    if error is not None:
+        error.msg = error.msg.split(", or set force: true", 1)[0]
+    guard(ctx, error, False)

@@ -318,15 +318,17 @@ def test_guard_replace(lab, tmp_path):
     other.write_text("y")
     lab.define("rep", disk(str(other)))
     ctx = ctx_of(lab.conn)
-    guard_replace(ctx, [str(tmp_path / "new.qcow2")], [str(own)], "VM 'v'", force=False)  # nothing there yet
-    for force in (False, True):
+    guard_replace(ctx, [str(tmp_path / "new.qcow2")], [str(own)], "VM 'v'")  # nothing there yet
+    for check in (False, True):
         with pytest.raises(ConflictError, match="is a file of VM 'v', which is what is read"):
-            guard_replace(ctx, [str(own)], [str(tmp_path / "." / "disk.qcow2")], "VM 'v'", force=force)
-    with pytest.raises(ConflictError, match="dest: %s is used by VM %srep" % (other, PREFIX)):
-        guard_replace(ctx_of(lab.conn), [str(other)], [str(own)], "VM 'v'", force=False)
+            guard_replace(ctx_of(lab.conn, check), [str(own)], [str(tmp_path / "." / "disk.qcow2")], "VM 'v'")
+    with pytest.raises(ConflictError) as info:
+        guard_replace(ctx_of(lab.conn), [str(other)], [str(own)], "VM 'v'")
+    assert info.value.msg == ("dest: %s is used by VM %srep (stopped: disk vda): choose another dest (force does not "
+                              "replace a file in use)" % (other, PREFIX))
     warned = []
-    guard_replace(ctx_of(lab.conn), [str(other)], [str(own)], "VM 'v'", force=True, warn=warned.append)
-    assert len(warned) == 1 and warned[0].endswith("done anyway (force: true)")
+    guard_replace(ctx_of(lab.conn, True, warned), [str(other)], [str(own)], "VM 'v'")  # an earlier task may remove it
+    assert len(warned) == 1 and warned[0].startswith("check mode: dest: %s is used by VM" % other)
 
 
 def test_usage_follows_the_context(lab):
