@@ -1015,9 +1015,12 @@ class FileTarget:
 
     kind = "file"
 
-    def __init__(self, path, mode=None):
+    def __init__(self, path, mode=None, on_missing_dir=None):
+        """``on_missing_dir(error)``: called when the directory of ``path`` does not exist (check
+        mode: an earlier task may make it); without it the error is raised."""
         if not isinstance(path, str) or not os.path.isabs(path):
             raise InvalidInputError("path must be an absolute path, not %r" % (path,))
+        self.on_missing_dir = on_missing_dir
         self.path = os.path.normpath(path)
         self.mode = parse_mode(mode)
         self.seed_id = "file:" + self.path
@@ -1054,7 +1057,10 @@ class FileTarget:
     def check_writable(self):
         parent = os.path.dirname(self.path)
         if not os.path.isdir(parent):
-            raise NotFoundError("directory %s does not exist on the managed node" % parent)
+            error = NotFoundError("directory %s does not exist on the managed node" % parent)
+            if self.on_missing_dir is None:
+                raise error
+            self.on_missing_dir(error)
 
     def _write(self, data, mode, owner=None):
         """Write ``data`` to a temporary file beside the target, then rename it over the target (atomic)."""
@@ -1269,7 +1275,7 @@ class CloudInitResource(Resource):
         if p.get("path") and (p.get("pool") or p.get("name")):
             raise InvalidInputError("give either path, or pool and name")
         if p.get("path"):
-            self.target = FileTarget(p["path"], p.get("mode"))
+            self.target = FileTarget(p["path"], p.get("mode"), on_missing_dir=ctx.assume)
         elif p.get("pool") and p.get("name"):
             if p.get("mode") is not None:
                 raise InvalidInputError("mode applies to a seed stored at path, not to a pool volume")
@@ -1355,7 +1361,7 @@ def guard_remove(ctx, target, current, plan, detached_from=None, force=False):
     if ctx.conn is not None:
         users, dependants = usage(ctx).users_of([current["path"]], volumes, exclude_vms=exclude)
     else:
-        connection = Connection(ctx.uri)
+        connection = Connection(ctx.uri or ctx.params.get("uri"))
         try:
             users, dependants = Usage(connection.open()).users_of([current["path"]], volumes, exclude_vms=exclude)
         except VirtopsError as exc:

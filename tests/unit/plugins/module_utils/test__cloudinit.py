@@ -724,7 +724,11 @@ def test_seed_written_by_another_tool_with_the_same_files_is_up_to_date(tmp_path
 
 def test_file_seed_errors(tmp_path):
     with pytest.raises(NotFoundError, match="does not exist"):
-        run_file(tmp_path / "missing" / "s.iso", check=True)
+        run_file(tmp_path / "missing" / "s.iso")
+    predicted = run_file(tmp_path / "missing" / "s.iso", check=True, hostname="h")  # an earlier task may make it
+    assert predicted["changed"] and predicted["assumptions"] == [
+        "check mode: directory %s does not exist on the managed node; assumed to be done by an earlier task (a real run "
+        "fails if it is not)" % (tmp_path / "missing")]
     with pytest.raises(InvalidInputError, match="is a directory"):
         run_file(tmp_path)
     with pytest.raises(InvalidInputError, match="absolute"):

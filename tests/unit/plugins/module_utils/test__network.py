@@ -363,6 +363,8 @@ def test_bridge_mode_checks_host_interface(test_conn, cleanup):
     with pytest.raises(InvalidInputError) as info:
         run(test_conn, name="u-br", forward_mode="bridge", bridge="nosuchbr0")
     assert "has no interface 'nosuchbr0'" in info.value.msg
+    predicted = run(test_conn, check=True, name="u-br", forward_mode="bridge", bridge="nosuchbr0")  # an earlier task may make it
+    assert predicted["changed"] and "has no interface 'nosuchbr0'" in predicted["assumptions"][0]
     assert_four(four(test_conn, name="u-br", forward_mode="bridge", bridge="eth1", state="present"))
 
 
