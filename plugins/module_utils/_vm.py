@@ -1063,8 +1063,9 @@ class VmResource(DefinedObjectResource):
             if not path or disk.get("readonly"):
                 continue
             users, based = answer.users_of([path], exclude_vms=[self.name])
-            direct = [u for u in users if not u.get("via")]
-            if direct:
+            direct = [u for u in users if not u.get("via") and u["role"] != "backing file"]
+            if direct or (users and not based):
+                direct = direct or users
                 plan.warn("kept %s: VM %s uses it too (%s)" % (path, ", ".join(vm_names(direct)), describe(direct)))
                 continue
             if based:
