@@ -232,7 +232,10 @@ def test_network_users_running_stopped_transient_and_bridge(lab):
     lab.define("br", nic("virbr0", "52:54:00:aa:bb:04", kind="bridge"))
     lab.define("other", nic("elsewhere", "52:54:00:aa:bb:05"))
     answer = Usage(lab.conn)
-    mine = lambda users: sorted((u["vm"], u["state"], u["mac"]) for u in users if u["vm"].startswith(PREFIX))
+
+    def mine(users):
+        return sorted((u["vm"], u["state"], u["mac"]) for u in users if u["vm"].startswith(PREFIX))
+
     assert mine(answer.network_users("default")) == [
         (PREFIX + "off", "stopped", "52:54:00:aa:bb:02"),
         (PREFIX + "run", "running", "52:54:00:aa:bb:01"),
