@@ -64,6 +64,17 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
+    details:
+      - Check mode predicts a play written as ordinary single tasks. Something an earlier task of the
+        play would create is assumed, because that task did not run in check mode. This covers a
+        pool, a network, a base or backing volume, a seed, or the VM of a snapshot. The result is
+        V(changed), with a warning that names the assumption (also returned as C(assumptions)). A
+        real run fails when the thing is still missing.
+      - The same holds for a refusal because VMs use what a task would stop or delete, as in a
+        teardown whose earlier tasks remove those VMs. The refusal text becomes the warning. A real
+        run refuses.
+      - Removing something whose container is gone is no change. Examples are a volume of a pool that
+        does not exist, a seed in such a pool, or a snapshot of a VM that does not exist.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full

@@ -43,6 +43,7 @@ import traceback
 import warnings
 
 from ansible_collections.virtops.libvirt.plugins.module_utils import _secrets, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import Connection
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     BackendError,
     CommandError,
@@ -50,9 +51,11 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     InvalidInputError,
     MissingDependencyError,
     NotFoundError,
+    VirtopsError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._filemode import parse_mode
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._usage import Usage, guard, in_use_error, usage
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
     disk_users,
@@ -1039,9 +1042,12 @@ class FileTarget:
 
     kind = "file"
 
-    def __init__(self, path, mode=None):
+    def __init__(self, path, mode=None, on_missing_dir=None):
+        """``on_missing_dir(error)``: called when the directory of ``path`` does not exist (check
+        mode: an earlier task may make it); without it the error is raised."""
         if not isinstance(path, str) or not os.path.isabs(path):
             raise InvalidInputError("path must be an absolute path, not %r" % (path,))
+        self.on_missing_dir = on_missing_dir
         self.path = os.path.normpath(path)
         self.mode = parse_mode(mode)
         self.seed_id = "file:" + self.path
@@ -1078,7 +1084,10 @@ class FileTarget:
     def check_writable(self):
         parent = os.path.dirname(self.path)
         if not os.path.isdir(parent):
-            raise NotFoundError("directory %s does not exist on the managed node" % parent)
+            error = NotFoundError("directory %s does not exist on the managed node" % parent)
+            if self.on_missing_dir is None:
+                raise error
+            self.on_missing_dir(error)
 
     def _write(self, data, mode, owner=None):
         """Write ``data`` to a temporary file beside the target, then rename it over the target (atomic)."""
@@ -1130,7 +1139,7 @@ class FileTarget:
         plan.add("set the mode of %s to %04o" % (self.path, mode), lambda: os.chmod(self.path, mode),
                  lambda: os.chmod(self.path, old_mode))
 
-    def plan_remove(self, plan, current, detached_from=None, force=False):
+    def plan_remove(self, plan, current):
         old = current.get("raw")
         old_mode, owner = current["mode"], current["owner"]
         plan.add("remove %s" % self.path, lambda: os.unlink(self.path),
@@ -1159,11 +1168,15 @@ class VolumeTarget:
 
     kind = "volume"
 
-    def __init__(self, conn, pool_name, name):
+    def __init__(self, conn, pool_name, name, on_missing_pool=None):
+        """``on_missing_pool(error)``: called when the pool does not exist or is not active (the
+        seed is then absent); without it the error is raised."""
         if not pool_name:
             raise InvalidInputError("pool must not be empty")
         validate_name(name)
         self.conn = conn
+        self.on_missing_pool = on_missing_pool
+        self.pool_missing = False
         self.pool_name = pool_name
         self.name = name
         self.seed_id = "volume:%s/%s" % (pool_name, name)
@@ -1176,11 +1189,19 @@ class VolumeTarget:
 
     @property
     def pool(self):
-        if self._pool is None:
-            self._pool = lookup_pool(self.conn, self.pool_name)
+        if self._pool is None and not self.pool_missing:
+            try:
+                self._pool = lookup_pool(self.conn, self.pool_name)
+            except (NotFoundError, ConflictError) as exc:
+                if self.on_missing_pool is None:
+                    raise
+                self.pool_missing = True
+                self.on_missing_pool(exc)
         return self._pool
 
     def read(self):
+        if self.pool is None:
+            return None
         self._vol = lookup_volume(self.pool, self.name)
         if self._vol is None:
             return None
@@ -1197,7 +1218,7 @@ class VolumeTarget:
     def predicted_path(self, current):
         if current is not None:
             return current["path"]
-        return volume_path(self.pool, self.name)
+        return volume_path(self.pool, self.name) if self.pool is not None else None
 
     def desired_mode(self, current):
         return None
@@ -1252,17 +1273,7 @@ class VolumeTarget:
         plan.add("create raw volume %r in pool %r for the seed" % (self.name, pool), create, self._delete_created)
         plan.add("upload the seed ISO into volume %r" % self.name, upload)
 
-    def plan_remove(self, plan, current, detached_from=None, force=False):
-        users = [u for u in self.domain_users(current["path"]) if u["domain"] != detached_from]
-        if users and force:
-            plan.warn("seed volume %r is removed although domain(s) %s use it (force=true)"
-                      % (self.name, ", ".join(sorted(set(u["domain"] for u in users)))))
-        elif users:
-            raise ConflictError(
-                "seed volume %r is attached to domain(s) %s: detach it first (a domain whose disk is missing does "
-                "not start) or set force=true" % (self.name, ", ".join(sorted(set(u["domain"] for u in users)))),
-                used_by=users,
-            )
+    def plan_remove(self, plan, current):
         vol, old = self._vol, current.get("raw")
         plan.add("delete seed volume %r from pool %r" % (self.name, self.pool_name),
                  lambda: self._call(lambda: vol.delete(0), "deleting volume %r" % self.name),
@@ -1294,11 +1305,11 @@ class CloudInitResource(Resource):
         if p.get("path") and (p.get("pool") or p.get("name")):
             raise InvalidInputError("give either path, or pool and name")
         if p.get("path"):
-            self.target = FileTarget(p["path"], p.get("mode"))
+            self.target = FileTarget(p["path"], p.get("mode"), on_missing_dir=ctx.assume)
         elif p.get("pool") and p.get("name"):
             if p.get("mode") is not None:
                 raise InvalidInputError("mode applies to a seed stored at path, not to a pool volume")
-            self.target = VolumeTarget(ctx.conn, p["pool"], p["name"])
+            self.target = VolumeTarget(ctx.conn, p["pool"], p["name"], on_missing_pool=self._missing_pool)
         else:
             raise InvalidInputError("give either path, or pool and name")
         self.seed = build_seed(p, self.target.seed_id) if self.state == "present" else None
@@ -1306,6 +1317,13 @@ class CloudInitResource(Resource):
     @property
     def name(self):
         return self.target.label
+
+    def _missing_pool(self, error):
+        """A seed in a pool that does not exist is absent; to make one, in check mode, an earlier task
+        may create (or start) the pool."""
+        if self.state == "absent" and isinstance(error, NotFoundError):
+            return
+        self.ctx.assume(error)
 
     def read(self):
         return self.target.read()
@@ -1327,7 +1345,8 @@ class CloudInitResource(Resource):
             )
         if desired is None:
             if current is not None:
-                self.target.plan_remove(plan, current, force=force)
+                guard_remove(self.ctx, self.target, current, plan, force=force)
+                self.target.plan_remove(plan, current)
             return
         if current is None or diff.touches("content_sha256"):
             builder = choose_builder(self.params.get("iso_builder"), self.ctx.run_command)
@@ -1361,6 +1380,29 @@ class CloudInitResource(Resource):
             before = seed_texts(current["files"], self.secrets)
         after = "" if desired is None else seed_texts(self.seed.files, self.secrets)
         return before, after
+
+
+def guard_remove(ctx, target, current, plan, detached_from=None, force=False):
+    """Removing a seed that a VM (other than ``detached_from``) still has attached is refused unless
+    ``force`` (check mode: a warning, see :func:`_usage.guard`).  A seed file is looked up in libvirt
+    over a connection of its own when the run has none (``cloudinit`` with ``path``)."""
+    volumes = [(target.pool_name, target.name)] if target.kind == "volume" else []
+    exclude = [detached_from] if detached_from else []
+    if ctx.conn is not None:
+        users, dependants = usage(ctx).users_of([current["path"]], volumes, exclude_vms=exclude)
+    else:
+        connection = Connection(ctx.uri or ctx.params.get("uri"))
+        try:
+            users, dependants = Usage(connection.open()).users_of([current["path"]], volumes, exclude_vms=exclude)
+        except VirtopsError as exc:
+            plan.warn("could not ask libvirt at %s whether a VM uses %s: %s" % (connection.uri, target.label, exc.msg))
+            return
+        finally:
+            connection.close()
+    error = in_use_error("seed %s %s" % (target.kind, target.label if target.kind == "file" else repr(target.name)),
+                         users, dependants, advice="detach it first (a VM whose disk is missing does not start)",
+                         action="remove it")
+    guard(ctx, error, force, plan.warn)
 
 
 def _seed_params(options, pool, name, path, state, force, iso_builder, mode=None):
@@ -1414,5 +1456,6 @@ def remove_seed(ctx, plan, pool=None, name=None, path=None, detached_from=None, 
         raise ConflictError("%s %s is not a cloud-init seed (%s): refusing to remove it"
                             % (resource.target.kind, resource.name, current["reason"]))
     before = len(plan.steps)
-    resource.target.plan_remove(plan, current, detached_from=detached_from, force=force)
+    guard_remove(ctx, resource.target, current, plan, detached_from=detached_from, force=force)
+    resource.target.plan_remove(plan, current)
     return dict(changed=len(plan.steps) > before, path=current["path"])

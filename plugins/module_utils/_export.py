@@ -90,6 +90,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._progress import P
 from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._sizes import human_size
+from ansible_collections.virtops.libvirt.plugins.module_utils._usage import guard_replace
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     disk_users,
     lookup_pool,
@@ -1076,8 +1077,27 @@ class ExportResource(Resource):
 
     # --- read / desired / compare -------------------------------------------------------------
 
+    def _missing_source(self):
+        """The error of a source VM, pool or volume that is not there (None when it is)."""
+        opts, conn = self.opts, self.ctx.conn
+        if opts["kind"] == "vm":
+            if lookup_or_none(conn.lookupByName, opts["name"], libvirt.VIR_ERR_NO_DOMAIN, "VM") is None:
+                return NotFoundError("VM '%s' does not exist" % opts["name"])
+            return None
+        try:
+            pool = lookup_pool(conn, opts["pool"])
+        except (NotFoundError, ConflictError) as exc:
+            return exc
+        if lookup_volume(pool, opts["name"]) is None:
+            return NotFoundError("volume %r does not exist in pool %r" % (opts["name"], opts["pool"]))
+        return None
+
     def read(self):
         opts = self.opts
+        missing = self._missing_source()
+        if missing is not None:
+            self.ctx.assume(missing)  # check mode: an earlier task may create it; a real run fails
+            return None
         if opts["kind"] == "vm":
             self.source = read_vm(self.ctx.conn, opts["name"], self.qemu)
         else:
@@ -1131,6 +1151,8 @@ class ExportResource(Resource):
         return dict(format=self.opts["format"], compressed=self.opts["compressed"])
 
     def desired(self):
+        if self.source is None:  # assumed (check mode)
+            return dict(options=self._options())
         return dict(
             options=self._options(),
             source_identity=self.identity[0],
@@ -1189,6 +1211,11 @@ class ExportResource(Resource):
             self._plan_mode(plan)
             return
         opts, source, layout = self.opts, self.source, self.layout
+        if source is None:  # assumed (check mode)
+            plan.add("export %s to %s (%s)" % (self._what(), opts["dest"], opts["format"]))
+            return
+        guard_replace(self.ctx, [p for a in layout["artefacts"] for p in (a["path"], a["checksum_file"])]
+                      + [layout["record"]], [p for d in source["disks"] for p in d["chain"]], self._what())
         estimate = sum(d["data"] for d in source["disks"])
         free = free_bytes(layout["directory"] if not layout["create_dir"] else os.path.dirname(layout["directory"]))
         if free is not None and free < estimate:
@@ -1608,6 +1635,12 @@ class ExportResource(Resource):
 
     def result(self, state):
         layout, source = self.layout, self.source
+        if source is None:  # assumed (check mode)
+            return dict(format=self.opts["format"], directory=None, record=None, artefacts=[], total_size=None,
+                        estimated_size=None, source=dict(kind=self.opts["kind"], name=self.opts["name"],
+                                                         pool=self.opts["pool"]),
+                        consistency=None, reason=self.reason, duration=round(time.time() - self.started, 2),
+                        created=None, progress_file=self.opts["progress_file"])
         record = self.record
         artefacts = []
         recorded = dict((a.get("name"), a) for a in (record or {}).get("artefacts") or [] if isinstance(a, dict))

@@ -60,7 +60,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Con
 from ansible_collections.virtops.libvirt.plugins.module_utils._vm import VmResource, vm_view
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
-    lookup_pool,
+    lookup_pool_or_assume,
     lookup_volume,
     normal_capacity,
     refresh_pool,
@@ -447,8 +447,10 @@ class ImportResource(Resource):
 
     def _child_ctx(self, params):
         ctx = self.ctx
-        return Context(conn=ctx.conn, params=params, check_mode=ctx.check_mode, diff=ctx.diff,
-                       run_command=ctx.run_command, warn=ctx.warn, uri=ctx.uri)
+        child = Context(conn=ctx.conn, params=params, check_mode=ctx.check_mode, diff=ctx.diff,
+                        run_command=ctx.run_command, warn=ctx.warn, uri=ctx.uri)
+        child.assumptions = ctx.assumptions  # one list: each assumption is reported once, in the result too
+        return child
 
     def _vm(self, **params):
         base = dict(name=self.name, state="present", shutdown_timeout=120,
@@ -551,9 +553,10 @@ class ImportResource(Resource):
         return self.params.get("pool") or "default"
 
     def _resolve_pool(self):
-        self._pool = lookup_pool(self.ctx.conn, self._pool_name(), "pool")
-        with libvirt_errors("reading storage pool %r" % self._pool_name()):
-            self._pool_type = _xml.parse(self._pool.XMLDesc(0), "pool XML").get("type")
+        self._pool = lookup_pool_or_assume(self.ctx, self._pool_name(), "pool")
+        if self._pool is not None:
+            with libvirt_errors("reading storage pool %r" % self._pool_name()):
+                self._pool_type = _xml.parse(self._pool.XMLDesc(0), "pool XML").get("type")
         fmt = self.params.get("disk_format")
         if fmt is None:
             fmt = "qcow2" if self._pool_type in FILE_POOL_TYPES else "raw"
@@ -575,8 +578,8 @@ class ImportResource(Resource):
         ext = "qcow2" if self._format == "qcow2" else "img"
         for disk in src.disks:
             name = "%s-%s.%s" % (self.name, disk["target"], ext)
-            path = volume_path(self._pool, name)
-            existing = lookup_volume(self._pool, name)
+            path = volume_path(self._pool, name) if self._pool is not None else None
+            existing = lookup_volume(self._pool, name) if self._pool is not None else None
             if existing is not None and path not in self._old_owned:
                 raise ConflictError("volume %s already exists in pool %s and is not a disk of the VM being replaced: "
                                     "remove it or import under another name" % (name, self._pool_name()))
@@ -644,12 +647,14 @@ class ImportResource(Resource):
         for nic in root.findall("devices/interface[@type='network']"):
             net = _xml.find_attr(nic, "source", "network")
             if net and self._network_missing(net):
-                raise NotFoundError("the imported VM uses libvirt network %r, which does not exist here: give network" % net)
+                self.ctx.assume(NotFoundError("the imported VM uses libvirt network %r, which does not exist here: give "
+                                              "network" % net))
 
     def _model_params(self, src):
         p = self.params
         hw = src.hardware or {}
-        disks = [dict(target=v["target"], bus=v["disk"]["bus"] or "virtio", path=v["path"], format=v["format"])
+        disks = [dict(target=v["target"], bus=v["disk"]["bus"] or "virtio", path=v["path"], format=v["format"],
+                      **(dict(pool=v["pool"], volume=v["volume"]) if v["path"] is None else {}))  # check mode, no pool
                  for v in self._volumes]
         interfaces = []
         if src.kind == "disks":
@@ -661,8 +666,8 @@ class ImportResource(Resource):
                 if not network:
                     continue
                 if not p.get("network") and self._network_missing(network):
-                    raise NotFoundError("the OVF connects a NIC to network %r, which is not a libvirt network here: "
-                                        "give network" % network)
+                    self.ctx.assume(NotFoundError("the OVF connects a NIC to network %r, which is not a libvirt network "
+                                                  "here: give network" % network))
                 model = p.get("nic_model") or nic.get("model")
                 if model not in _domain.INTERFACE_MODELS:
                     if model:

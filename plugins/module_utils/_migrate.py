@@ -525,6 +525,8 @@ class Prechecks:
         self.warnings = []
         self.disks = []
         self._dst_pools = None
+        #: what a check does with something an earlier task may create: raise it (check mode: Context.assume)
+        self.assume = _raise
         flags = _flag("VIR_DOMAIN_XML_MIGRATABLE") | _flag("VIR_DOMAIN_XML_SECURE")
         if not self.live:
             flags |= _flag("VIR_DOMAIN_XML_INACTIVE")
@@ -661,14 +663,14 @@ class Prechecks:
             net = lookup_or_none(self.dst.networkLookupByName, network, libvirt.VIR_ERR_NO_NETWORK,
                                  "network on the destination")
             if net is None:
-                raise ConflictError("networks: the destination has no network '%s' (interface %s of VM '%s')"
-                                    % (network, mac, self.name))
-            if self.live:
+                self.assume(ConflictError("networks: the destination has no network '%s' (interface %s of VM '%s')"
+                                          % (network, mac, self.name)))
+            elif self.live:
                 with libvirt_errors("reading network '%s' on the destination" % network):
                     active = net.isActive()
                 if not active:
-                    raise ConflictError("networks: network '%s' (interface %s) is not active on the destination"
-                                        % (network, mac))
+                    self.assume(ConflictError("networks: network '%s' (interface %s) is not active on the destination"
+                                              % (network, mac)))
             found.append(network)
         self.checks["networks"] = ("present on the destination: %s" % ", ".join(sorted(set(found)))
                                    if found else "no libvirt network interfaces")
@@ -912,6 +914,10 @@ class Prechecks:
 # --- the resource -----------------------------------------------------------------------------
 
 
+def _raise(error):
+    raise error
+
+
 def _host_uuid(caps):
     return _xml.find_text(caps, "host/uuid")
 
@@ -958,7 +964,11 @@ class MigrationResource(Resource):
         return dict(host="destination")
 
     def compare(self, current, desired):
-        self.decision = decide(self.name, current["source"], current["destination"], self.opts)
+        try:
+            self.decision = decide(self.name, current["source"], current["destination"], self.opts)
+        except NotFoundError as exc:  # on neither host: in check mode an earlier task may create it
+            self.ctx.assume(exc)
+            self.decision = Decision("migrate", reason="assumed")
         tracker = DifferenceTracker()
         if self.decision.action != "none":
             before, after = self._views(current)
@@ -980,6 +990,9 @@ class MigrationResource(Resource):
             return current
         if self.decision.action == "undefine_source":
             return dict(source=None, destination=dst)
+        if src is None:  # assumed (check mode): an earlier task creates the VM
+            return dict(source=None, destination=dict(uuid=None, state="migrated", active=None,
+                                                      persistent=self.opts["persistent"]))
         moved = dict(src)
         moved["persistent"] = self.opts["persistent"] or not src["active"]
         left = None
@@ -1000,7 +1013,11 @@ class MigrationResource(Resource):
             plan.add("undefine the stopped definition of VM '%s' left on the source (it runs on the destination)"
                      % self.name, self._undefine_stale)
             return
+        if self._src_dom is None:  # assumed (check mode)
+            plan.add("migrate VM '%s' %s" % (self.name, self._where()))
+            return
         checks = Prechecks(self.src, self.dst, self._src_dom, self.opts, decision.mode)
+        checks.assume = self.ctx.assume
         self.prechecks = checks
         self.checks = checks.run(self.src_caps, self.dst_caps)
         for text in checks.warnings:

@@ -47,6 +47,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     VirtopsError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._names import CONTROL_CHARS as _CONTROL, validate_object_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._usage import guard, in_use_error, usage
 
 FORWARD_MODES = ("nat", "route", "open", "isolated", "bridge")
 DEFINITION_KEYS = ("forward_mode", "bridge", "mtu", "domain", "ipv4", "ipv6", "dns", "xml")
@@ -147,13 +148,15 @@ def normalize_ip(ip, version, forward_mode):
     model = dict(address=str(addr), prefix=prefix,
                  dhcp_ranges=_ranges(ip.get("dhcp_ranges"), net, key + ".dhcp_ranges", version))
     if version == 4:
-        model["dhcp_hosts"] = normalize_hosts(ip.get("dhcp_hosts"), net, key)
+        model["dhcp_hosts"] = normalize_hosts(ip.get("dhcp_hosts"), net, key, gateway=addr)
     elif ip.get("dhcp_hosts"):
         raise InvalidInputError("ipv6.dhcp_hosts is not supported; give IPv6 reservations in xml")
     return model
 
 
-def normalize_hosts(hosts, net, key):
+def normalize_hosts(hosts, net, key, gateway=None):
+    """DHCP reservations, validated: in ``net``, not its network, broadcast or own (``gateway``)
+    address, each MAC and address once."""
     if hosts is None:
         return None
     out = []
@@ -168,6 +171,9 @@ def normalize_hosts(hosts, net, key):
             raise InvalidInputError("%s.ip: %s is outside the subnet %s" % (label, addr, net))
         if addr in (net.network_address, net.broadcast_address):
             raise InvalidInputError("%s.ip: %s is not a usable host address of %s" % (label, addr, net))
+        if gateway is not None and addr == gateway:
+            raise InvalidInputError("%s.ip: %s is the network's own address (%s.address, the guests' gateway); "
+                                    "reserve another address of %s" % (label, addr, key, net))
         name = host.get("name")
         if name is not None and not _DNS_NAME.match(str(name)):
             raise InvalidInputError("%s.name: %r is not a valid host name" % (label, name))
@@ -281,6 +287,70 @@ def _ip_model(node, version):
             for h in node.findall("dhcp/host")
         ])
     return model
+
+
+def _node_subnet(node):
+    """``(own address, subnet)`` of an ``<ip>`` element, or None without address and prefix/netmask."""
+    address, prefix = node.get("address"), node.get("prefix")
+    if prefix is None and node.get("netmask"):
+        prefix = ipaddress.ip_network("0.0.0.0/%s" % node.get("netmask")).prefixlen
+    if not address or prefix is None:
+        return None
+    try:
+        return ipaddress.ip_address(address), ipaddress.ip_network("%s/%s" % (address, prefix), strict=False)
+    except ValueError:
+        return None
+
+
+def subnets(root):
+    """Every IPv4 and IPv6 subnet of a network definition."""
+    found = [_node_subnet(node) for node in root.findall("ip")]
+    return [item[1] for item in found if item is not None]
+
+
+def check_xml_reservations(root):
+    """The DHCP reservations of a network definition (given as ``xml``): inside their subnet and not
+    the network's own address."""
+    for node in root.findall("ip"):
+        found = _node_subnet(node)
+        if found is None:
+            continue
+        own, net = found
+        for index, host in enumerate(node.findall("dhcp/host")):
+            try:
+                addr = ipaddress.ip_address(host.get("ip") or "")
+            except ValueError:
+                continue  # an IPv6 reservation by id, or libvirt's own error to come
+            label = "xml: <ip address='%s'> reservation %d (%s)" % (own, index, host.get("mac") or host.get("id") or addr)
+            if addr not in net:
+                raise InvalidInputError("%s: %s is outside the subnet %s" % (label, addr, net))
+            if addr == own:
+                raise InvalidInputError("%s: %s is the network's own address (the guests' gateway)" % (label, addr))
+
+
+def check_overlap(conn, name, wanted):
+    """ConflictError when a subnet of ``wanted`` overlaps one of an active network other than ``name``."""
+    if not wanted:
+        return
+    with libvirt_errors("listing the active networks"):
+        networks = conn.listAllNetworks(getattr(libvirt, "VIR_CONNECT_LIST_NETWORKS_ACTIVE", 2))
+    for network in networks:
+        try:
+            other = network.name()
+            theirs = subnets(_xml.parse(network.XMLDesc(0), "network XML"))
+        except libvirt.libvirtError:
+            continue  # gone while we looked
+        if other == name:
+            continue
+        for mine in wanted:
+            for subnet in theirs:
+                if mine.version == subnet.version and mine.overlaps(subnet):
+                    raise ConflictError(
+                        "network '%s': its subnet %s overlaps %s of the active network '%s' (the guests of both would "
+                        "share addresses and routes): choose another subnet, or stop or remove '%s' first"
+                        % (name, mine, subnet, other, other),
+                        overlapping_network=other,
+                    )
 
 
 def model_from_xml(text_or_node):
@@ -697,6 +767,7 @@ class NetworkResource(DefinedObjectResource):
     def _user_xml(self, text):
         root = self._user_root(text)
         validate_bridge_name(_xml.find_attr(root, "bridge", "name"))
+        check_xml_reservations(root)
         return _xml.to_string(root, pretty=True)
 
     def _check_host_bridge(self, bridge):
@@ -704,10 +775,11 @@ class NetworkResource(DefinedObjectResource):
         try:
             self.ctx.conn.interfaceLookupByName(bridge)
         except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_INTERFACE:
-                raise InvalidInputError(
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_INTERFACE:  # check mode: an earlier task may create it
+                self.ctx.assume(InvalidInputError(
                     "bridge: the host has no interface %r for forward_mode bridge (create the bridge first)" % bridge
-                )
+                ))
+                return
             self.ctx.warn("could not check that host bridge %r exists (%s)" % (bridge, " ".join(str(exc).split())))
 
     # --- compare ----------------------------------------------------------------------------
@@ -725,6 +797,7 @@ class NetworkResource(DefinedObjectResource):
 
     def _plan_create(self, desired, plan):
         xml_text = self._definition_xml(desired)
+        check_overlap(self.ctx.conn, self.name, subnets(_xml.parse(xml_text)))
         plan.add("define network %s" % self.name, lambda: self._define(xml_text),
                  undo=self._call("undefining", "undefine"))
         if desired.get("autostart"):
@@ -797,18 +870,22 @@ class NetworkResource(DefinedObjectResource):
             and (current.get("ipv4") is not None or "ipv4.dhcp_hosts" not in definition_paths)
         )
         applied_live = []
+        old_xml = new_xml = current["xml"]
         if live_only:
             self._plan_live_updates(current, desired, plan, was_active)
             applied_live = list(LIVE_PATHS)
         elif definition_paths or not current["persistent"]:
-            old_xml = current["xml"]
             new_xml = self._definition_xml(desired, base_xml=None if desired.get("xml") else old_xml)
             plan.add("redefine network %s" % self.name, lambda: self._define(new_xml),
                      undo=(lambda: self._define(old_xml)) if current["persistent"] else None)
 
         will_be_active = desired.get("state") == "active" or (desired.get("state") is None and was_active)
+        new_subnets = subnets(_xml.parse(new_xml))
+        if (not was_active and will_be_active) or set(new_subnets) != set(subnets(_xml.parse(old_xml))):
+            check_overlap(self.ctx.conn, self.name, new_subnets)
         live_diff = [p for p in self._live_differences(current, desired) if p not in applied_live] if was_active else []
         if was_active and desired.get("state") == "inactive":
+            self._guard_users(current, plan, "stop it")
             plan.add("stop network %s" % self.name, self._call("stopping", "destroy"), undo=self._call("starting", "create"))
         elif live_diff:
             if self.params.get("restart"):
@@ -910,16 +987,22 @@ class NetworkResource(DefinedObjectResource):
             forwards.read(False)
             forwards.plan_reapply(plan)
 
+    def _guard_users(self, current, plan, action):
+        """Stopping or removing a network that VMs use (running: they lose their connection; stopped:
+        they cannot start) is refused unless ``force`` (see :func:`_usage.guard`)."""
+        bridge = current.get("bridge") if current.get("forward_mode") in OWN_BRIDGE_MODES else None
+        users = usage(self.ctx).network_users(self.name, bridge)
+        error = in_use_error("network '%s'" % self.name, users,
+                             advice="remove those VMs or detach their interfaces first (a running VM loses its "
+                             "connection, a stopped one cannot start)", action=action)
+        if error is not None:
+            error.details["attached_domains"] = sorted(set(u["vm"] for u in users if u["active"]))
+        guard(self.ctx, error, self.params.get("force"), plan.warn)
+
     def _plan_absent(self, current, plan):
         active = current["state"] == "active"
+        self._guard_users(current, plan, "remove it")
         if active:
-            attached = attached_domains(self.ctx.conn, self.name)
-            if attached and not self.params.get("force"):
-                raise ConflictError(
-                    "network '%s' is used by the running domain(s) %s: stop them or detach their interfaces first, "
-                    "or set force: true to remove the network anyway" % (self.name, ", ".join(attached)),
-                    attached_domains=attached,
-                )
             plan.add("stop network %s" % self.name, self._call("stopping", "destroy"), undo=self._call("starting", "create"))
         if current["persistent"]:
             old_xml = current["xml"]

@@ -19,10 +19,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 
 from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors, uri_is_local
 from ansible_collections.virtops.libvirt.plugins.module_utils._defined import DefinedObjectResource, inactive_xml, lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import (
     ABSENT,
@@ -35,6 +36,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     NotFoundError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._names import CONTROL_CHARS as _CONTROL, validate_object_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._usage import guard, in_use_error, usage
 
 #: pool types with first-class options
 TYPES = ("dir", "fs", "netfs", "logical")
@@ -42,6 +44,9 @@ SOURCE_KEYS = ("devices", "host", "dir", "name", "format")
 PERMISSION_KEYS = ("owner", "group", "mode")
 #: keys of the model that make up the pool's definition (a change needs a redefine)
 DEFINITION_KEYS = ("type", "path", "source", "permissions", "xml")
+
+#: types whose storage is the target directory itself (libvirt's build makes it, delete removes it)
+DIRECTORY_TYPES = ("dir", "fs", "netfs")
 
 #: which source keys each type uses, and the formats libvirt's schema accepts for it
 _TYPE_SOURCE = {
@@ -506,9 +511,15 @@ class PoolResource(DefinedObjectResource):
             return getattr(libvirt, "VIR_STORAGE_POOL_BUILD_NO_OVERWRITE", 4)
         return 0
 
-    def _build_step(self, pool_type, plan):
-        """Build (mkdir / mkfs / vgcreate) without ever overwriting: existing data means 'already built'."""
+    def _build_step(self, pool_type, plan, path=None):
+        """Build (mkdir / mkfs / vgcreate) without ever overwriting: existing data means 'already built'.
+
+        What the build made is removed again when it or a later step fails: a volume group it
+        created, a target directory that was not there before (libvirt makes the directory of an
+        fs pool before it looks at the device, so a refused or failed mkfs leaves one behind).
+        """
         built = []
+        made_dir = self._made_directory(pool_type, path)
 
         def build():
             with libvirt_errors("building storage pool '%s'" % self.name):
@@ -518,29 +529,56 @@ class PoolResource(DefinedObjectResource):
                 except libvirt.libvirtError as exc:
                     message = exc.get_error_message() or ""
                     if exc.get_error_code() == libvirt.VIR_ERR_STORAGE_POOL_BUILT and "does not match" not in message:
-                        return  # already built: nothing was created, nothing to undo
+                        return  # already built: nothing was created but the directory, which undo removes
                     if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
                         return  # this pool type has nothing to build
+                    if made_dir():
+                        self._remove_directory(path)  # a failed step is not undone by the plan
                     raise
-            built.append(True)
+            if pool_type not in DIRECTORY_TYPES or not uri_is_local(self.ctx.uri):
+                built.append(True)  # a directory elsewhere: libvirt's delete (rmdir) is all we can do
 
         def undo():
             if built:
                 self._call("deleting", "delete", 0)()
+            elif made_dir():
+                self._remove_directory(path)
 
         plan.add("build storage pool %s" % self.name, build, undo)
+
+    def _made_directory(self, pool_type, path):
+        """A function telling whether the target directory exists now but did not when the plan was
+        made (known on the hypervisor itself only; elsewhere nothing is removed)."""
+        if pool_type not in DIRECTORY_TYPES or not path or not uri_is_local(self.ctx.uri) or os.path.lexists(path):
+            return lambda: False
+        return lambda: os.path.isdir(path) and not os.path.islink(path)
+
+    def _remove_directory(self, path):
+        """Remove the (empty) target directory this run made: libvirt's delete of a directory pool
+        is an rmdir; a directory that is no longer empty stays."""
+        try:
+            os.rmdir(path)
+        except OSError as exc:
+            self.ctx.warn("could not remove the directory %s that building storage pool '%s' made: %s"
+                          % (path, self.name, exc.strerror or exc))
 
     def _pool_type(self, desired, current=None):
         if desired.get("xml") is not None:
             return _xml.parse(desired["xml"]).get("type")
         return desired.get("type") or (current or {}).get("type")
 
+    @staticmethod
+    def _target_path(desired, current=None):
+        if desired.get("xml") is not None:
+            return _xml.find_text(_xml.parse(desired["xml"]), "target/path")
+        return desired.get("path") or (current or {}).get("path")
+
     def _plan_create(self, desired, plan):
         xml_text = self._definition_xml(desired)
         plan.add("define storage pool %s" % self.name, lambda: self._define(xml_text),
                  undo=self._call("undefining", "undefine"))
         if self.params.get("build", True):
-            self._build_step(self._pool_type(desired), plan)
+            self._build_step(self._pool_type(desired), plan, self._target_path(desired))
         if desired.get("autostart"):
             plan.add("set autostart of storage pool %s to true" % self.name, self._call("setting autostart of", "setAutostart", 1))
         if desired.get("state") == "active":
@@ -582,7 +620,7 @@ class PoolResource(DefinedObjectResource):
                 plan.add("stop storage pool %s to apply its new definition" % self.name, self._call("stopping", "destroy"),
                          undo=restore_and_start)
                 if build:
-                    self._build_step(self._pool_type(desired, current), plan)
+                    self._build_step(self._pool_type(desired, current), plan, self._target_path(desired, current))
                 plan.add("start storage pool %s" % self.name, self._call("starting", "create", 0))
             else:
                 self.restart_required = True
@@ -592,7 +630,7 @@ class PoolResource(DefinedObjectResource):
                 )
         elif not was_active and will_be_active:
             if build:
-                self._build_step(self._pool_type(desired, current), plan)
+                self._build_step(self._pool_type(desired, current), plan, self._target_path(desired, current))
             plan.add("start storage pool %s" % self.name, self._call("starting", "create", 0),
                      undo=self._call("stopping", "destroy"))
 
@@ -618,6 +656,7 @@ class PoolResource(DefinedObjectResource):
                 plan.add("undefine storage pool %s" % self.name, self._call("undefining", "undefine"),
                          undo=lambda: self._define(old_xml))
             return
+        self._guard_purge(current, plan)
         if not active:
             plan.add("start storage pool %s to delete its volumes" % self.name, self._call("starting", "create", 0))
             plan.add("delete every volume of storage pool %s" % self.name, self._delete_all_volumes)
@@ -630,6 +669,21 @@ class PoolResource(DefinedObjectResource):
                  self._call("deleting", "delete", 0))
         if current["persistent"]:
             plan.add("undefine storage pool %s" % self.name, self._call("undefining", "undefine"))
+
+    def _guard_purge(self, current, plan):
+        """purge deletes every volume: not one a VM uses or another pool's volume is based on
+        (an inactive pool's volumes are not listed: the files in its directory count)."""
+        names = list(self._volumes or [])
+        paths = []
+        if names:
+            with libvirt_errors("listing the volumes of storage pool '%s'" % self.name):
+                paths = [vol.path() for vol in self._object.listAllVolumes(0)]
+        users, dependants = usage(self.ctx).users_of(paths, [(self.name, n) for n in names], [current.get("path")],
+                                                     pools=[self.name])
+        error = in_use_error("storage pool %r" % self.name, users, dependants,
+                             advice="remove those VMs (or their disks) and volumes first",
+                             action="delete its volumes", verbs=("holds volumes used by", "holds the backing files of"))
+        guard(self.ctx, error, self.params.get("force"), plan.warn)
 
     def _delete_volume(self, vol_name):
         def delete():

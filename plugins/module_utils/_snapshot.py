@@ -228,7 +228,10 @@ class SnapshotResource(Resource):
 
     def read(self):
         self._check_params()
-        self._dom = lookup_vm(self.ctx.conn, self.vm_name)
+        try:
+            self._dom = lookup_vm(self.ctx.conn, self.vm_name)
+        except NotFoundError as exc:
+            return self._vm_missing(exc)
         dom = self._dom
         with libvirt_errors("reading VM '%s'" % self.vm_name):
             active = bool(dom.isActive())
@@ -245,6 +248,14 @@ class SnapshotResource(Resource):
             active=active,
             reverted_to=marker,
         )
+
+    def _vm_missing(self, error):
+        """No VM: its snapshots are absent; to make or revert one, in check mode, an earlier task may
+        create the VM (a real run fails)."""
+        if (self.params.get("state") or "present") != "absent":
+            self.ctx.assume(error)
+        return dict(snapshot=None, snapshots=[], current=None, vm_state=None, active=False, reverted_to=None,
+                    vm_missing=True)
 
     def _revert_marker(self):
         try:
@@ -291,6 +302,12 @@ class SnapshotResource(Resource):
 
     def plan(self, current, desired, diff, plan):
         state = self.params.get("state") or "present"
+        if current.get("vm_missing"):
+            if state == "present" and self.name is not None:
+                plan.add("create snapshot %s of VM %s" % (self.name, self.vm_name))
+            elif state == "reverted":
+                plan.add("revert VM %s to snapshot %s" % (self.vm_name, self.name))
+            return
         if state == "present":
             if self.name is not None:
                 self._plan_present(current, plan)

@@ -46,11 +46,11 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._host import (
     run_state,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
+from ansible_collections.virtops.libvirt.plugins.module_utils._usage import describe, usage, vm_names
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
-    dependants,
     disk_users,
-    lookup_pool,
+    lookup_pool_or_assume,
     lookup_volume,
     parse_volume_xml,
     refresh_pool,
@@ -278,7 +278,8 @@ class VmResource(DefinedObjectResource):
     # --- resolving pools, volumes, networks -----------------------------------------------------
 
     def _pool(self, name, what):
-        return lookup_pool(self.ctx.conn, name, what)
+        """The active pool ``name``; None in check mode when it is assumed (an earlier task creates it)."""
+        return lookup_pool_or_assume(self.ctx, name, what)
 
     def _disk_users(self):
         if self._users is None:
@@ -324,22 +325,24 @@ class VmResource(DefinedObjectResource):
         options = dict((k, v) for k, v in cloud_init.items() if k in _cloudinit.SEED_OPTIONS and v is not None)
         if cloud_init.get("detach") and self._seed_consumed(cloud_init, options, pool, name):
             return  # the guest booted with this seed and it was detached: nothing to attach or make
-        self._pool(pool, "cloud_init")
+        seed_pool = self._pool(pool, "cloud_init")
         path = self._volume_path(pool, name)
-        if not options and lookup_volume(self._pool(pool, "cloud_init"), name) is None:
-            raise NotFoundError("cloud_init: seed volume %r does not exist in pool %r; give the seed's content "
-                                "(user_data, hostname, ...) to make it" % (name, pool))
+        if not options and seed_pool is not None and lookup_volume(seed_pool, name) is None:
+            self.ctx.assume(NotFoundError("cloud_init: seed volume %r does not exist in pool %r; give the seed's content "
+                                          "(user_data, hostname, ...) to make it" % (name, pool)))
         self._seed = dict(pool=pool, name=name, options=options, path=path)
         bus = cloud_init.get("bus")
         if bus not in (None, "virtio") + _domain.CDROM_BUSES:
             raise InvalidInputError("cloud_init.bus: %r is not one of virtio, %s" % (bus, ", ".join(_domain.CDROM_BUSES)))
         key = "disks" if bus == "virtio" else "cdroms"
         device = dict(path=path, bus=bus, target=None)
+        if path is None:  # check mode, the pool is assumed: the definition names the pool volume
+            device.update(pool=pool, volume=name)
         if key == "disks":
             device.update(format="raw", readonly=True)
         if model.get(key) is None:
             model[key] = [self._as_desired(d) for d in (self._current or {}).get(key) or []]
-        if not any(d.get("path") == path for d in model[key]):
+        if path is None or not any(d.get("path") == path for d in model[key]):
             model[key].append(device)
 
     def _seed_consumed(self, cloud_init, options, pool, name):
@@ -485,7 +488,7 @@ class VmResource(DefinedObjectResource):
 
     def _resolve_volume(self, disk, what):
         pool = self._pool(disk["pool"], what)
-        vol = lookup_volume(pool, disk["volume"])
+        vol = lookup_volume(pool, disk["volume"]) if pool is not None else None
         if vol is not None:
             info = parse_volume_xml(volume_xml(vol))
             disk["path"] = info["path"]
@@ -493,16 +496,22 @@ class VmResource(DefinedObjectResource):
                 disk["format"] = info["format"] if info["format"] in ("qcow2", "raw") else "raw"
             return
         if disk.get("size") is None and not disk.get("backing_volume"):
-            raise NotFoundError("%s: volume %r does not exist in pool %r; give size (or backing_volume) to create it"
-                                % (what, disk["volume"], disk["pool"]))
+            if pool is not None:  # else the pool is assumed already
+                self.ctx.assume(NotFoundError("%s: volume %r does not exist in pool %r; give size (or backing_volume) to "
+                                              "create it" % (what, disk["volume"], disk["pool"])))
+            disk["format"] = disk.get("format") or "qcow2"
+            disk["path"] = volume_path(pool, disk["volume"]) if pool is not None else None
+            return
         backing_path = backing_format = None
         size = disk.get("size") or 0
         if disk.get("backing_volume"):
             bpool_name = disk.get("backing_pool") or disk["pool"]
-            bvol = lookup_volume(self._pool(bpool_name, what), disk["backing_volume"])
-            if bvol is None:
-                raise NotFoundError("%s: backing_volume %r does not exist in pool %r" % (what, disk["backing_volume"], bpool_name))
-            base = parse_volume_xml(volume_xml(bvol))
+            bpool = self._pool(bpool_name, what)
+            bvol = lookup_volume(bpool, disk["backing_volume"]) if bpool is not None else None
+            if bvol is None and bpool is not None:
+                self.ctx.assume(NotFoundError("%s: backing_volume %r does not exist in pool %r"
+                                              % (what, disk["backing_volume"], bpool_name)))
+            base = parse_volume_xml(volume_xml(bvol)) if bvol is not None else dict(path=None, format=None, capacity=size)
             backing_path, backing_format = base["path"], base["format"]
             if disk.get("size") is not None and disk["size"] < base["capacity"]:
                 raise InvalidInputError("%s: size %d is smaller than backing volume %r (%d bytes)"
@@ -515,7 +524,7 @@ class VmResource(DefinedObjectResource):
         if disk["format"] == "qcow2":
             size = -(-size // 65536) * 65536
         disk["size"] = size
-        disk["path"] = volume_path(pool, disk["volume"])
+        disk["path"] = volume_path(pool, disk["volume"]) if pool is not None else None
         xml = build_volume_xml(disk["volume"], size, disk["format"], allocation=0,
                                backing_path=backing_path, backing_format=backing_format)
         label = "create %s volume %s in pool %s" % (disk["format"], disk["volume"], disk["pool"])
@@ -545,9 +554,13 @@ class VmResource(DefinedObjectResource):
         for cdrom in model.get("cdroms") or []:
             if cdrom.get("volume"):
                 what = "cdroms[%s]" % cdrom["target"]
-                vol = lookup_volume(self._pool(cdrom["pool"], what), cdrom["volume"])
+                pool = self._pool(cdrom["pool"], what)
+                vol = lookup_volume(pool, cdrom["volume"]) if pool is not None else None
                 if vol is None:
-                    raise NotFoundError("%s: volume %r does not exist in pool %r" % (what, cdrom["volume"], cdrom["pool"]))
+                    if pool is not None:
+                        self.ctx.assume(NotFoundError("%s: volume %r does not exist in pool %r"
+                                                      % (what, cdrom["volume"], cdrom["pool"])))
+                    continue  # check mode: the definition names the pool volume
                 cdrom["path"] = parse_volume_xml(volume_xml(vol))["path"]
 
     def _check_interfaces(self, model):
@@ -556,13 +569,14 @@ class VmResource(DefinedObjectResource):
             if nic["type"] == "network":
                 net = lookup_or_none(self.ctx.conn.networkLookupByName, nic["source"], libvirt.VIR_ERR_NO_NETWORK, "network")
                 if net is None:
-                    raise NotFoundError("%s: libvirt network %r does not exist" % (what, nic["source"]))
+                    self.ctx.assume(NotFoundError("%s: libvirt network %r does not exist" % (what, nic["source"])))
             elif nic["type"] in ("bridge", "direct"):
                 try:
                     self.ctx.conn.interfaceLookupByName(nic["source"])
                 except libvirt.libvirtError as exc:
                     if exc.get_error_code() == libvirt.VIR_ERR_NO_INTERFACE:
-                        raise NotFoundError("%s: the host has no interface %r" % (what, nic["source"]))
+                        self.ctx.assume(NotFoundError("%s: the host has no interface %r" % (what, nic["source"])))
+                        continue
                     self.ctx.warn("could not check that host interface %r exists (%s)" % (nic["source"], " ".join(str(exc).split())))
 
     # --- clone ----------------------------------------------------------------------------------
@@ -1035,22 +1049,25 @@ class VmResource(DefinedObjectResource):
             plan.add("delete volume %s" % path, self._delete_path(path))
 
     def _owned_volumes(self, current, plan):
-        """Writable disk volumes no other VM uses and no other volume is based on."""
+        """Writable disk volumes (and its own seed) that no other VM uses and no other volume is based on
+        (:mod:`_usage`: other VMs running or not, their snapshots, NVRAM...; overlays in any pool)."""
         owned = []
+        answer = usage(self.ctx)
         seed = "%s-seed.iso" % self.name
         for cdrom in current["cdroms"]:
             if cdrom.get("path") and cdrom["path"].rsplit("/", 1)[-1] == seed:
-                if not [u for u in self._disk_users() if u["path"] == cdrom["path"] and u["domain"] != self.name]:
+                if not answer.users_of([cdrom["path"]], exclude_vms=[self.name])[0]:
                     owned.append(cdrom["path"])
         for disk in current["disks"]:
             path = disk.get("path")
             if not path or disk.get("readonly"):
                 continue
-            others = [u["domain"] for u in self._disk_users() if u["path"] == path and u["domain"] != self.name]
-            if others:
-                plan.warn("kept %s: VM %s uses it too" % (path, ", ".join(sorted(set(others)))))
+            users, based = answer.users_of([path], exclude_vms=[self.name])
+            direct = [u for u in users if not u.get("via") and u["role"] != "backing file"]
+            if direct or (users and not based):
+                direct = direct or users
+                plan.warn("kept %s: VM %s uses it too (%s)" % (path, ", ".join(vm_names(direct)), describe(direct)))
                 continue
-            based = dependants(self.ctx.conn, path)
             if based:
                 plan.warn("kept %s: volumes %s are based on it" % (path, ", ".join(based)))
                 continue

@@ -40,6 +40,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
 from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._sizes import from_libvirt_units, parse_size
+from ansible_collections.virtops.libvirt.plugins.module_utils._usage import guard, in_use_error, usage
 
 VOLUME_FORMATS = ("qcow2", "raw")
 PREALLOCATION = ("off", "metadata", "full")
@@ -244,6 +245,20 @@ def lookup_pool(conn, name, what=None):
     if not active:
         raise ConflictError("%sstorage pool %r is not active: start it first" % (prefix, name))
     return pool
+
+
+def lookup_pool_or_assume(ctx, name, what=None):
+    """:func:`lookup_pool`; in check mode a pool that is missing or stopped is assumed instead
+    (``ctx.assume``: an earlier task may create or start it) and None returned.  The warning names
+    the pool without ``what``, so that it is given once per pool."""
+    try:
+        return lookup_pool(ctx.conn, name, what)
+    except (NotFoundError, ConflictError) as exc:
+        if not ctx.check_mode:
+            raise
+        prefix = "%s: " % what if what else ""
+        ctx.assume(type(exc)(exc.msg[len(prefix):] if exc.msg.startswith(prefix) else exc.msg))
+        return None
 
 
 def volume_path(pool, name):
@@ -516,6 +531,7 @@ class VolumeResource(Resource):
         else:
             self._need_capacity = False
         self._pool = None
+        self._pool_missing = False
         self._vol = None
         self._users = None
         self._work = {}
@@ -524,8 +540,20 @@ class VolumeResource(Resource):
 
     @property
     def pool(self):
-        if self._pool is None:
-            self._pool = lookup_pool(self.ctx.conn, self.params["pool"])
+        """The active pool; None when it does not exist (then the volume is absent: in check mode
+        an earlier task may create the pool, which is assumed when the volume should be present)."""
+        if self._pool is None and not self._pool_missing:
+            try:
+                self._pool = lookup_pool(self.ctx.conn, self.params["pool"])
+            except NotFoundError as exc:
+                self._pool_missing = True
+                if self.params.get("state") != "absent":
+                    self.ctx.assume(exc)
+            except ConflictError as exc:  # not active: an earlier task may start it
+                if self.params.get("state") == "absent":
+                    raise
+                self._pool_missing = True
+                self.ctx.assume(exc)
         return self._pool
 
     def _qemu_img(self):
@@ -539,6 +567,8 @@ class VolumeResource(Resource):
     # --- Resource API --------------------------------------------------------------------------
 
     def read(self):
+        if self.pool is None:
+            return None
         self._vol = lookup_volume(self.pool, self.name)
         if self._vol is None:
             return None
@@ -576,7 +606,7 @@ class VolumeResource(Resource):
                 out["capacity"] = normal_capacity(desired["capacity"], current["format"])
             return out
         fmt = self._new_format()
-        target = pool_target_path(self.pool)
+        target = pool_target_path(self.pool) if self.pool is not None else None
         return dict(
             name=self.name, pool=self.params["pool"], path=os.path.join(target, self.name) if target else None,
             type="file", format=fmt, capacity=normal_capacity(desired["capacity"], fmt), allocation=None,
@@ -599,15 +629,12 @@ class VolumeResource(Resource):
     # --- delete --------------------------------------------------------------------------------
 
     def _plan_delete(self, current, plan):
-        deps = [d for d in dependants(self.ctx.conn, current["path"]) if d != "%s/%s" % (self.params["pool"], self.name)]
-        if deps and not self.params.get("force"):
-            raise ConflictError(
-                "volume %r is the backing file of %s: delete those first or set force=true"
-                % (self.name, ", ".join(deps)),
-                dependants=deps,
-            )
-        if deps:
-            plan.warn("deleting volume %r leaves these volumes without their backing file: %s" % (self.name, ", ".join(deps)))
+        pool = self.params["pool"]
+        users, deps = usage(self.ctx).users_of([current["path"]], [(pool, self.name)],
+                                               exclude_volumes=["%s/%s" % (pool, self.name)])
+        error = in_use_error("volume %r of pool %r" % (self.name, pool), users, deps,
+                             advice="remove those VMs (or their disks) and volumes first", action="delete it")
+        guard(self.ctx, error, self.params.get("force"), plan.warn)
         vol = self._vol
         if self.params.get("wipe"):
             plan.add("wipe volume %r" % self.name, lambda: self._call(vol.wipe, 0, what="wiping volume %r" % self.name))
@@ -679,7 +706,7 @@ class VolumeResource(Resource):
             return p["format"]
         if p.get("backing_volume"):
             return "qcow2"
-        if p.get("clone_from"):
+        if p.get("clone_from") and self.pool is not None:
             src = lookup_volume(self.pool, p["clone_from"])
             if src is not None:
                 fmt = parse_volume_xml(volume_xml(src))["format"]
@@ -730,14 +757,22 @@ class VolumeResource(Resource):
                      lambda: self._create_xml(xml, "creating volume %r" % self.name), self._delete_created)
 
     def _base(self, key):
+        """The volume ``key`` names and its model; (None, None) when it is assumed (check mode: an
+        earlier task creates it, or its pool)."""
         name = self.params[key]
+        if self.pool is None:
+            return None, None
         vol = lookup_volume(self.pool, name)
         if vol is None:
-            raise NotFoundError("%s %r does not exist in pool %r" % (key, name, self.params["pool"]))
+            self.ctx.assume(NotFoundError("%s %r does not exist in pool %r" % (key, name, self.params["pool"])))
+            return None, None
         return vol, parse_volume_xml(volume_xml(vol))
 
     def _plan_linked_clone(self, plan):
         base_vol, base = self._base("backing_volume")
+        if base_vol is None:
+            plan.add("create volume %r as a qcow2 overlay on %r" % (self.name, self.params["backing_volume"]))
+            return
         size = normal_capacity(max(self.capacity or 0, base["capacity"] or 0), "qcow2")
         if self.capacity is not None and self.capacity < base["capacity"]:
             raise InvalidInputError("capacity %d is smaller than backing volume %r (%d bytes)"
@@ -748,6 +783,9 @@ class VolumeResource(Resource):
 
     def _plan_full_clone(self, plan):
         src_vol, src = self._base("clone_from")
+        if src_vol is None:
+            plan.add("create volume %r as a full copy of %r" % (self.name, self.params["clone_from"]))
+            return
         fmt = self._new_format()
         if self.capacity is not None and self.capacity < src["capacity"]:
             raise InvalidInputError("capacity %d is smaller than the volume %r it is cloned from (%d bytes)"
@@ -769,7 +807,7 @@ class VolumeResource(Resource):
             if "://" in source:
                 raise InvalidInputError("source must be a local path or an http(s) URL, not %r" % source)
             if not os.path.isfile(source):
-                raise NotFoundError("source file %r does not exist on the managed node" % source)
+                self.ctx.assume(NotFoundError("source file %r does not exist on the managed node" % source))
         what = "download %s" % source if is_url(source) else "read %s" % source
         if p.get("checksum"):
             what += " and verify its %s checksum" % parse_checksum(p["checksum"])[0]

@@ -38,7 +38,8 @@ requirements:
   - PyYAML on the managed node
   - pycdlib on the managed node, or one of the commands C(xorriso), C(genisoimage), C(mkisofs)
 notes:
-  - With O(path), no libvirt connection is made and neither libvirt-python nor lxml is needed; O(uri) is ignored.
+  - With O(path), no libvirt connection is needed. Only O(state=absent) of an existing seed file asks libvirt at
+    O(uri) whether a VM uses it, and warns instead when libvirt-python, lxml or the daemon is missing.
   - The same clear-text password always gives the same hash for the same seed and user, so re-running does not
     change the seed. Clear-text passwords never appear in the results, the diff or the seed.
   - O(password) and O(users[].password) are C(no_log). In O(user_data), O(vendor_data), O(network_config),
@@ -75,7 +76,10 @@ options:
   state:
     description:
       - V(present) builds and stores the seed; V(absent) removes it.
-      - A seed volume that a domain still uses is not removed unless O(force=true).
+      - A seed that a VM (running or not, or one of its snapshots) still has attached is not removed
+        unless O(force=true). The error names the VMs and returns them as C(used_by). For a seed file
+        (O(path)) the module asks libvirt at O(uri) when it can reach it, and warns when it cannot.
+      - A seed in a pool that does not exist is absent already.
     type: str
     choices: [present, absent]
     default: present
@@ -83,7 +87,7 @@ options:
     description:
       - Overwrite or remove the volume or file even when it is not a cloud-init seed (not an ISO 9660 image
         labelled C(cidata)); its old content is then lost.
-      - With O(state=absent), also remove a seed volume that domains use.
+      - With O(state=absent), also remove a seed that VMs use (with a warning that names them).
     type: bool
     default: false
   iso_builder:

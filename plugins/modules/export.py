@@ -91,6 +91,10 @@ options:
     description:
       - Export even when an up-to-date export exists, and overwrite files at the destination that were not
         written by this module.
+      - It never replaces a file of the source itself (the disks being exported and their backing
+        files, as when O(dest) names the source's own pool file), nor a file that a VM uses or that
+        volumes are based on. Such a O(dest) is refused and the VMs are named. In check mode that
+        refusal is a warning, because an earlier task of the play may remove those VMs.
     type: bool
     default: false
   mode:
@@ -147,6 +151,8 @@ attributes:
     support: full
     details:
       - Reports whether an export would be written, the files it would write and RV(estimated_size).
+      - A source VM, pool or volume that does not exist is assumed to be made by an earlier task of the
+        play. The result is V(changed), with a warning that names the assumption. A real run fails.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full

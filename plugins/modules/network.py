@@ -30,8 +30,15 @@ description:
     network and its definition with libvirt's network update. The network is not restarted and its
     dnsmasq keeps running.
   - All input is checked before anything changes. This covers DHCP ranges (inside the subnet,
-    start not after end, no overlaps), reservations (inside the subnet, no duplicate MAC or IP)
-    and interface names (at most 15 characters).
+    start not after end, no overlaps), reservations (inside the subnet, not the network's own
+    address, no duplicate MAC or IP) and interface names (at most 15 characters).
+  - A new network, a changed subnet, or a network being started, must not overlap the IPv4 or IPv6
+    subnet of another active network. The error names that network.
+  - Stopping or removing a network that VMs use is refused unless O(force=true). This counts every
+    VM with an interface on it, running or not, because a stopped VM cannot start while its network
+    is missing. The error names the VMs, returns them as C(used_by), and lists the running ones in
+    C(attached_domains). In check mode the refusal is a warning, with the same text, and the result
+    is V(changed), because an earlier task of the play may remove those VMs. A real run refuses.
 author:
   - virtops.libvirt developers (@virtops)
 extends_documentation_fragment:
@@ -51,9 +58,10 @@ options:
       - V(present) makes sure the network is defined and leaves it running or stopped as it is (a new
         network is left stopped).
       - V(active) makes sure the network is defined and started.
-      - V(inactive) makes sure the network is defined and stopped.
-      - V(absent) stops and undefines the network. A network that running domains are attached to
-        is refused unless O(force=true).
+      - V(inactive) makes sure the network is defined and stopped. Refused when VMs use the
+        network, unless O(force=true).
+      - V(absent) stops and undefines the network. Refused when VMs use the network, unless
+        O(force=true).
     type: str
     choices: [present, active, inactive, absent]
     default: active
@@ -108,7 +116,8 @@ options:
             required: true
       dhcp_hosts:
         description:
-          - DHCP reservations. Each IP must lie inside the subnet, and no MAC or IP may appear twice.
+          - DHCP reservations. Each IP must lie inside the subnet and must not be O(ipv4.address) (the
+            guests' gateway). No MAC or IP may appear twice.
           - The list is the complete set; reservations not listed are removed. A change of this list
             alone is applied live, without a restart.
         type: list
@@ -254,7 +263,12 @@ options:
             one to one (V(8000-8010) to V(9000) forwards 8000 to 9000, 8001 to 9001 and so on).
         type: raw
   force:
-    description: With O(state=absent), remove the network even though running domains are attached to it.
+    description:
+      - With O(state=inactive) or O(state=absent), stop or remove the network even though VMs use it.
+        The module warns and names them.
+      - Running VMs keep running, but their interfaces are cut off from any bridge, so they have no
+        connection. When this module starts the network again, it puts those interfaces back (see
+        RV(reattached)). Stopped VMs cannot start until the network is active again.
     type: bool
     default: false
 """

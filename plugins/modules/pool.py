@@ -23,6 +23,13 @@ description:
     libvirt are seen.
   - Pool types other than V(dir), V(fs), V(netfs) and V(logical) are managed by giving the whole
     definition in O(xml).
+  - A failed creation leaves nothing behind. This includes the target directory that libvirt's
+    build made (a V(fs) pool whose device cannot be formatted or mounted, for example). A directory
+    that existed before is kept. On a remote hypervisor the module cannot tell whether the directory
+    existed before, so libvirt's pool delete (an C(rmdir)) removes it after a successful build.
+  - In check mode, a pool that O(state=absent) with O(purge=true) would refuse because VMs use its
+    volumes is a warning, with the same text, and the result is V(changed). An earlier task of the
+    play may remove those VMs. A real run refuses.
 author:
   - virtops.libvirt developers (@virtops)
 extends_documentation_fragment:
@@ -140,7 +147,20 @@ options:
     description:
       - With O(state=absent), delete the pool's volumes, then its storage with libvirt's pool delete
         (the target directory, or the volume group and its physical volume labels), then the pool.
+      - Refused when a VM uses one of the volumes, unless O(force=true). This counts every VM,
+        running or not, with its disks, CD-ROMs, NVRAM, kernel and initrd, and the overlays and
+        saved definitions of its snapshots. It also counts volumes of other pools whose backing
+        chain leads into this pool, and the VMs using those. The error names the VMs and returns
+        them as C(used_by), and the other volumes as C(dependants). The files of an inactive pool
+        cannot be listed, so there every file in its target directory counts.
       - Without it the pool's storage is never touched.
+    type: bool
+    default: false
+  force:
+    description:
+      - With O(purge=true), delete the volumes even though VMs use them, or volumes of other pools
+        are based on them. Such VMs no longer start, and those volumes lose their backing file. The
+        module warns and names them.
     type: bool
     default: false
 """
@@ -288,6 +308,7 @@ ARGUMENT_SPEC = dict(
     build=dict(type="bool", default=True),
     restart=dict(type="bool", default=False),
     purge=dict(type="bool", default=False),
+    force=dict(type="bool", default=False),
 )
 
 

@@ -55,7 +55,8 @@ options:
         snapshot in the requested run state. The VM is at the snapshot when this module last reverted it
         there and libvirt's current snapshot is still that one. Changes the guest made since that
         revert do not count.
-      - V(absent) deletes it (with O(children=true) its descendants too); a missing snapshot is no change.
+      - V(absent) deletes it (with O(children=true) its descendants too); a missing snapshot is no change,
+        and neither is a snapshot of a VM that does not exist.
     type: str
     choices: [present, reverted, absent]
     default: present

@@ -367,7 +367,8 @@ options:
     description:
       - With O(state=absent), also delete the volumes of the VM's writable disks.
       - A volume is kept (with a warning) when another VM uses it, another volume is based on it, or it
-        is not in a libvirt storage pool. CD-ROM media and read-only disks are never deleted.
+        is not in a libvirt storage pool. CD-ROM media and read-only disks are never deleted. Another
+        VM counts whether it runs or not, and so do the disks of its snapshots.
     type: bool
     default: false
   apply:

@@ -39,11 +39,19 @@ options:
     type: str
     required: true
   pool:
-    description: Name of the storage pool; it must exist and be active.
+    description:
+      - Name of the storage pool; it must exist and be active.
+      - With O(state=absent), a pool that does not exist holds no volume, so there is nothing to do.
     type: str
     required: true
   state:
-    description: Whether the volume should exist.
+    description:
+      - Whether the volume should exist.
+      - V(absent) is refused while VMs use the volume, or volumes are based on it, unless O(force=true).
+        This counts every VM, running or not, with its disks, CD-ROMs, NVRAM, kernel and initrd, and
+        the overlays and saved definitions of its snapshots. It also counts the VMs that use a volume
+        based on this one, through its whole backing chain. The error names them and returns them as
+        C(used_by), and the volumes based on it as C(dependants).
     type: str
     choices: [present, absent]
     default: present
@@ -112,7 +120,10 @@ options:
     type: bool
     default: false
   force:
-    description: With O(state=absent), delete the volume even when other volumes use it as their backing file.
+    description:
+      - With O(state=absent), delete the volume even though VMs use it or other volumes use it as their
+        backing file. Those VMs no longer start, and those volumes lose their backing file. The module
+        warns and names them.
     type: bool
     default: false
   wipe:

@@ -724,7 +724,11 @@ def test_seed_written_by_another_tool_with_the_same_files_is_up_to_date(tmp_path
 
 def test_file_seed_errors(tmp_path):
     with pytest.raises(NotFoundError, match="does not exist"):
-        run_file(tmp_path / "missing" / "s.iso", check=True)
+        run_file(tmp_path / "missing" / "s.iso")
+    predicted = run_file(tmp_path / "missing" / "s.iso", check=True, hostname="h")  # an earlier task may make it
+    assert predicted["changed"] and predicted["assumptions"] == [
+        "check mode: directory %s does not exist on the managed node; assumed to be done by an earlier task (a real run "
+        "fails if it is not)" % (tmp_path / "missing")]
     with pytest.raises(InvalidInputError, match="is a directory"):
         run_file(tmp_path)
     with pytest.raises(InvalidInputError, match="absolute"):
@@ -883,8 +887,10 @@ def test_volume_not_a_seed_and_in_use(test_conn, clean_pool, volume_store):
 
     # a defined domain using the seed: removal is refused, replacement warns only for running domains
     dom = _domain_with_disk(test_conn, "seeduser1", "/default-pool/seed.iso")
-    with pytest.raises(ConflictError, match="attached to domain"):
-        run_vol(test_conn, state="absent", check=True)
+    with pytest.raises(ConflictError, match="seed volume 'seed.iso' is used by VM seeduser1 "):
+        run_vol(test_conn, state="absent")
+    predicted = run_vol(test_conn, state="absent", check=True)  # an earlier task may remove seeduser1
+    assert predicted["changed"] and "is used by VM seeduser1" in predicted["assumptions"][0]
     plan = Plan()
     ctx = Context(conn=test_conn, params={}, run_command=run_argv)
     assert remove_seed(ctx, plan, pool=POOL, name="seed.iso", detached_from="seeduser1")["changed"]
@@ -935,7 +941,19 @@ def test_ensure_seed_api(test_conn, clean_pool, volume_store):
 ])
 def test_volume_bad_input(test_conn, clean_pool, kw, error, match):
     with pytest.raises(error, match=match):
-        run_vol(test_conn, check=True, **kw)
+        run_vol(test_conn, **kw)
+
+
+def test_missing_pool_is_assumed_in_check_mode_and_absent_is_absent(test_conn, clean_pool):
+    predicted = run_vol(test_conn, check=True, pool="no-such-pool", hostname="h")
+    assert predicted["changed"] and predicted["path"] is None
+    assert predicted["assumptions"] == ["check mode: storage pool 'no-such-pool' does not exist; assumed to be done "
+                                        "by an earlier task (a real run fails if it is not)"]
+    for check in (True, False):
+        gone = run_vol(test_conn, check=check, pool="no-such-pool", state="absent")
+        assert not gone["changed"] and "assumptions" not in gone and "warnings" not in gone
+    ctx = Context(conn=test_conn, params={}, run_command=run_argv)
+    assert remove_seed(ctx, Plan(), pool="no-such-pool", name="x.iso") == dict(changed=False, path=None)
 
 
 # --- the module, in process --------------------------------------------------------------------

@@ -691,6 +691,14 @@ class FakeConn:
             raise FakeLibvirtError("Domain not found", libvirt.VIR_ERR_NO_DOMAIN)
         return self.dom
 
+    @staticmethod
+    def listAllDomains(_flags):  # _usage: who uses the files a run replaces (none here)
+        return []
+
+    @staticmethod
+    def listAllStoragePools(_flags):
+        return []
+
     def defineXML(self, xml):
         self.dom.defined.append(xml)
         for node in _xml.parse(xml).findall("devices/disk[@device='disk']"):

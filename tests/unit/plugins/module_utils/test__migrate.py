@@ -623,8 +623,13 @@ def test_live_memory_check_uses_available_memory(hosts):
 
 def test_unknown_vm(hosts):
     with pytest.raises(NotFoundError) as err:
-        run(hosts, name="nope")
+        run(hosts, name="nope", check=False)
     assert err.value.msg.startswith("VM 'nope' exists neither on the source")
+    # check mode: an earlier task of the play may create it
+    result = run(hosts, name="nope")
+    assert result["changed"] and result["actions"] == ["migrate VM 'nope' from %s to %s" % (hosts["uri"], hosts["dest_uri"])]
+    assert result["assumptions"][0].startswith("check mode: VM 'nope' exists neither on the source")
+    assert result["diff"]["after"] == dict(source="absent", destination="migrated")
 
 
 def test_already_on_the_destination(hosts):
@@ -717,6 +722,11 @@ def test_networks_on_the_destination(test_conn, network, mode, message):
         with pytest.raises(ConflictError) as err:
             checks.check_networks()
         assert err.value.msg == message
+        # check mode: an earlier task may create the network on the destination
+        warned = []
+        checks.assume = Context(check_mode=True, warn=warned.append).assume
+        checks.check_networks()
+        assert len(warned) == 1 and message in warned[0]
 
 
 def test_inactive_network_is_enough_for_a_stopped_vm_only(test_conn):

@@ -159,6 +159,11 @@ BAD = [
     ("dns-disabled-hosts", dict(dns=dict(enabled=False, hosts=[dict(ip="192.168.220.5", hostnames=["a"])])),
      "dns: forwarders and hosts need dns.enabled true (libvirt's DNS server)"),
     ("mtu", dict(mtu=20), "mtu: 20 is out of range (68-65535)"),
+    ("host-is-gateway", dict(ipv4=ip(dhcp_hosts=[dict(mac="52:54:00:00:00:01", ip="192.168.220.1")])),
+     "ipv4.dhcp_hosts[0].ip: 192.168.220.1 is the network's own address (ipv4.address, the guests' gateway); "
+     "reserve another address of 192.168.220.0/24"),
+    ("host-is-broadcast", dict(ipv4=ip(dhcp_hosts=[dict(mac="52:54:00:00:00:01", ip="192.168.220.255")])),
+     "ipv4.dhcp_hosts[0].ip: 192.168.220.255 is not a usable host address of 192.168.220.0/24"),
 ]
 
 
@@ -335,7 +340,7 @@ def test_absent_refused_with_running_domain(test_conn, cleanup):
     try:
         with pytest.raises(ConflictError) as info:
             run(test_conn, name="u-used", state="absent")
-        assert info.value.msg.startswith("network 'u-used' is used by the running domain(s) u-dom:")
+        assert info.value.msg.startswith("network 'u-used' is used by VM u-dom (running: interface ")
         assert info.value.details["attached_domains"] == ["u-dom"]
         facts = gather_network_info(Context(conn=test_conn, params=dict(name="u-used")))
         assert facts["networks"][0]["attached_domains"] == ["u-dom"]
@@ -358,6 +363,8 @@ def test_bridge_mode_checks_host_interface(test_conn, cleanup):
     with pytest.raises(InvalidInputError) as info:
         run(test_conn, name="u-br", forward_mode="bridge", bridge="nosuchbr0")
     assert "has no interface 'nosuchbr0'" in info.value.msg
+    predicted = run(test_conn, check=True, name="u-br", forward_mode="bridge", bridge="nosuchbr0")  # an earlier task may make it
+    assert predicted["changed"] and "has no interface 'nosuchbr0'" in predicted["assumptions"][0]
     assert_four(four(test_conn, name="u-br", forward_mode="bridge", bridge="eth1", state="present"))
 
 
@@ -498,3 +505,47 @@ def test_restart_plans_reattach_of_running_domains(test_conn, cleanup):
                                       "reattach the interfaces of the running domain(s) u-rdom to network u-replug"]
     finally:
         dom.destroy()
+
+
+@pytest.mark.parametrize("host, message", [
+    ("<host mac='52:54:00:00:00:01' ip='192.168.244.1'/>", "192.168.244.1 is the network's own address"),
+    ("<host mac='52:54:00:00:00:01' ip='10.9.9.9'/>", "10.9.9.9 is outside the subnet 192.168.244.0/24"),
+])
+def test_xml_reservations_are_checked_too(test_conn, cleanup, host, message):
+    cleanup.append("u-xmlres")
+    text = ("<network><name>u-xmlres</name><ip address='192.168.244.1' netmask='255.255.255.0'><dhcp>"
+            "<range start='192.168.244.10' end='192.168.244.20'/>%s</dhcp></ip></network>" % host)
+    with pytest.raises(InvalidInputError, match=message):
+        run(test_conn, check=True, name="u-xmlres", xml=text)
+
+
+def test_subnet_overlapping_an_active_network(test_conn, cleanup):
+    """test:///default runs 'default' on 192.168.122.0/24."""
+    cleanup.extend(["u-overlap", "u-apart"])
+    for check in (True, False):
+        with pytest.raises(ConflictError) as info:
+            run(test_conn, check=check, name="u-overlap", ipv4=dict(address="192.168.122.129", prefix=25))
+        assert info.value.msg.startswith("network 'u-overlap': its subnet 192.168.122.128/25 overlaps "
+                                         "192.168.122.0/24 of the active network 'default'")
+        assert info.value.details["overlapping_network"] == "default"
+    with pytest.raises(ConflictError, match="of the active network 'default'"):
+        run(test_conn, name="u-overlap", xml="<network><name>u-overlap</name><ip address='192.168.0.1' prefix='16'/>"
+                                             "</network>")
+    assert "u-overlap" not in test_conn.listNetworks() + test_conn.listDefinedNetworks()
+    # a subnet of its own; then changed onto 'default': refused, the definition stays
+    run(test_conn, name="u-apart", ipv4=dict(address="192.168.245.1", prefix=24))
+    with pytest.raises(ConflictError, match="overlaps 192.168.122.0/24"):
+        run(test_conn, name="u-apart", ipv4=dict(address="192.168.122.2", prefix=24))
+    assert "192.168.245.1" in test_conn.networkLookupByName("u-apart").XMLDesc(0)
+    # an inactive network may overlap; starting it may not, while 'default' runs
+    default = test_conn.networkLookupByName("default")
+    default.destroy()
+    try:
+        run(test_conn, name="u-overlap", state="inactive", ipv4=dict(address="192.168.122.129", prefix=25))
+    finally:
+        default.create()
+    with pytest.raises(ConflictError, match="of the active network 'default'"):
+        run(test_conn, name="u-overlap", state="active")
+    assert not test_conn.networkLookupByName("u-overlap").isActive()
+    # the network itself is no other network
+    assert not run(test_conn, name="default", state="active")["changed"]

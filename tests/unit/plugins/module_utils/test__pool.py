@@ -5,11 +5,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import subprocess
 
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import ConflictError, InvalidInputError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._pool import (
     PoolResource,
@@ -384,3 +386,62 @@ def test_info_unknown_name(test_conn):
 def test_info_bad_name(test_conn):
     with pytest.raises(InvalidInputError):
         info(test_conn, name="a/b")
+
+
+class _Refusal(libvirt.libvirtError):
+    def __init__(self, code, message):
+        libvirt.libvirtError.__init__(self, message)
+        self._code, self._message = code, message
+
+    def get_error_code(self):
+        return self._code
+
+    def get_error_message(self):
+        return self._message
+
+
+class _BuildsLikeLibvirt:
+    """The test driver's pool, with a build that makes the target directory before it looks at the
+    device, as libvirt's fs backend does (then fails with ``error``, or succeeds); start may fail."""
+
+    def __init__(self, pool, path, error=None, start_error=None):
+        self.pool, self.path, self.error, self.start_error = pool, path, error, start_error
+
+    def build(self, _flags):
+        if not os.path.isdir(self.path):
+            os.mkdir(self.path)
+        if self.error is not None:
+            raise self.error
+
+    def create(self, _flags=0):
+        if self.start_error is not None:
+            raise self.start_error
+        return self.pool.create(0)
+
+    def __getattr__(self, name):
+        return getattr(self.pool, name)
+
+
+@pytest.mark.parametrize("case", ["build-fails", "already-built", "start-fails", "directory-was-there"])
+def test_failed_fs_pool_removes_the_directory_it_made(test_conn, tmp_path, monkeypatch, case):
+    path = str(tmp_path / "fsmount")
+    if case == "directory-was-there":
+        os.mkdir(path)
+    build_error = {
+        "build-fails": _Refusal(libvirt.VIR_ERR_INTERNAL_ERROR, "device /dev/vdz not found"),
+        "already-built": _Refusal(libvirt.VIR_ERR_STORAGE_POOL_BUILT, "Storage pool already built: ext4 found"),
+    }.get(case)
+    start_error = _Refusal(libvirt.VIR_ERR_INTERNAL_ERROR, "cannot mount /dev/vdz") if case != "build-fails" else None
+    real_lookup = PoolResource._lookup
+
+    def lookup(resource):
+        pool = real_lookup(resource)
+        return _BuildsLikeLibvirt(pool, path, build_error, start_error) if pool is not None else None
+
+    monkeypatch.setattr(PoolResource, "_lookup", lookup)
+    with pytest.raises(Exception) as info:
+        run(test_conn, name="p-fsdir", type="fs", path=path, source=dict(devices=["/dev/vdz"]))
+    assert "vdz" in str(info.value)
+    assert "p-fsdir" not in names(test_conn)
+    assert os.path.isdir(path) == (case == "directory-was-there")
+    assert "rollback_errors" not in getattr(info.value, "details", {})
