@@ -59,6 +59,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._host import (
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource, reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._sizes import human_size
+from ansible_collections.virtops.libvirt.plugins.module_utils._timeouts import timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
     lookup_volume,
@@ -134,7 +135,7 @@ def normalize(params):
         remove_source_storage=remove_source_storage,
         bandwidth=_non_negative(params, "bandwidth", 1),
         max_downtime=_non_negative(params, "max_downtime", 1),
-        timeout=_non_negative(params, "timeout", 1),
+        timeout=timeout_seconds(params.get("timeout"), "timeout"),
         auto_converge=bool(params.get("auto_converge")),
         compressed=bool(params.get("compressed")),
         tls=bool(params.get("tls")),

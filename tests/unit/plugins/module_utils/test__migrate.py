@@ -76,7 +76,7 @@ def test_peer_and_migration_uri_kept():
     (dict(migration_uri="10.0.0.12"), "migration_uri: '10.0.0.12' is not a URI"),
     (dict(bandwidth=0), "bandwidth: must be an integer of at least 1"),
     (dict(max_downtime=-5), "max_downtime: must be an integer of at least 1"),
-    (dict(timeout=0), "timeout: must be an integer of at least 1"),
+    (dict(timeout=0), "timeout: must be a positive number of seconds, got 0"),
     (dict(reserve_memory=-1), "reserve_memory: must be an integer of at least 0"),
     (dict(remove_source_storage=True, copy_storage="all", undefine_source=False),
      "remove_source_storage: the source keeps the VM's definition"),
