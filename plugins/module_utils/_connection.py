@@ -191,13 +191,13 @@ SUPPORTED_DRIVERS = ("qemu", "test")
 QEMU_PATHS = ("/system", "/session", "/embed")
 
 
-def check_uri(uri):
+def check_uri(uri, what="uri"):
     """Refuse a URI of a driver the collection does not manage, before libvirt tries it.
 
     libvirt's client hands a URI of a driver it has no client side for (``xen:///``, ``vbox:///``,
     ``lxc:///``, ...) to the local daemon, so where no daemon runs the failure read "the daemon is
     not running", and where one runs, "no connection driver available": neither says what is wrong.
-    A URI without ``://`` (an alias from libvirt.conf) is left to libvirt.
+    A URI without ``://`` (an alias from libvirt.conf) is left to libvirt.  ``what`` names the option.
     """
     text = (uri or DEFAULT_URI).strip()
     scheme, sep, rest = text.partition("://")
@@ -206,14 +206,14 @@ def check_uri(uri):
     driver = scheme.partition("+")[0].lower()
     if driver not in SUPPORTED_DRIVERS:
         raise InvalidInputError(
-            "uri: %r is a URI of libvirt's %r driver; virtops.libvirt manages QEMU/KVM hypervisors: use a qemu URI such "
-            "as qemu:///system, qemu+ssh://root@host/system or qemu+tcp://host/system" % (uri, driver), uri=uri)
+            "%s: %r is a URI of libvirt's %r driver; virtops.libvirt manages QEMU/KVM hypervisors: use a qemu URI such "
+            "as qemu:///system, qemu+ssh://root@host/system or qemu+tcp://host/system" % (what, uri, driver), uri=uri)
     if driver == "qemu":
         path = rest.partition("/")[2].partition("?")[0].rstrip("/")
         if "/" + path not in QEMU_PATHS:
             raise InvalidInputError(
-                "uri: %r: a qemu URI ends in /system (the system daemon) or /session (a user's own), not %r"
-                % (uri, "/" + path if path else "nothing"), uri=uri)
+                "%s: %r: a qemu URI ends in /system (the system daemon) or /session (a user's own), not %r"
+                % (what, uri, "/" + path if path else "nothing"), uri=uri)
 
 
 def uri_is_local(uri):

@@ -36,6 +36,7 @@ import time
 from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import (
     Connection,
+    check_uri,
     libvirt,
     libvirt_errors,
     translate_libvirt_error,
@@ -109,6 +110,9 @@ def normalize(params):
         raise InvalidInputError("dest_uri: the destination hypervisor's URI is required")
     if dest_uri == uri:
         raise InvalidInputError("dest_uri: %r is the source URI (uri) itself; name another hypervisor" % dest_uri)
+    check_uri(dest_uri, "dest_uri")
+    if (params.get("peer_uri") or "").strip():
+        check_uri(params["peer_uri"].strip(), "peer_uri")
     copy_storage = params.get("copy_storage") or "none"
     if copy_storage not in COPY_STORAGE:
         raise InvalidInputError("copy_storage: %r is not one of %s" % (copy_storage, ", ".join(COPY_STORAGE)))

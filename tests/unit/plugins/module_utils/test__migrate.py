@@ -77,6 +77,8 @@ def test_peer_and_migration_uri_kept():
     (dict(bandwidth=0), "bandwidth: must be an integer of at least 1"),
     (dict(max_downtime=-5), "max_downtime: must be an integer of at least 1"),
     (dict(timeout=0), "timeout: must be a positive number of seconds, got 0"),
+    (dict(dest_uri="xen:///system"), "dest_uri: 'xen:///system' is a URI of libvirt's 'xen' driver"),
+    (dict(peer_uri="vbox:///session"), "peer_uri: 'vbox:///session' is a URI of libvirt's 'vbox' driver"),
     (dict(reserve_memory=-1), "reserve_memory: must be an integer of at least 0"),
     (dict(remove_source_storage=True, copy_storage="all", undefine_source=False),
      "remove_source_storage: the source keeps the VM's definition"),

@@ -279,6 +279,34 @@ def test_startable(test_conn, tmp_path, inactive_net, given, error, message, ass
         vol.delete(0)
 
 
+class _CpuConn(_DomcapsConn):
+    """The test driver for everything but the domain capabilities."""
+
+    def __init__(self, conn):
+        super(_CpuConn, self).__init__()
+        self._conn = conn
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+@pytest.mark.parametrize("check, error", [(None, ConflictError), ("partial", ConflictError), ("full", ConflictError),
+                                          ("none", None)])
+def test_startable_cpu_model_unless_libvirt_does_not_check_it(test_conn, check, error):
+    """Seen in the lab: a KVM domain with libvirt's default CPU (qemu64, check='none') runs although the
+    domain capabilities call qemu64 not usable; with check='partial' the same start fails ("Host CPU does
+    not provide required features")."""
+    root = _xml.parse("<domain type='kvm'><name>u-vmc</name><memory>65536</memory><os><type arch='x86_64'>hvm</type></os>"
+                      "<cpu mode='custom' match='exact'%s><model fallback='forbid'>Skylake-Server</model></cpu></domain>"
+                      % (" check='%s'" % check if check else ""))
+    ctx = Context(conn=_CpuConn(test_conn), uri="test:///default")
+    if error is None:
+        _vm_checks.check_startable(ctx, root)
+    else:
+        with pytest.raises(error, match="'Skylake-Server' is not usable on this host's CPU under KVM"):
+            _vm_checks.check_startable(ctx, root)
+
+
 def test_remote_files_of_no_pool_are_not_checked(test_conn):
     ctx = Context(conn=test_conn, uri="qemu+ssh://kvm1/system")
     _vm_checks.check_startable(ctx, _startable(kernel="/nonexistent/vmlinuz"))
