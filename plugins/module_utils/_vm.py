@@ -978,7 +978,7 @@ class VmResource(DefinedObjectResource):
             if self._xml_unchanged(current["_live"]):
                 return False
             return not _xml.xml_subset(_xml.parse(desired["xml"]), _xml.parse(current["_live_xml"]))
-        definition = self._definition_model(self.predict(current, desired))
+        definition = self._definition_model(self._predicted_definition(current, desired))
         live = current["_live"]
         if (definition.get("cpu") or {}).get("mode") in ("host-model", None):
             definition.pop("cpu", None)  # the live XML shows the model host-model expanded to
@@ -1175,8 +1175,17 @@ class VmResource(DefinedObjectResource):
             state = current["state"] if current else "stopped"
         elif state == "restarted":
             state = "running"
-        # The definition the plan writes, read back the way read() reads one: what a real run returns
-        # (max_memory raised with memory, ...), and what the running guest is compared with.
+        base = self._predicted_definition(current, desired)
+        names = VolumeNames(self.ctx.conn, self._planned_volume_names())
+        names.fill(base["disks"])
+        names.fill(base["cdroms"])
+        base.update(state=state, autostart=desired.get("autostart") if desired.get("autostart") is not None
+                    else (current or {}).get("autostart", False))
+        return base
+
+    def _predicted_definition(self, current, desired):
+        """The VM with the definition the plan writes, read back the way read() reads one: what a real
+        run returns (max_memory raised with memory, ...), and what the running guest is compared with."""
         definition = _domain.model_from_xml(self._prediction_xml(current, desired))
         if current is None:
             base = definition
@@ -1185,11 +1194,6 @@ class VmResource(DefinedObjectResource):
             base.update((k, definition[k]) for k in _domain.DEFINITION_KEYS + ("nvram",))
             base["name"] = self.name
         self._predict_sizes(base, current, desired)
-        names = VolumeNames(self.ctx.conn, self._planned_volume_names())
-        names.fill(base["disks"])
-        names.fill(base["cdroms"])
-        base.update(state=state, autostart=desired.get("autostart") if desired.get("autostart") is not None
-                    else (current or {}).get("autostart", False))
         return base
 
     def _prediction_xml(self, current, desired):
@@ -1241,7 +1245,7 @@ class VmResource(DefinedObjectResource):
     def _implied_diff_views(self, current, desired, before, after):
         """Values the user did not give that change with those given (``max_memory`` raised with
         ``memory``, ``max_vcpus`` with ``vcpus``, ...): shown, since the run changes them."""
-        predicted = self.predict(current, desired)
+        predicted = self._predicted_definition(current, desired)
         for key in _domain.DEFINITION_KEYS:
             if desired.get(key) is not None or key in ("disks", "cdroms", "interfaces"):
                 continue

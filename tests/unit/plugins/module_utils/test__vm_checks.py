@@ -28,6 +28,15 @@ def rows(table):
     return [pytest.param(*row[1:], id=row[0]) for row in table]
 
 
+def expect(call, error, message):
+    """``call()`` passes when ``message`` is None, else raises ``error`` matching it."""
+    if message is None:
+        call()
+        return
+    with pytest.raises(error, match=message):
+        call()
+
+
 # ------------------------------------------------------------------------------- host limits ---
 
 LIMITS = [
@@ -42,11 +51,7 @@ LIMITS = [
 
 @pytest.mark.parametrize("model, message", rows(LIMITS))
 def test_host_limits(model, message):
-    if message is None:
-        _vm_checks.check_host_limits(HOST, model)
-        return
-    with pytest.raises(InvalidInputError, match=message):
-        _vm_checks.check_host_limits(HOST, model)
+    expect(lambda: _vm_checks.check_host_limits(HOST, model), InvalidInputError, message)
 
 
 def _domain(memory="524288", vcpu="1", extra=""):
@@ -66,11 +71,7 @@ XML_LIMITS = [
 
 @pytest.mark.parametrize("root, message", rows(XML_LIMITS))
 def test_xml_limits(root, message):
-    if message is None:
-        _vm_checks.check_xml_limits(HOST, root)
-        return
-    with pytest.raises(InvalidInputError, match=message):
-        _vm_checks.check_xml_limits(HOST, root)
+    expect(lambda: _vm_checks.check_xml_limits(HOST, root), InvalidInputError, message)
 
 
 # ----------------------------------------------------------------- machine type, CPU model ---
@@ -99,11 +100,7 @@ MACHINES = [
 
 @pytest.mark.parametrize("machine, arch, message", rows(MACHINES))
 def test_machine_types(machine, arch, message):
-    if message is None:
-        _vm_checks.check_machine(CAPS, machine, arch)
-        return
-    with pytest.raises(InvalidInputError, match=message):
-        _vm_checks.check_machine(CAPS, machine, arch)
+    expect(lambda: _vm_checks.check_machine(CAPS, machine, arch), InvalidInputError, message)
 
 
 class _DomcapsConn(object):
@@ -134,11 +131,7 @@ CPU_MODELS = [
 
 @pytest.mark.parametrize("cpu, virt_type, usable, error, message", rows(CPU_MODELS))
 def test_cpu_models(cpu, virt_type, usable, error, message):
-    if error is None:
-        _vm_checks.check_cpu_model(_DomcapsConn(), cpu, "x86_64", "q35", virt_type, usable=usable)
-        return
-    with pytest.raises(error, match=message):
-        _vm_checks.check_cpu_model(_DomcapsConn(), cpu, "x86_64", "q35", virt_type, usable=usable)
+    expect(lambda: _vm_checks.check_cpu_model(_DomcapsConn(), cpu, "x86_64", "q35", virt_type, usable=usable), error, message)
 
 
 def test_cpu_model_unchecked_without_domain_capabilities():
@@ -167,11 +160,7 @@ DISK_FILES = [
 
 @pytest.mark.parametrize("model, message", rows(DISK_FILES))
 def test_disk_files(model, message):
-    if message is None:
-        _vm_checks.check_disk_files(model)
-        return
-    with pytest.raises(InvalidInputError, match=message):
-        _vm_checks.check_disk_files(model)
+    expect(lambda: _vm_checks.check_disk_files(model), InvalidInputError, message)
 
 
 # ------------------------------------------------------------------------------------ MACs ---
@@ -199,11 +188,7 @@ MACS = [
 
 @pytest.mark.parametrize("nics, new, error, message", rows(MACS))
 def test_macs(test_conn, nics, new, error, message):
-    if error is None:
-        _vm_checks.check_macs(test_conn, nics, new, skip=("u-vmc",))
-        return
-    with pytest.raises(error, match=message):
-        _vm_checks.check_macs(test_conn, nics, new, skip=("u-vmc",))
+    expect(lambda: _vm_checks.check_macs(test_conn, nics, new, skip=("u-vmc",)), error, message)
 
 
 def test_macs_of_the_vm_itself_are_no_conflict(test_conn):
@@ -300,11 +285,8 @@ def test_startable_cpu_model_unless_libvirt_does_not_check_it(test_conn, check, 
                       "<cpu mode='custom' match='exact'%s><model fallback='forbid'>Skylake-Server</model></cpu></domain>"
                       % (" check='%s'" % check if check else ""))
     ctx = Context(conn=_CpuConn(test_conn), uri="test:///default")
-    if error is None:
-        _vm_checks.check_startable(ctx, root)
-    else:
-        with pytest.raises(error, match="'Skylake-Server' is not usable on this host's CPU under KVM"):
-            _vm_checks.check_startable(ctx, root)
+    expect(lambda: _vm_checks.check_startable(ctx, root), error,
+           error and "'Skylake-Server' is not usable on this host's CPU under KVM")
 
 
 def test_remote_files_of_no_pool_are_not_checked(test_conn):
