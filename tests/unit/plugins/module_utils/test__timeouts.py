@@ -48,7 +48,7 @@ ENTRY_POINTS = [
     ("agent_timeout", lambda conn, value: _inventory.check_options(dict(agent_timeout=value))),
     ("timeout", lambda conn, value: _inventory.run_concurrently([], timeout=value)),
     ("timeout", lambda conn, value: _migrate.normalize(dict(name="x", dest_uri="test:///other", timeout=value))),
-    ("timeout", lambda conn, value: _volume(conn, value)),
+    ("timeout", _volume),
 ]
 
 

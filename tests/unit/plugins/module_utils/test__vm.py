@@ -387,7 +387,12 @@ def run_failing_start(conn, broken, check=False, **given):
     ctx = Context(conn=conn, params=module_params(**given), check_mode=check, diff=True)
     resource = VmResource(ctx)
     plain = resource._lookup
-    resource._lookup = lambda: (lambda dom: None if dom is None else _StartGuard(dom, broken))(plain())
+
+    def guarded():
+        dom = plain()
+        return None if dom is None else _StartGuard(dom, broken)
+
+    resource._lookup = guarded
     return reconcile(resource, check_mode=check, want_diff=True)
 
 
@@ -589,8 +594,8 @@ ERRORS = [
         mac="AA:BB:CC:DD:EE:FF"))), ConflictError, "aa:bb:cc:dd:ee:ff is already the MAC of VM 'test' on network 'default'"),
     ("same-volume-twice", dict(disks=[disk(volume="u-vm-twice.qcow2"), disk(volume="u-vm-twice.qcow2")]), InvalidInputError,
      "disks[vdb]: /default-pool/u-vm-twice.qcow2 is also disks[vda] of this VM"),
-    ("same-path-twice", dict(disks=[dict(path="/srv/u-vm-a.img", format="raw"), dict(path="/srv/u-vm-a.img", format="raw",
-                                                                                   readonly=True)]), InvalidInputError,
+    ("same-path-twice", dict(disks=[dict(path="/srv/u-vm-a.img", format="raw"),
+                                    dict(path="/srv/u-vm-a.img", format="raw", readonly=True)]), InvalidInputError,
      "disks[vdb]: /srv/u-vm-a.img is also disks[vda] of this VM"),
     ("zero-mac", dict(interfaces=[dict(network="default", mac="00:00:00:00:00:00")]), InvalidInputError,
      "interfaces[0].mac: '00:00:00:00:00:00' is all zeros"),

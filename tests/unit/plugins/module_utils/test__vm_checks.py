@@ -90,8 +90,9 @@ MACHINES = [
     ("canonical", "pc-q35-7.2", None, None),
     ("older", "pc-q35-6.2", None, None),
     ("kvm-domain-list", "pc-q35-kvm-only", None, None),
-    ("unknown", "foo", None, "machine: 'foo' is not a machine type of this hypervisor for x86_64; it offers pc "
-                            r"\(pc-i440fx-7.2\), q35 \(pc-q35-7.2\) and 4 versioned ones"),
+    ("unknown", "foo", None,
+     r"machine: 'foo' is not a machine type of this hypervisor for x86_64; it offers pc \(pc-i440fx-7.2\), q35 "
+     r"\(pc-q35-7.2\) and 4 versioned ones"),
     ("other-arch", "isapc", None, "not a machine type of this hypervisor for x86_64"),
     ("asked-arch", "isapc", "i686", None),
     ("no-list", "anything", "aarch64", None),  # the driver lists none for that arch: libvirt decides
