@@ -185,6 +185,37 @@ def explain_connect_failure(uri, message):
     return "Cannot connect to libvirt at %s: %s" % (uri, msg)
 
 
+#: libvirt drivers this collection manages: QEMU/KVM, and libvirt's built-in ``test`` driver
+SUPPORTED_DRIVERS = ("qemu", "test")
+#: paths of a QEMU URI: the system daemon, a user's session daemon, an embedded driver
+QEMU_PATHS = ("/system", "/session", "/embed")
+
+
+def check_uri(uri, what="uri"):
+    """Refuse a URI of a driver the collection does not manage, before libvirt tries it.
+
+    libvirt's client hands a URI of a driver it has no client side for (``xen:///``, ``vbox:///``,
+    ``lxc:///``, ...) to the local daemon, so where no daemon runs the failure read "the daemon is
+    not running", and where one runs, "no connection driver available": neither says what is wrong.
+    A URI without ``://`` (an alias from libvirt.conf) is left to libvirt.  ``what`` names the option.
+    """
+    text = (uri or DEFAULT_URI).strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return
+    driver = scheme.partition("+")[0].lower()
+    if driver not in SUPPORTED_DRIVERS:
+        raise InvalidInputError(
+            "%s: %r is a URI of libvirt's %r driver; virtops.libvirt manages QEMU/KVM hypervisors: use a qemu URI such "
+            "as qemu:///system, qemu+ssh://root@host/system or qemu+tcp://host/system" % (what, uri, driver), uri=uri)
+    if driver == "qemu":
+        path = rest.partition("/")[2].partition("?")[0].rstrip("/")
+        if "/" + path not in QEMU_PATHS:
+            raise InvalidInputError(
+                "%s: %r: a qemu URI ends in /system (the system daemon) or /session (a user's own), not %r"
+                % (what, uri, "/" + path if path else "nothing"), uri=uri)
+
+
 def uri_is_local(uri):
     """True for a URI served by a daemon on this machine (no host part, no network transport), so
     that files the hypervisor names are files here too."""
@@ -211,6 +242,7 @@ class Connection:
     def open(self):
         require_libvirt()
         if self._conn is None:
+            check_uri(self.uri)
             try:
                 if self.read_only:
                     self._conn = libvirt.openReadOnly(self.uri)

@@ -116,9 +116,19 @@ def normalize_mac(value, what):
     mac = str(value).strip().lower().replace("-", ":")
     if not _MAC_RE.match(mac):
         raise InvalidInputError("%s: %r is not a MAC address (aa:bb:cc:dd:ee:ff)" % (what, value))
-    if int(mac[:2], 16) & 1:
-        raise InvalidInputError("%s: %r is a multicast address; a NIC needs a unicast MAC" % (what, value))
+    problem = mac_problem(mac)
+    if problem:
+        raise InvalidInputError("%s: %r %s" % (what, value, problem))
     return mac
+
+
+def mac_problem(mac):
+    """Why the MAC address ``mac`` (lower case, colons) cannot be a NIC's, or None."""
+    if int(mac[:2], 16) & 1:
+        return "is a multicast address; a NIC needs a unicast MAC"
+    if mac == "00:00:00:00:00:00":
+        return "is all zeros; give a real address, or leave mac out and libvirt makes one"
+    return None
 
 
 def normalize_pci(value, what):
@@ -647,6 +657,11 @@ def _hostdev_address(node):
     addr = node.find("source/address")
     if addr is None:
         return None
+    return pci_address(addr)
+
+
+def pci_address(addr):
+    """``<address domain= bus= slot= function=>`` -> ``0000:01:00.0``."""
     return "%04x:%02x:%02x.%x" % tuple(int(addr.get(k, "0"), 16) for k in ("domain", "bus", "slot", "function"))
 
 

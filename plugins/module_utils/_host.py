@@ -112,6 +112,13 @@ def memory_facts(conn, node_info):
     return dict(total=int(node_info[1]) * 1024 * 1024, free=free, available=free)
 
 
+def host_limits(conn):
+    """The most one VM may have: ``cpus`` (the host's CPUs) and ``memory`` (the host's, in bytes)."""
+    with libvirt_errors("reading host information"):
+        info = conn.getInfo()
+        return dict(cpus=int(info[2]), memory=memory_facts(conn, info)["total"])
+
+
 def kvm_usable(conn, host_arch, arches):
     """True when libvirt offers a ``kvm`` domain type for the host's arch and can describe it."""
     if "kvm" not in arches.get(host_arch, []):

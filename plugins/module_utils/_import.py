@@ -53,11 +53,12 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     InvalidInputError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._host import guest_facts, host_capabilities, kvm_usable
+from ansible_collections.virtops.libvirt.plugins.module_utils._host import guest_facts, host_capabilities, host_limits, kvm_usable
 from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan, Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
 from ansible_collections.virtops.libvirt.plugins.module_utils._vm import VmResource, vm_view
+from ansible_collections.virtops.libvirt.plugins.module_utils._vm_checks import check_host_limits
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
     lookup_pool_or_assume,
@@ -498,6 +499,10 @@ class ImportResource(Resource):
 
     def desired(self):
         state = self.params.get("state") or "present"
+        # before any disk is read: the definition made from the source is checked again (VmResource)
+        asked = dict(memory=_domain.memory_mib(self.params.get("memory"), "memory"), vcpus=self.params.get("vcpus"))
+        if any(value is not None for value in asked.values()):
+            check_host_limits(host_limits(self.ctx.conn), asked)
         return dict(state=state, force=bool(self.params.get("force")))
 
     def compare(self, current, desired):
@@ -605,6 +610,7 @@ class ImportResource(Resource):
             self._new = self._vm(state=state, xml=xml_text)
         else:
             self._new = self._vm(state=state, **self._model_params(src))
+        self._new.paths_made.update(v["path"] for v in self._volumes)
         self._new_desired = self._new.desired()
 
     def _archive_xml(self, src):

@@ -36,6 +36,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     VirtopsError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._host import state_word
+from ansible_collections.virtops.libvirt.plugins.module_utils._timeouts import timeout_seconds
+from ansible_collections.virtops.libvirt.plugins.module_utils._volume_names import fill_volume_names
 
 #: ``ip_source`` values: ``vm_info``'s sources, and ``none`` (do not read addresses at all)
 IP_SOURCES = _guest.SOURCES + ("none",)
@@ -72,9 +74,7 @@ def check_options(options):
     source = options.get("ip_source") or "lease"
     if source not in IP_SOURCES:
         raise InvalidInputError("ip_source: %r is not one of %s" % (source, ", ".join(IP_SOURCES)))
-    timeout = options.get("agent_timeout", 5)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise InvalidInputError("agent_timeout: must be a positive number of seconds, got %r" % (timeout,))
+    timeout = timeout_seconds(options.get("agent_timeout"), "agent_timeout", 5)
     return dict(ip_source=source, agent_timeout=timeout, read_only=bool(options.get("read_only")))
 
 
@@ -139,6 +139,7 @@ def vm_record(conn, dom, state, persistent, autostart, options):
         with libvirt_errors("reading VM '%s'" % dom.name()):
             raise
     model = _domain.model_from_xml(_xml.parse(text, "domain XML of %s" % dom.name()))
+    fill_volume_names(conn, model)
     libvirt_state, reason = _guest.state_names(*state)
     vm = dict((key, model.get(key)) for key in DEFINITION_KEYS)
     vm["disks"] = [dict((k, d.get(k)) for k in DISK_KEYS) for d in model.get("disks") or ()]
@@ -219,8 +220,7 @@ def run_concurrently(jobs, workers=8, timeout=60, clock=time.monotonic):
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidInputError("workers must be a positive integer, got %r" % (workers,))
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise InvalidInputError("timeout must be a positive number of seconds, got %r" % (timeout,))
+    timeout = timeout_seconds(timeout, "timeout", 60)
     cond = threading.Condition()
     outcomes = [None] * len(jobs)
     waiting = list(range(len(jobs)))

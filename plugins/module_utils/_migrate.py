@@ -36,6 +36,7 @@ import time
 from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import (
     Connection,
+    check_uri,
     libvirt,
     libvirt_errors,
     translate_libvirt_error,
@@ -59,6 +60,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._host import (
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource, reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._sizes import human_size
+from ansible_collections.virtops.libvirt.plugins.module_utils._timeouts import timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
     lookup_volume,
@@ -108,6 +110,9 @@ def normalize(params):
         raise InvalidInputError("dest_uri: the destination hypervisor's URI is required")
     if dest_uri == uri:
         raise InvalidInputError("dest_uri: %r is the source URI (uri) itself; name another hypervisor" % dest_uri)
+    check_uri(dest_uri, "dest_uri")
+    if (params.get("peer_uri") or "").strip():
+        check_uri(params["peer_uri"].strip(), "peer_uri")
     copy_storage = params.get("copy_storage") or "none"
     if copy_storage not in COPY_STORAGE:
         raise InvalidInputError("copy_storage: %r is not one of %s" % (copy_storage, ", ".join(COPY_STORAGE)))
@@ -134,7 +139,7 @@ def normalize(params):
         remove_source_storage=remove_source_storage,
         bandwidth=_non_negative(params, "bandwidth", 1),
         max_downtime=_non_negative(params, "max_downtime", 1),
-        timeout=_non_negative(params, "timeout", 1),
+        timeout=timeout_seconds(params.get("timeout"), "timeout"),
         auto_converge=bool(params.get("auto_converge")),
         compressed=bool(params.get("compressed")),
         tls=bool(params.get("tls")),

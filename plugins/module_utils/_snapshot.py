@@ -478,12 +478,16 @@ class SnapshotResource(Resource):
                 plan.warn("kept snapshot %s although the retention rules would delete it: it is the current snapshot "
                           "(prune_current: true deletes it too)" % facts["name"])
                 continue
+            if self._unmergeable(facts, current):
+                plan.warn("kept snapshot %s although the retention rules would delete it: %s"
+                          % (facts["name"], self._unmergeable(facts, current)))
+                continue
             doomed.append(facts)
         for facts in reversed(doomed):  # oldest first
             self._check_deletable(facts)
             self._deleting.append(facts["name"])
             plan.add("delete snapshot %s of VM %s (retention)" % (facts["name"], self.vm_name),
-                     self._delete(facts["name"], children=False, external=facts["external"]))
+                     self._delete([facts["name"]], external=facts["external"]))
 
     # revert
 
@@ -545,13 +549,39 @@ class SnapshotResource(Resource):
         doomed = [facts]
         if children:
             doomed += [f for f in self._snapshots if self._descends_from(f, self.name)]
+        elif self._unmergeable(facts, current):
+            raise ConflictError("snapshot %s of VM %s cannot be deleted now: %s; or delete it with children: true (its "
+                                "descendants go too)" % (self.name, self.vm_name, self._unmergeable(facts, current)))
         for item in doomed:
             self._check_deletable(item)
         self._deleting.extend(f["name"] for f in doomed)
         label = "delete snapshot %s of VM %s" % (self.name, self.vm_name)
         if len(doomed) > 1:
             label += " and its descendants %s" % ", ".join(f["name"] for f in doomed[1:])
-        plan.add(label, self._delete(self.name, children=children, external=any(f["external"] for f in doomed)))
+        # the deepest descendants first, so each is a leaf when it goes (libvirt 9.0 deletes external
+        # snapshots one by one only: VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN is "not supported" for them)
+        order = [f["name"] for f in sorted(doomed[1:], key=self._depth, reverse=True)]
+        plan.add(label, self._delete(order + [self.name], external=any(f["external"] for f in doomed)))
+
+    def _depth(self, facts):
+        by_name = dict((f["name"], f) for f in self._snapshots)
+        depth, parent = 0, facts["parent"]
+        while parent in by_name:
+            depth, parent = depth + 1, by_name[parent]["parent"]
+        return depth
+
+    def _unmergeable(self, facts, current):
+        """Why libvirt cannot delete (merge) this external snapshot now, or None.
+
+        Found on libvirt 9.0: an external snapshot that has child snapshots is merged while the VM
+        runs (a block commit), but of a stopped VM it fails with libvirt's internal "could not find
+        base disk source in disk source chain".  Leaves (no children) are deleted in either state.
+        """
+        if not facts["external"] or not facts["children"] or current["active"]:
+            return None
+        return ("it is an external (disk_only) snapshot with child snapshots (%s) and VM %s is %s; libvirt merges such a "
+                "snapshot into the file below only while the VM runs: start the VM and run the task again"
+                % (", ".join(facts["children"]), self.vm_name, current["vm_state"]))
 
     def _descends_from(self, facts, ancestor):
         by_name = dict((f["name"], f) for f in self._snapshots)
@@ -598,11 +628,12 @@ class SnapshotResource(Resource):
             return False
         return path in own_paths
 
-    def _delete(self, name, children, external):
+    def _delete(self, names, external):
+        """Delete the snapshots ``names`` one by one, in this order."""
         def call():
-            flags = _flag("VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN", 1) if children else 0
-            with libvirt_errors("deleting snapshot %s of VM %s" % (name, self.vm_name)):
-                self._dom.snapshotLookupByName(name, 0).delete(flags)
+            for name in names:
+                with libvirt_errors("deleting snapshot %s of VM %s" % (name, self.vm_name)):
+                    self._dom.snapshotLookupByName(name, 0).delete(0)
             if external:
                 self._refresh_pools()
 

@@ -20,18 +20,26 @@ import copy
 import hashlib
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _cloudinit, _domain, _guest, _secrets, _snapshot, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils import (
+    _cloudinit,
+    _domain,
+    _guest,
+    _secrets,
+    _snapshot,
+    _vm_checks,
+    _xml,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors, uri_is_local
 from ansible_collections.virtops.libvirt.plugins.module_utils._defined import DefinedObjectResource, lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import (
     ABSENT,
     DifferenceTracker,
     compare_specified,
-    merge,
     project,
     values_equal,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+    BackendError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -41,11 +49,12 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
 from ansible_collections.virtops.libvirt.plugins.module_utils._host import (
     guest_facts,
     host_capabilities,
+    host_limits,
     kvm_usable,
-    memory_facts,
     run_state,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
+from ansible_collections.virtops.libvirt.plugins.module_utils._timeouts import check_timeouts, timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._usage import describe, usage, vm_names
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
@@ -58,6 +67,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     volume_path,
     volume_xml,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._volume_names import VolumeNames, fill_volume_names
 
 STATES = ("present", "running", "stopped", "paused", "restarted", "absent")
 RUN_STATES = ("running", "stopped", "paused")
@@ -70,6 +80,9 @@ SEED_NS = "https://virtops.dev/xmlns/libvirt/cloud-init/1.0"
 LIVE_KEYS = ("memory", "vcpus", "title", "description", "tags", "metadata")
 #: model keys compared per device (``pool``/``volume``/``backing_*``/``size`` are resolved or handled apart)
 _NOT_COMPARED = ("pool", "volume", "backing_volume", "backing_pool", "size")
+
+#: timeouts of the module and their defaults (seconds)
+TIMEOUTS = dict(shutdown_timeout=120, wait_for_ip_timeout=300)
 
 _XML_SECURE = getattr(libvirt, "VIR_DOMAIN_XML_SECURE", 1) if libvirt else 1
 _XML_INACTIVE = getattr(libvirt, "VIR_DOMAIN_XML_INACTIVE", 2) if libvirt else 2
@@ -104,6 +117,9 @@ class VmResource(DefinedObjectResource):
         self._seed = None
         self._seed_result = None
         self._detach = None
+        self._start_xml = None      # the definition a start in this plan boots
+        self._redefined = False     # the plan writes a new definition
+        self.paths_made = set()     # files an enclosing plan makes before this one starts the VM (vm_import)
         self.removed_volumes = []   # paths the absent plan deletes (remove_storage)
 
     # --- DefinedObjectResource hooks ------------------------------------------------------------
@@ -134,19 +150,26 @@ class VmResource(DefinedObjectResource):
     # --- read -----------------------------------------------------------------------------------
 
     def read(self):
+        check_timeouts(self.params, TIMEOUTS)
         current = super(VmResource, self).read()
         rename_from = self.params.get("rename_from")
         if current is None and rename_from and rename_from != self.name:
+            _domain.validate_name(rename_from)
             old = lookup_or_none(self.ctx.conn.lookupByName, rename_from, libvirt.VIR_ERR_NO_DOMAIN, "VM")
-            if old is not None:
-                self._renaming_from = rename_from
-                saved_lookup = self._lookup
-                self._lookup = lambda: old
-                try:
-                    current = super(VmResource, self).read()
-                finally:
-                    self._lookup = saved_lookup
+            if old is None:
+                raise NotFoundError("rename_from: neither VM %r nor VM %r exists, so there is nothing to rename; leave "
+                                    "rename_from out to create VM %r" % (rename_from, self.name, self.name))
+            self._renaming_from = rename_from
+            saved_lookup = self._lookup
+            self._lookup = lambda: old
+            try:
+                current = super(VmResource, self).read()
+            finally:
+                self._lookup = saved_lookup
         return current
+
+    def _timeout(self, key):
+        return timeout_seconds(self.params.get(key), key, TIMEOUTS[key])
 
     def _live_xml(self, obj):
         return obj.XMLDesc(_XML_SECURE)
@@ -156,6 +179,7 @@ class VmResource(DefinedObjectResource):
         current["active"] = active
         for disk in current["disks"]:
             disk["size"] = self._capacity(obj, disk)
+        fill_volume_names(self.ctx.conn, current)
 
     @staticmethod
     def _capacity(dom, disk):
@@ -181,6 +205,7 @@ class VmResource(DefinedObjectResource):
         params = self.params
         if params.get("xml"):
             model = dict(xml=self._user_xml(params["xml"]))
+            self._check_xml(model["xml"])
         else:
             model = _domain.normalize(params)
             if model.get("virt_type") == "auto":
@@ -193,7 +218,9 @@ class VmResource(DefinedObjectResource):
                     if model.get("virt_type") is None:
                         model["virt_type"] = self._auto_virt_type()
             if model.get("machine"):
-                model["machine"] = self._canonical_machine(model["machine"], model.get("arch"))
+                arch = self._arch(model)
+                model["machine"] = self._canonical_machine(model["machine"], arch)
+                _vm_checks.check_machine(self._capabilities(), model["machine"], arch)
             machine = model.get("machine") or (self._current or {}).get("machine")
             if params.get("cloud_init") is not None:
                 self._add_seed_device(model, params["cloud_init"])
@@ -204,6 +231,7 @@ class VmResource(DefinedObjectResource):
             self._resolve_cdroms(model)
             self._check_interfaces(model)
             self._check_host_limits(model)
+            self._check_devices(model)
         model.update(state=state, autostart=params.get("autostart"))
         return model
 
@@ -231,10 +259,12 @@ class VmResource(DefinedObjectResource):
             self._caps = host_capabilities(self.ctx.conn)
         return self._caps
 
+    def _arch(self, model):
+        return model.get("arch") or (self._current or {}).get("arch") or _xml.find_text(self._capabilities(), "host/cpu/arch")
+
     def _canonical_machine(self, machine, arch):
         """``q35`` -> ``pc-q35-7.2``: libvirt stores the versioned name an alias stands for."""
         caps = self._capabilities()
-        arch = arch or (self._current or {}).get("arch") or _xml.find_text(caps, "host/cpu/arch")
         for node in caps.findall("guest/arch[@name='%s']/machine" % arch):
             if (node.text or "").strip() == machine and node.get("canonical"):
                 return node.get("canonical")
@@ -244,27 +274,45 @@ class VmResource(DefinedObjectResource):
         if self._host is None:
             conn = self.ctx.conn
             caps = self._capabilities()
-            with libvirt_errors("reading host information"):
-                info = conn.getInfo()
-                memory = memory_facts(conn, info)
             arches = guest_facts(caps)[0]
-            self._host = dict(kvm=kvm_usable(conn, _xml.find_text(caps, "host/cpu/arch"), arches),
-                              cpus=int(info[2]), memory=memory["total"])
+            self._host = dict(host_limits(conn), kvm=kvm_usable(conn, _xml.find_text(caps, "host/cpu/arch"), arches))
         return self._host
 
     def _check_host_limits(self, model):
-        host = None
-        for key in ("vcpus", "max_vcpus"):
-            if model.get(key):
-                host = host or self._host_facts()
-                if model[key] > host["cpus"]:
-                    raise InvalidInputError("%s: %d is more than the %d CPUs of the host" % (key, model[key], host["cpus"]))
-        for key in ("memory", "max_memory"):
-            if model.get(key):
-                host = host or self._host_facts()
-                if model[key] * _domain.MIB > host["memory"]:
-                    raise InvalidInputError("%s: %d MiB is more than the host's memory (%d MiB)"
-                                            % (key, model[key], host["memory"] // _domain.MIB))
+        if any(model.get(key) for key in ("vcpus", "max_vcpus", "memory", "max_memory")):
+            _vm_checks.check_host_limits(self._host_facts(), model)
+
+    def _check_xml(self, text):
+        """The user's (or an imported) definition: host limits, machine type, CPU model, disks, MACs."""
+        root = _xml.parse(text, "xml")
+        _vm_checks.check_xml_limits(self._host_facts(), root)
+        model = _domain.model_from_xml(root)
+        _vm_checks.check_machine(self._capabilities(), model["machine"], model["arch"], "xml: machine")
+        _vm_checks.check_cpu_model(self.ctx.conn, model["cpu"], model["arch"], model["machine"], model["virt_type"],
+                                   "xml: cpu model")
+        _vm_checks.check_disk_files(model)
+        have = set(n["mac"] for n in (self._current or {}).get("interfaces") or [] if n.get("mac"))
+        new = set(n["mac"] for n in model["interfaces"] if n.get("mac") and n["mac"] not in have)
+        _vm_checks.check_macs(self.ctx.conn, model["interfaces"], new, skip=(self.name, self._renaming_from))
+
+    def _check_devices(self, model):
+        """The VM's disks and MACs as they will be, and a named CPU model (see ``_vm_checks``)."""
+        current = self._current or {}
+        _vm_checks.check_disk_files(dict((key, model[key] if model.get(key) is not None else current.get(key))
+                                         for key in ("disks", "cdroms")))
+        if model.get("interfaces") is not None:
+            have = current.get("interfaces") or []
+            nics, new = [], set()
+            for index, nic in enumerate(model["interfaces"]):
+                old = have[index].get("mac") if index < len(have) else None
+                if nic.get("mac") and nic["mac"] != old:
+                    new.add(nic["mac"])
+                nics.append(dict(nic, mac=nic.get("mac") or old))
+            _vm_checks.check_macs(self.ctx.conn, nics, new, skip=(self.name, self._renaming_from))
+        cpu = model.get("cpu")
+        if cpu and cpu.get("model"):
+            _vm_checks.check_cpu_model(self.ctx.conn, cpu, self._arch(model), model.get("machine") or current.get("machine"),
+                                       model.get("virt_type") or current.get("virt_type"))
 
     @staticmethod
     def _check_unique_targets(model):
@@ -320,6 +368,7 @@ class VmResource(DefinedObjectResource):
         if unknown:
             raise InvalidInputError("cloud_init: unknown option(s) %s; use %s" % (
                 ", ".join(unknown), ", ".join(_cloudinit.SEED_OPTIONS + self._SEED_KEYS)))
+        timeout_seconds(cloud_init.get("detach_timeout"), "cloud_init.detach_timeout")
         pool = cloud_init.get("pool") or "default"
         name = cloud_init.get("volume") or "%s-seed.iso" % self.name
         options = dict((k, v) for k, v in cloud_init.items() if k in _cloudinit.SEED_OPTIONS and v is not None)
@@ -353,9 +402,7 @@ class VmResource(DefinedObjectResource):
         if self.requested_state() not in ("running", "restarted"):
             raise InvalidInputError("cloud_init.detach: the seed is detached after the guest booted with it, so the VM must "
                                     "run (state running or restarted)")
-        timeout = cloud_init.get("detach_timeout", 900)
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
-            raise InvalidInputError("cloud_init.detach_timeout: a positive number of seconds, got %r" % (timeout,))
+        timeout = timeout_seconds(cloud_init.get("detach_timeout"), "cloud_init.detach_timeout", 900)
         instance_id = _cloudinit.build_seed(options, "volume:%s/%s" % (pool, name)).instance_id
         self._detach = dict(instance_id=instance_id, timeout=timeout)
         if self._current is not None and _xml.find_attr(_xml.parse(self._current["xml"]),
@@ -458,7 +505,29 @@ class VmResource(DefinedObjectResource):
             self._plan_seed(plan)
         super(VmResource, self).plan(current, desired, diff, plan)
         if desired is not None:
+            self._check_start(plan)
             self._plan_detach(current, plan)
+
+    def _check_start(self, plan):
+        """A plan that starts the VM: what would make the start fail, found before anything is done
+        (before a restart shuts the guest down)."""
+        starts = "start VM %s" % self.name
+        if self._start_xml is None or not any(d == starts or d.startswith(starts + " ") for d in plan.descriptions):
+            return
+        made = set(self._planned_volume_names()) | self.paths_made
+        _vm_checks.check_startable(self.ctx, _xml.parse(self._start_xml, "domain XML"), made)
+
+    def _planned_volume_names(self):
+        """``{path: (pool, volume)}`` of the volumes (and the seed) this plan makes."""
+        made = {}
+        for item in self._new_volumes:
+            name = _xml.find_text(item[1], "name")
+            path = self._volume_path(item[0], name)
+            if path:
+                made[path] = (item[0], name)
+        if self._seed is not None and self._seed["path"]:
+            made[self._seed["path"]] = (self._seed["pool"], self._seed["name"])
+        return made
 
     def _targets_by_source(self, model):
         """A listed device whose file is already attached keeps the target it has."""
@@ -794,6 +863,7 @@ class VmResource(DefinedObjectResource):
         label = "define VM %s" % self.name
         if self._clone is not None:
             label += " as a %s clone of %s" % (self._clone["mode"], self._clone["source"])
+        self._start_xml = xml_text
         plan.add(label, lambda: self._define(xml_text), undo=self._undefine_created)
         if desired.get("autostart"):
             plan.add("set autostart of VM %s to true" % self.name, self._call("setting autostart of", "setAutostart", 1))
@@ -828,12 +898,14 @@ class VmResource(DefinedObjectResource):
         config_changed = [p for p in diff.paths if p.split(".")[0] in _domain.DEFINITION_KEYS or p == "xml"]
         config_changed = [p for p in config_changed if not p.endswith(".size")]
         self._plan_new_volumes(plan)
+        self._start_xml = current["xml"]
         if config_changed:
             if desired.get("xml") is not None:
                 xml_text = self._definition_xml(desired, uuid=current["uuid"])
             else:
                 xml_text = self._definition_xml(definition, base_xml=current["xml"])
             old_xml = current["xml"]
+            self._start_xml, self._redefined = xml_text, True
             plan.add("redefine VM %s (%s)" % (self.name, ", ".join(sorted(set(p.split(".")[0] for p in config_changed)))),
                      lambda: self._define(xml_text), undo=lambda: self._define(old_xml))
         self._plan_growth(current, desired, plan)
@@ -928,7 +1000,7 @@ class VmResource(DefinedObjectResource):
             if self._xml_unchanged(current["_live"]):
                 return False
             return not _xml.xml_subset(_xml.parse(desired["xml"]), _xml.parse(current["_live_xml"]))
-        definition = self._definition_model(self.predict(current, desired))
+        definition = self._definition_model(self._predicted_definition(current, desired))
         live = current["_live"]
         if (definition.get("cpu") or {}).get("mode") in ("host-model", None):
             definition.pop("cpu", None)  # the live XML shows the model host-model expanded to
@@ -956,13 +1028,15 @@ class VmResource(DefinedObjectResource):
         if want == "present":
             if apply_restart and current["active"]:
                 self._plan_stop(have, plan)
-                plan.add("start VM %s" % self.name, self._call("starting", "create"))
+                plan.add("start VM %s" % self.name, self._start_again(current))
                 self.reboot_required = False
             return
         if want == "restarted" or (apply_restart and want in ("running", "paused") and current["active"]):
             if current["active"]:
                 self._plan_stop(have, plan)
-            plan.add("start VM %s" % self.name, self._call("starting", "create"))
+                plan.add("start VM %s" % self.name, self._start_again(current))
+            else:
+                plan.add("start VM %s" % self.name, self._call("starting", "create"))
             if want == "paused":
                 plan.add("pause VM %s" % self.name, self._call("pausing", "suspend"))
             self.reboot_required = False
@@ -987,9 +1061,38 @@ class VmResource(DefinedObjectResource):
             self._plan_stop(have, plan)
             self.reboot_required = False
 
+    def _start_again(self, current):
+        """The start after this plan shut the VM down.  If the new definition does not start, the old
+        one is defined again and started, so the VM runs (or is paused) as before, and the error says
+        so; the guest was restarted, so the failed result has ``changed: true``."""
+        old_xml, was, redefined = current["xml"], current["state"], self._redefined
+
+        def call():
+            try:
+                self._call("starting", "create")()
+                return
+            except VirtopsError as exc:
+                error = exc
+            details = dict(error.details, changed=True)
+            if not redefined:
+                raise _same_kind(error, "VM %s was shut down to restart and did not start again (%s); it is stopped"
+                                 % (self.name, error.msg), details)
+            try:
+                self._define(old_xml)
+                flags = libvirt.VIR_DOMAIN_START_PAUSED if was == "paused" else 0
+                self._call("starting the previous definition of", "createWithFlags", flags)()
+            except VirtopsError as again:
+                raise _same_kind(error, "VM %s did not start with its new definition (%s); its previous definition is "
+                                 "restored but did not start either (%s): the VM is stopped"
+                                 % (self.name, error.msg, again.msg), details)
+            raise _same_kind(error, "VM %s did not start with its new definition (%s); its previous definition is restored "
+                             "and the VM %s again (the guest was restarted): nothing of the change was applied"
+                             % (self.name, error.msg, "is paused" if was == "paused" else "runs"), details)
+
+        return call
+
     def _plan_stop(self, have, plan):
-        timeout = self.params.get("shutdown_timeout")
-        timeout = 120 if timeout is None else timeout
+        timeout = self._timeout("shutdown_timeout")
         force = bool(self.params.get("force"))
         if have == "paused" and force:
             plan.add("power off paused VM %s" % self.name, self._call("stopping", "destroy"))
@@ -1097,27 +1200,48 @@ class VmResource(DefinedObjectResource):
             state = current["state"] if current else "stopped"
         elif state == "restarted":
             state = "running"
-        if current is None:
-            base = _domain.model_from_xml(self._prediction_xml(desired))
-        else:
-            base = copy.deepcopy(current)
-            if desired.get("xml") is None:
-                base = merge(base, dict((k, v) for k, v in desired.items() if k not in ("disks", "cdroms", "interfaces")))
-                for key in ("disks", "cdroms"):
-                    if desired.get(key) is not None:
-                        have = _by_target(current.get(key))
-                        base[key] = [merge(have.get(d["target"], {}), d) for d in desired[key]]
-                if desired.get("interfaces") is not None:
-                    have = current.get("interfaces") or []
-                    base["interfaces"] = [merge(have[i] if i < len(have) else {}, n) for i, n in enumerate(desired["interfaces"])]
+        base = self._predicted_definition(current, desired)
+        names = VolumeNames(self.ctx.conn, self._planned_volume_names())
+        names.fill(base["disks"])
+        names.fill(base["cdroms"])
         base.update(state=state, autostart=desired.get("autostart") if desired.get("autostart") is not None
                     else (current or {}).get("autostart", False))
         return base
 
-    def _prediction_xml(self, desired):
+    def _predicted_definition(self, current, desired):
+        """The VM with the definition the plan writes, read back the way read() reads one: what a real
+        run returns (max_memory raised with memory, ...), and what the running guest is compared with."""
+        definition = _domain.model_from_xml(self._prediction_xml(current, desired))
+        if current is None:
+            base = definition
+        else:
+            base = copy.deepcopy(current)
+            base.update((k, definition[k]) for k in _domain.DEFINITION_KEYS + ("nvram",))
+            base["name"] = self.name
+        self._predict_sizes(base, current, desired)
+        return base
+
+    def _prediction_xml(self, current, desired):
         if desired.get("xml") is not None:
             return desired["xml"]
+        if current is not None:
+            return _xml.to_string(self.apply_model(_xml.parse(current["xml"], "domain XML"), self._definition_model(desired)))
+        if self._clone is not None:
+            return _xml.to_string(_domain.apply_model(_xml.parse(self._clone["xml"]), self._definition_model(desired)))
         return _xml.to_string(_domain.build_xml(self.name, self._definition_model(desired)))
+
+    @staticmethod
+    def _predict_sizes(base, current, desired):
+        """Disk sizes after the plan: a disk that stays keeps its size (or grows to the one asked for)."""
+        have = _by_target((current or {}).get("disks"))
+        asked = _by_target(desired.get("disks")) if desired.get("xml") is None else {}
+        for disk in base["disks"]:
+            old = have.get(disk["target"])
+            sizes = [(asked.get(disk["target"]) or {}).get("size")]
+            if old is not None and old.get("path") == disk.get("path"):
+                sizes.append(old.get("size"))
+            sizes = [size for size in sizes if size is not None]
+            disk["size"] = max(sizes) if sizes else None
 
     def _device_diff_views(self, current, desired, before, after):
         """Devices in ``--diff``: per device only the keys the user gave (and whole added/removed ones)."""
@@ -1143,10 +1267,22 @@ class VmResource(DefinedObjectResource):
     def _absent_view(self, current):
         return {"state": current["state"]}
 
+    def _implied_diff_views(self, current, desired, before, after):
+        """Values the user did not give that change with those given (``max_memory`` raised with
+        ``memory``, ``max_vcpus`` with ``vcpus``, ...): shown, since the run changes them."""
+        predicted = self._predicted_definition(current, desired)
+        for key in _domain.DEFINITION_KEYS:
+            if desired.get(key) is not None or key in ("disks", "cdroms", "interfaces"):
+                continue
+            old, new = current.get(key), predicted.get(key)
+            if not isinstance(new, dict) and not values_equal(new, old):
+                before[key], after[key] = old, new
+
     def diff_views(self, current, desired):
         before, after = super(VmResource, self).diff_views(current, desired)
         if current is not None and desired is not None and desired.get("xml") is None:
             self._device_diff_views(current, desired, before, after)
+            self._implied_diff_views(current, desired, before, after)
         for view in (before, after):
             graphics = view.get("graphics") if isinstance(view, dict) else None
             if isinstance(graphics, dict) and graphics.get("password"):
@@ -1171,11 +1307,17 @@ class VmResource(DefinedObjectResource):
         if not macs:
             raise InvalidInputError("wait_for_ip: VM %r has no network interface" % self.name)
         found = _guest.wait_for_addresses(self.ctx.conn, self._lookup(), source=self.params.get("ip_source") or "any",
-                                          timeout=self.params.get("wait_for_ip_timeout") or 300, macs=macs)
+                                          timeout=self._timeout("wait_for_ip_timeout"), macs=macs)
         by_mac = dict((item["mac"], item) for item in found)
         for nic in vm["interfaces"]:
             nic["addresses"] = (by_mac.get(nic.get("mac")) or {}).get("addresses", [])
         return dict(addresses=found, ip=_guest.domain_ip_summary(found, macs))
+
+
+def _same_kind(error, msg, details):
+    """A new error of the kind of ``error`` (a libvirt failure keeps its ``error_kind``)."""
+    cls = type(error) if type(error) in (InvalidInputError, NotFoundError, ConflictError) else BackendError
+    return cls(msg, **details)
 
 
 def vm_view(model):

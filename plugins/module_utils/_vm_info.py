@@ -11,7 +11,8 @@ returns and compares) with the facts of :func:`_guest.runtime_facts` merged in:
   ``id``, ``active``, ``persistent``, ``autostart``, ``cpu_time_ns``, ``uptime_seconds``,
   ``snapshot_count``, ``console`` and ``displays`` (the graphics of the running domain with the
   ports libvirt assigned; ``graphics`` stays the definition, ``port: -1`` meaning automatic);
-* each disk: ``size`` (capacity, as ``vm`` has it), ``allocation`` and ``physical`` in bytes;
+* each disk: ``size`` (capacity, as ``vm`` has it), ``allocation`` and ``physical`` in bytes; disks and
+  CD-ROMs: ``pool`` and ``volume`` of their file (``_volume_names``, as ``vm`` fills them);
 * each interface: ``target`` (the host device, ``vnet0``, while it runs; the definition's, usually
   None, while it does not) and, with addresses,
   ``addresses``; the VM gets ``addresses`` (every interface the source reports, guest-internal
@@ -35,7 +36,9 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     NotFoundError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._host import run_state, state_word
+from ansible_collections.virtops.libvirt.plugins.module_utils._timeouts import timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._vm import vm_view
+from ansible_collections.virtops.libvirt.plugins.module_utils._volume_names import fill_volume_names
 
 #: what the ``state`` filter accepts: ``vm``'s run states and libvirt's rarer ones
 STATE_FILTERS = ("running", "paused", "stopped", "shutdown", "crashed", "pmsuspended", "nostate")
@@ -60,10 +63,7 @@ def _options(params):
     source = params.get("ip_source") or "lease"
     if source not in _guest.SOURCES:
         raise InvalidInputError("ip_source: %r is not one of %s" % (source, ", ".join(_guest.SOURCES)))
-    timeout = params.get("agent_timeout")
-    timeout = AGENT_TIMEOUT if timeout is None else timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise InvalidInputError("agent_timeout: must be a positive number of seconds, got %r" % (timeout,))
+    timeout = timeout_seconds(params.get("agent_timeout"), "agent_timeout", AGENT_TIMEOUT)
     addresses = params.get("addresses")
     return dict(
         name=name,
@@ -133,6 +133,7 @@ def vm_facts(conn, dom, opts):
     model = _domain.model_from_xml(root)
     if not opts["tags"] <= set(model["tags"]):
         return None
+    fill_volume_names(conn, model)
     with libvirt_errors("reading VM '%s'" % name):
         live_root = _xml.parse(dom.XMLDesc(0), "live domain XML of %s" % name)
     facts = _guest.runtime_facts(conn, dom, live_root)

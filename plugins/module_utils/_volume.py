@@ -40,6 +40,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
 from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._sizes import from_libvirt_units, parse_size
+from ansible_collections.virtops.libvirt.plugins.module_utils._timeouts import timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._usage import guard, in_use_error, usage
 
 VOLUME_FORMATS = ("qcow2", "raw")
@@ -522,6 +523,7 @@ class VolumeResource(Resource):
             parse_checksum(p["checksum"])
         if p.get("source") is not None and not p["source"].strip():
             raise InvalidInputError("source must not be empty")
+        timeout_seconds(p.get("timeout"), "timeout")
         if p.get("backing_volume") is not None and p.get("format") == "raw":
             raise InvalidInputError("a linked clone (backing_volume) is always qcow2, not raw")
         if p.get("preallocation") == "metadata" and p.get("format") == "raw":
@@ -612,6 +614,18 @@ class VolumeResource(Resource):
             type="file", format=fmt, capacity=normal_capacity(desired["capacity"], fmt), allocation=None,
             backing_volume=desired["backing_volume"], backing_chain=None,
         )
+
+    def diff_views(self, current, desired):
+        """A new volume shows what it will be (name, pool, path, format, capacity, backing volume),
+        not only the options given (a volume made from ``source`` alone showed ``after: {}``)."""
+        before, after = super(VolumeResource, self).diff_views(current, desired)
+        if current is None and desired is not None:
+            predicted = self.predict(current, desired)
+            after = dict((k, v) for k, v in predicted.items() if v is not None and k not in ("allocation", "backing_chain"))
+            if self.params.get("clone_from"):
+                after["clone_from"] = self.params["clone_from"]
+            after["state"] = "present"
+        return before, after
 
     def result(self, state):
         return dict(volume=state)

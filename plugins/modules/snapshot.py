@@ -25,6 +25,10 @@ description:
     systems through its agent while it is taken. Deleting an external snapshot merges its overlay back
     into the file below, so nothing is lost, and the module refuses when that file is also the backing
     file of other volumes (linked clones).
+  - libvirt (9.0) merges an external snapshot that has child snapshots only while the VM runs. Of a
+    stopped VM the module refuses to delete such a snapshot (start the VM first, or give
+    O(children=true)), and O(keep_last)/O(max_age) keep it with a warning. External snapshots without
+    children are deleted in any state.
   - Idempotent by name. An existing snapshot is left as it is, except for its O(description).
   - O(keep_last) and O(max_age) prune older snapshots of the VM in the same task, oldest first. With
     both, a snapshot is kept when either rule keeps it. The current snapshot is never pruned unless
@@ -89,7 +93,9 @@ options:
     type: str
     choices: [running, paused, stopped]
   children:
-    description: With O(state=absent), also delete every descendant of the snapshot.
+    description:
+      - With O(state=absent), also delete every descendant of the snapshot, the deepest first (so
+        external snapshots are merged one by one, each a leaf when it goes, whether the VM runs or not).
     type: bool
     default: false
   keep_last:

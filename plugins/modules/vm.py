@@ -29,8 +29,16 @@ description:
     O(disks[].backing_volume)). If a later step of the run fails, the volumes and the definition this
     run made are removed again.
   - All input is checked before anything changes. This covers unknown pools, volumes and networks, a
-    writable disk that another VM uses, two devices on one target, and memory or vCPUs above what the
-    host has.
+    writable disk that another VM uses or that is attached twice, two devices on one target, memory or
+    vCPUs above what the host has (with O(xml) too), a machine type or CPU model the host does not
+    offer, and MAC addresses that are all zeros, multicast, given twice, or used by another VM on the
+    same network.
+  - Before a run starts the VM (a new or stopped VM, O(state=restarted), O(apply=restart)) it checks
+    what would make the start fail and can be known before anything is stopped. The files the
+    definition names (kernel, initrd, disks, CD-ROM media) must exist, passed-through PCI devices must
+    exist, networks must run and the CPU model must be usable. If a restart's start still fails, the
+    previous definition is defined and started again, and the task fails saying so (with C(changed=true),
+    as the guest was restarted).
 author:
   - virtops.libvirt developers (@virtops)
 extends_documentation_fragment:
@@ -356,7 +364,7 @@ options:
     description: Whether libvirt starts the VM when it starts.
     type: bool
   shutdown_timeout:
-    description: Seconds to wait for an ACPI shutdown (O(state=stopped), restarts).
+    description: Seconds to wait for an ACPI shutdown (O(state=stopped), restarts); a positive number.
     type: int
     default: 120
   force:
@@ -382,7 +390,7 @@ options:
   rename_from:
     description:
       - Rename the stopped VM of this name to O(name). Nothing happens when O(name) exists already, so
-        the task stays idempotent.
+        the task stays idempotent. When neither exists the task fails (it does not create an empty VM).
     type: str
   clone_from:
     description:
@@ -527,7 +535,7 @@ options:
     type: bool
     default: false
   wait_for_ip_timeout:
-    description: Seconds to wait for O(wait_for_ip).
+    description: Seconds to wait for O(wait_for_ip); a positive number.
     type: int
     default: 300
   ip_source:
@@ -670,11 +678,14 @@ vm:
       description: V(bios) or V(uefi).
       type: str
     disks:
-      description: Disks with target, bus, path, format, size (bytes; null when unknown), cache, discard, readonly.
+      description:
+        - Disks with target, bus, path, format, size (bytes; null when unknown), cache, discard, readonly.
+        - C(pool) and C(volume) name the storage pool volume that is the disk's file (for disks given by
+          path too); null for a file of no pool.
       type: list
       elements: dict
     cdroms:
-      description: CD-ROM drives with target, bus and path (null when empty).
+      description: CD-ROM drives with target, bus, path (null when empty), and C(pool) and C(volume) as for disks.
       type: list
       elements: dict
     interfaces:

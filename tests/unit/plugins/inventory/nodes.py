@@ -30,10 +30,11 @@ def domain_element(name, state="running", memory=64, vcpus=1, arch="x86_64", **p
     return root
 
 
-def node_xml(domains=(), cpus=8, memory_mib=16384, networks=("default",), pools=(("default", 100, 60),)):
+def node_xml(domains=(), cpus=8, memory_mib=16384, networks=("default",), pools=(("default", 100, 60),), volumes=None):
     """The text of a test driver node file.
 
-    ``domains``: dicts of :func:`domain_element` arguments; ``pools``: (name, capacity GiB, available GiB).
+    ``domains``: dicts of :func:`domain_element` arguments; ``pools``: (name, capacity GiB, available GiB);
+    ``volumes``: ``{pool name: [volume name, ...]}`` (files ``/var/lib/virtops-test/<pool>/<volume>``).
     """
     etree = _xml.etree
     node = etree.Element("node")
@@ -59,4 +60,9 @@ def node_xml(domains=(), cpus=8, memory_mib=16384, networks=("default",), pools=
         etree.SubElement(pool, "capacity", unit="GiB").text = str(capacity)
         etree.SubElement(pool, "allocation", unit="GiB").text = str(capacity - available)
         etree.SubElement(pool, "available", unit="GiB").text = str(available)
+        for vol_name in (volumes or {}).get(name, ()):
+            vol = etree.SubElement(pool, "volume")
+            etree.SubElement(vol, "name").text = vol_name
+            etree.SubElement(vol, "capacity", unit="MiB").text = "64"
+            etree.SubElement(etree.SubElement(vol, "target"), "path").text = "/var/lib/virtops-test/%s/%s" % (name, vol_name)
     return _xml.to_string(node, pretty=True)

@@ -55,7 +55,7 @@ def test_list_hypervisor_reads_every_vm(kvm1):
     assert web["arch"] == "x86_64" and web["virt_type"] == "test"
     assert web["persistent"] is True and web["autostart"] is False
     assert web["disks"] == [dict(target="vda", bus="virtio", path="/var/lib/virtops-test/web1.qcow2", pool=None,
-                                 volume=None, format="qcow2")]
+                                 volume=None, format="qcow2")]  # a file of no pool
     assert web["macs"] == ["52:54:00:00:01:01"]
     assert db["macs"] == ["52:54:00:00:01:02"]
     # the test driver hands out a lease on the NIC's network for a running domain
@@ -126,8 +126,19 @@ def test_vm_removed_while_listing_is_left_out(kvm1):
     assert sorted(by_name(result)) == ["batch1", "web1"]
 
 
+def test_disks_name_their_pool_and_volume(make_node):
+    """A disk given by path that is a pool volume names them (as vm and vm_info do)."""
+    uri = make_node("kvm2", domains=[dict(WEB, disks=[dict(path="/var/lib/virtops-test/default/web1.qcow2", format="qcow2"),
+                                                      dict(path="/srv/outside.img", format="raw")])],
+                    volumes={"default": ["web1.qcow2"]})
+    web = by_name(_inventory.list_hypervisor(uri, OPTIONS, name="kvm2"))["web1"]
+    assert [(d["path"], d["pool"], d["volume"]) for d in web["disks"]] == [
+        ("/var/lib/virtops-test/default/web1.qcow2", "default", "web1.qcow2"), ("/srv/outside.img", None, None)]
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(ip_source="dhcp"), "ip_source"),
+    (dict(agent_timeout=-1), "agent_timeout: must be a positive number of seconds, got -1"),
     (dict(agent_timeout=0), "agent_timeout"),
     (dict(agent_timeout="5"), "agent_timeout"),
 ])

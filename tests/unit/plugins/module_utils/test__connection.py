@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import (
     Connection,
+    check_uri,
     explain_connect_failure,
     libvirt,
     libvirt_errors,
@@ -66,6 +67,43 @@ def test_connect_failures_are_explained(message, start):
     assert text.startswith(start)
     assert "qemu+tcp://kvm9/system" in text
     assert "\n" not in text
+
+
+UNSUPPORTED_URIS = [
+    # libvirt's client hands these to the local daemon: "daemon not running" (no socket) or "no
+    # connection driver available" (a daemon without that driver); neither said what was wrong
+    ("xen:///", "'xen' driver"),
+    ("xen:///system", "'xen' driver"),
+    ("xen+ssh://root@dom0/system", "'xen' driver"),
+    ("vbox:///session", "'vbox' driver"),
+    ("lxc:///system", "'lxc' driver"),
+    ("esx://vcenter/?no_verify=1", "'esx' driver"),
+    ("hyperv://host/", "'hyperv' driver"),
+    ("bhyve:///system", "'bhyve' driver"),
+    ("ch:///system", "'ch' driver"),
+    ("vz:///system", "'vz' driver"),
+    ("nosuch:///", "'nosuch' driver"),
+    ("qemu:///bogus", "a qemu URI ends in /system (the system daemon) or /session (a user's own), not '/bogus'"),
+    ("qemu+ssh://kvm1", "not 'nothing'"),
+    ("qemu+ssh://kvm1/", "not 'nothing'"),
+]
+
+
+@pytest.mark.parametrize("uri, fragment", UNSUPPORTED_URIS)
+def test_unsupported_uris_are_named_before_libvirt_tries_them(uri, fragment):
+    with pytest.raises(InvalidInputError) as err:
+        Connection(uri).open()
+    assert err.value.msg.startswith("uri: %r" % uri) and fragment in err.value.msg
+    assert "not running" not in err.value.msg and err.value.details["uri"] == uri
+
+
+@pytest.mark.parametrize("uri", [
+    "qemu:///system", "qemu:///system/", "qemu:///session", "qemu+ssh://root@kvm1:2222/system?keyfile=/k",
+    "qemu+tcp://10.0.0.5/system", "qemu+tls://kvm1/system", "qemu+unix:///system?socket=/run/x", "QEMU:///system",
+    "qemu:///embed?root=/var/tmp/x", "test:///default", "test:///tmp/node.xml", "qemu", "default-alias",
+])
+def test_qemu_and_test_uris_pass(uri):
+    check_uri(uri)
 
 
 @pytest.mark.parametrize(

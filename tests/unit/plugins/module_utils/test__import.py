@@ -644,6 +644,34 @@ def test_bad_input(conn, tmp_path):
         run(conn, src=path, pool="nopool", name=PREFIX + "x")
 
 
+def _huge_domain(members):
+    """domain.xml with 99999 TiB of memory (the test driver's host has 3 GiB)."""
+    return [(m[0], m[1].replace(b"<memory unit=\"KiB\">262144</memory>", b"<memory unit=\"TiB\">99999</memory>")
+             .replace(b"<currentMemory unit=\"KiB\">262144</currentMemory>", b""), *m[2:])
+            if m[0] == _archive.DOMAIN_XML_NAME else m for m in members]
+
+
+HOST_LIMITS = [
+    # how the source is made, options, message: every way a definition is made is held to the host's size
+    ("memory-option", "archive", dict(memory="99999T"), "^memory: 104856551424 MiB is more than the host's memory"),
+    ("vcpus-option", "archive", dict(vcpus=4096), "^vcpus: 4096 is more than the 16 CPUs of the host"),
+    ("ova-memory-option", "ova", dict(memory="99999T"), "^memory: 104856551424 MiB is more"),
+    ("archive-domain-xml", "huge", dict(), "^xml: memory: 104856551424 MiB is more than the host's memory"),
+]
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "apply"])
+@pytest.mark.parametrize("source, given, message", [r[1:] for r in HOST_LIMITS], ids=[r[0] for r in HOST_LIMITS])
+def test_memory_and_vcpus_above_the_host_are_refused(conn, tmp_path, uploads, source, given, message, check):
+    if source == "ova":
+        path = make_ova(tmp_path, vm_name=PREFIX + "limits")
+    else:
+        path = make_archive(tmp_path, PREFIX + "limits", members_hook=_huge_domain if source == "huge" else None)[0]
+    with pytest.raises(InvalidInputError, match=message.replace("(", "\\(")):
+        run(conn, check=check, src=path, pool=POOL, **given)
+    assert domains(conn) == [] and volumes(conn) == [] and os.listdir(str(uploads)) == []
+
+
 # --- pieces -------------------------------------------------------------------------------------
 
 

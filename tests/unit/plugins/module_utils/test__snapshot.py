@@ -18,6 +18,7 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.virtops.libvirt.plugins.module_utils import _snapshot, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     ConflictError,
     InvalidInputError,
@@ -345,3 +346,87 @@ def test_snapshot_info(test_conn, vm):
     assert [s["name"] for s in one["snapshots"]] == ["b"] and one["count"] == 2
     with pytest.raises(NotFoundError, match="has no snapshot 'c'"):
         _snapshot.gather_snapshot_info(Context(conn=test_conn, params=dict(vm=VM, name="c")))
+
+
+# --- external snapshots with children (what libvirt 9.0 can merge) -------------------------------
+# The test driver cannot make external snapshots, but keeps the metadata of ones redefined into it;
+# it merges nothing, so these tests are about the plan (and the order of the deletions).  The lab's
+# snapshot target deletes real ones.
+
+def _redefine_external(dom, name, parent=None, created=1000):
+    root = _snapshot.build_snapshot_xml(name, disks=[dict(name="vda", snapshot="external",
+                                                          file="/var/lib/libvirt/images/%s-vda.%s.qcow2" % (VM, name))])
+    _xml.sub(root, "state", "shutoff")
+    _xml.sub(root, "creationTime", str(created))
+    if parent:
+        _xml.sub(_xml.sub(root, "parent"), "name", parent)
+    root.append(_xml.parse(dom.XMLDesc(0)))
+    dom.snapshotCreateXML(_xml.to_string(root), libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE)
+
+
+@pytest.fixture
+def chain(vm):
+    """s1 <- s2 <- s3 (external, disk only), and s2 <- t3: a tree with s1 at the root."""
+    for index, (name, parent) in enumerate([("s1", None), ("s2", "s1"), ("s3", "s2"), ("t3", "s2")]):
+        _redefine_external(vm, name, parent, created=1000 + index)
+    return vm
+
+
+@pytest.fixture
+def deletions(monkeypatch):
+    """The names of the snapshots deleted, in order, with the flags of each call."""
+    done = []
+    real = libvirt.virDomainSnapshot.delete
+
+    def delete(snap, flags=0):
+        done.append((snap.getName(), flags))
+        return real(snap, flags)
+
+    monkeypatch.setattr(libvirt.virDomainSnapshot, "delete", delete)
+    return done
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "apply"])
+@pytest.mark.parametrize("name, children", [("s1", "s2"), ("s2", "s3, t3")], ids=["root", "middle"])
+def test_external_with_children_of_a_stopped_vm_is_refused(test_conn, chain, deletions, check, name, children):
+    with pytest.raises(ConflictError) as info:
+        run(test_conn, check=check, name=name, state="absent")
+    assert info.value.msg == (
+        "snapshot %s of VM %s cannot be deleted now: it is an external (disk_only) snapshot with child snapshots (%s) "
+        "and VM %s is stopped; libvirt merges such a snapshot into the file below only while the VM runs: start the VM "
+        "and run the task again; or delete it with children: true (its descendants go too)" % (name, VM, children, VM))
+    assert deletions == [] and names(chain) == ["s1", "s2", "s3", "t3"]
+
+
+def test_external_leaf_of_a_stopped_vm_is_deleted(test_conn, chain, deletions):
+    result = run(test_conn, name="t3", state="absent")
+    assert result["deleted"] == ["t3"] and deletions == [("t3", 0)] and names(chain) == ["s1", "s2", "s3"]
+
+
+def test_external_with_children_of_a_running_vm_is_deleted(test_conn, chain, deletions):
+    chain.create()
+    result = run(test_conn, name="s2", state="absent")
+    assert result["deleted"] == ["s2"] and deletions == [("s2", 0)]
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "apply"])
+def test_children_true_deletes_the_deepest_first_one_by_one(test_conn, chain, deletions, check):
+    """libvirt 9.0 refuses VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN for external snapshots ("not supported"):
+    each goes alone, a leaf when it goes."""
+    result = run(test_conn, check=check, name="s1", state="absent", children=True)
+    assert result["changed"] and result["deleted"] == ["s1", "s2", "s3", "t3"]
+    if check:
+        assert deletions == [] and names(chain) == ["s1", "s2", "s3", "t3"]
+        return
+    order = [n for n, _flags in deletions]
+    assert set(order[:2]) == {"s3", "t3"} and order[2:] == ["s2", "s1"] and all(f == 0 for _n, f in deletions)
+    assert names(chain) == []
+
+
+def test_retention_keeps_external_snapshots_with_children_of_a_stopped_vm(test_conn, chain, deletions):
+    result = run(test_conn, keep_last=1, retention_pattern="s*")
+    assert result["deleted"] == [] and deletions == []
+    assert [w.split(":")[0] for w in result["warnings"]] == [
+        "kept snapshot s2 although the retention rules would delete it", "kept snapshot s1 although the retention rules "
+        "would delete it"]
+    assert "with child snapshots (s3, t3) and VM %s is stopped" % VM in result["warnings"][0]

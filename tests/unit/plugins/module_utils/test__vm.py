@@ -31,6 +31,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     InvalidInputError,
     NotFoundError,
     OperationTimeoutError,
+    VirtopsError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
@@ -109,6 +110,13 @@ def disk(**extra):
     return dict(dict(size="16M", pool=POOL), **extra)
 
 
+#: a definition for the ``xml`` option; ``{memory}``/``{unit}``, and ``{extra}`` after <memory>
+XML = ("<domain type='test'><memory unit='{unit}'>{memory}</memory>{extra}<vcpu>1</vcpu><os><type>hvm</type></os>"
+       "<devices></devices></domain>")
+DISK_XML = "<disk type='file' device='disk'><source file='/srv/u-vm-shared.img'/><target dev='{target}' bus='virtio'/></disk>"
+NIC_XML = "<interface type='network'><mac address='{mac}'/><source network='default'/></interface>"
+
+
 def rows(table):
     """pytest parameters from ``(id, value...)`` rows; pytest.param rows pass as they are."""
     return [row if hasattr(row, "marks") else pytest.param(*row[1:], id=row[0]) for row in table]
@@ -173,8 +181,11 @@ def test_diff_shows_only_what_is_specified_and_masks_passwords(test_conn, vm):
     assert created["diff"]["after"]["graphics"] == dict(type="vnc", password=MASK)
     given = dict(name=vm, state="stopped", memory="768", title="Web", graphics=dict(type="vnc", password="new-pw"))
     change = run(test_conn, check=True, **given)
-    assert change["diff"]["before"] == dict(state="stopped", memory=512, title="", graphics=dict(type="vnc", password=MASK))
-    assert change["diff"]["after"] == dict(state="stopped", memory=768, title="Web", graphics=dict(type="vnc", password=MASK))
+    # max_memory is not given, but the run raises it with memory: the diff says so
+    assert change["diff"]["before"] == dict(state="stopped", memory=512, max_memory=512, title="",
+                                            graphics=dict(type="vnc", password=MASK))
+    assert change["diff"]["after"] == dict(state="stopped", memory=768, max_memory=768, title="Web",
+                                           graphics=dict(type="vnc", password=MASK))
     assert change["actions"] == ["redefine VM %s (graphics, memory, title)" % vm]
     run(test_conn, **given)
     same = run(test_conn, **given)
@@ -320,6 +331,139 @@ def test_apply_restart_keeps_the_run_state(test_conn, vm, setup, wanted, actions
     assert [r["reboot_required"] for r in results] == [False] * 4
 
 
+GROWTH = [
+    # given on a running VM of 512 MiB / 1 vCPU (max the same), what the definition gets, what waits for the reboot
+    ("memory-and-vcpus", dict(memory="768", vcpus=2), dict(memory=768, max_memory=768, vcpus=2, max_vcpus=2),
+     ["vcpus", "max_vcpus", "memory", "max_memory"]),
+    ("memory", dict(memory="768"), dict(memory=768, max_memory=768, vcpus=1, max_vcpus=1), ["memory", "max_memory"]),
+    ("vcpus", dict(vcpus=2), dict(memory=512, max_memory=512, vcpus=2, max_vcpus=2), ["vcpus", "max_vcpus"]),
+    ("max-only", dict(max_memory="1024", max_vcpus=2), dict(memory=512, max_memory=1024, vcpus=1, max_vcpus=2),
+     ["max_vcpus", "max_memory"]),
+]
+
+
+@pytest.mark.parametrize("given, after, pending", rows(GROWTH))
+def test_growth_above_max_tells_one_story(test_conn, vm, given, after, pending):
+    """Prediction (check mode), diff, result and pending_changes agree, on the run that changes and after."""
+    run(test_conn, name=vm, memory="512", max_memory="512", vcpus=1, max_vcpus=1)
+    results = four(test_conn, name=vm, **given)
+    keys = sorted(after)
+    for result in results:
+        assert dict((k, result["vm"][k]) for k in keys) == after
+        assert (result["reboot_required"], result["pending_changes"]) == (True, pending)
+    assert dict((k, saved(test_conn, vm)[k]) for k in keys) == after
+    assert dict((k, live(test_conn, vm)[k]) for k in keys) == dict(memory=512, max_memory=512, vcpus=1, max_vcpus=1)
+    check, apply = results[0]["diff"], results[1]["diff"]
+    assert check == apply
+    initial = dict(memory=512, max_memory=512, vcpus=1, max_vcpus=1)
+    changed = dict((k, v) for k, v in after.items() if v != initial[k])
+    assert check["after"] == dict(changed, state="running")
+    assert check["before"] == dict(dict((k, initial[k]) for k in changed), state="running")
+
+
+class _StartGuard(object):
+    """A test-driver domain whose starts fail while its definition boots ``broken`` (as QEMU fails on a
+    kernel it cannot load, after libvirt accepted the definition)."""
+
+    def __init__(self, dom, broken):
+        self._dom, self._broken = dom, broken
+
+    def __getattr__(self, name):
+        return getattr(self._dom, name)
+
+    def _check(self):
+        if self._broken in self._dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE):
+            raise libvirt.libvirtError("internal error: process exited while connecting to monitor: qemu: invalid kernel header")
+
+    def create(self):
+        self._check()
+        return self._dom.create()
+
+    def createWithFlags(self, flags):
+        self._check()
+        return self._dom.createWithFlags(flags)
+
+
+def run_failing_start(conn, broken, check=False, **given):
+    ctx = Context(conn=conn, params=module_params(**given), check_mode=check, diff=True)
+    resource = VmResource(ctx)
+    plain = resource._lookup
+
+    def guarded():
+        dom = plain()
+        return None if dom is None else _StartGuard(dom, broken)
+
+    resource._lookup = guarded
+    return reconcile(resource, check_mode=check, want_diff=True)
+
+
+RESTART_FAILURES = [
+    # states first, what is asked, the message, the state after
+    ("apply-restart", ["running"], dict(apply="restart"),
+     "VM {vm} did not start with its new definition (starting VM '{vm}': internal error: process exited while connecting "
+     "to monitor: qemu: invalid kernel header); its previous definition is restored and the VM runs again (the guest was "
+     "restarted): nothing of the change was applied", "running"),
+    ("restarted", ["running"], dict(state="restarted"),
+     "VM {vm} did not start with its new definition (starting VM '{vm}': internal error: process exited while connecting "
+     "to monitor: qemu: invalid kernel header); its previous definition is restored and the VM runs again", "running"),
+    # the test driver cannot start a VM paused, so the restore of a paused VM fails too: the message says that
+    ("paused", ["running", "paused"], dict(state="paused", apply="restart"),
+     "VM {vm} did not start with its new definition (starting VM '{vm}': internal error: process exited while connecting "
+     "to monitor: qemu: invalid kernel header); its previous definition is restored but did not start either", "stopped"),
+]
+
+
+@pytest.mark.parametrize("setup, given, message, after", rows(RESTART_FAILURES))
+def test_restart_that_cannot_start_brings_the_previous_definition_back(test_conn, vm, tmp_path, setup, given, message, after):
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"not a kernel: it exists, so the checks before the restart pass")
+    for step in setup:
+        run(test_conn, name=vm, memory="512", state=step)
+    old = saved(test_conn, vm)
+    asked = dict(given, name=vm, memory="512", kernel=str(kernel))
+    planned = run_failing_start(test_conn, str(kernel), check=True, **asked)
+    assert planned["changed"] and "start VM %s" % vm in planned["actions"]
+    with pytest.raises(VirtopsError) as info:
+        run_failing_start(test_conn, str(kernel), **asked)
+    assert info.value.msg.startswith(message.format(vm=vm)), info.value.msg
+    assert (info.value.details["changed"], info.value.details["failed_step"]) == (True, "start VM %s" % vm)
+    assert "rollback_errors" not in info.value.details
+    assert state(test_conn, vm) == after and saved(test_conn, vm) == old and saved(test_conn, vm)["kernel"] == ""
+
+
+def test_restart_without_a_new_definition_that_cannot_start_says_so(test_conn, vm, tmp_path):
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"not a kernel")
+    run(test_conn, name=vm, memory="512", kernel=str(kernel))
+    with pytest.raises(VirtopsError) as info:
+        run_failing_start(test_conn, str(kernel), name=vm, state="restarted")
+    assert info.value.msg.startswith("VM %s was shut down to restart and did not start again (starting VM" % vm)
+    assert info.value.msg.endswith("; it is stopped") and info.value.details["changed"] is True
+    assert state(test_conn, vm) == "stopped"
+
+
+CHECKED_BEFORE_RESTART = [
+    ("kernel", dict(kernel="/nonexistent/vmlinuz"), "kernel: /nonexistent/vmlinuz does not exist on the hypervisor"),
+    ("initrd", dict(kernel="{tmp}/vmlinuz", initrd="/nonexistent/initrd.img"), "initrd: /nonexistent/initrd.img does not"),
+    ("cdrom", dict(cdroms=[dict(path="/nonexistent/install.iso")]), "cdroms[sda]: /nonexistent/install.iso does not exist"),
+    ("disk", dict(disks=[dict(path="/nonexistent/data.img", format="raw")]), "disks[vda]: /nonexistent/data.img does not"),
+    ("pci-device", dict(hostdevs=["01:00.0"]), "hostdevs: the host has no PCI device 0000:01:00.0"),
+]
+
+
+@pytest.mark.parametrize("given, message", rows(CHECKED_BEFORE_RESTART))
+def test_a_restart_is_checked_before_the_vm_is_stopped(test_conn, vm, tmp_path, given, message):
+    (tmp_path / "vmlinuz").write_bytes(b"kernel")
+    run(test_conn, name=vm, memory="512")
+    old, uuid = saved(test_conn, vm), test_conn.lookupByName(vm).UUIDString()
+    given = dict((k, v.format(tmp=tmp_path) if isinstance(v, str) else v) for k, v in given.items())
+    with pytest.raises(VirtopsError) as info:
+        run(test_conn, name=vm, memory="512", apply="restart", **given)
+    assert message in info.value.msg and "failed_step" not in info.value.details
+    assert state(test_conn, vm) == "running" and saved(test_conn, vm) == old
+    assert test_conn.lookupByName(vm).UUIDString() == uuid
+
+
 def test_stopping_a_vm_clears_reboot_required(test_conn, vm):
     run(test_conn, name=vm)
     assert run(test_conn, name=vm, machine="pc")["reboot_required"]
@@ -382,6 +526,22 @@ def test_diff_never_shows_a_disk_shrinking(test_conn, vm):
     assert result["diff"]["after"]["disks"][0]["size"] == TEST_DRIVER_DISK_SIZE
 
 
+def test_disks_name_their_pool_and_volume(test_conn, vm):
+    """``pool``/``volume`` of disks and CD-ROMs: filled from libvirt, for disks given by path too, in the
+    check-mode prediction as in the result."""
+    for name in ("data.img", "media.iso"):
+        test_conn.storagePoolLookupByName(POOL).createXML(
+            "<volume><name>%s-%s</name><capacity>1048576</capacity></volume>" % (vm, name), 0)
+    given = dict(name=vm, state="stopped", disks=[disk(), dict(path="/default-pool/%s-data.img" % vm, format="raw"),
+                                                  dict(path="/srv/%s-outside.img" % vm, format="raw")],
+                 cdroms=[dict(path="/default-pool/%s-media.iso" % vm), {}])
+    results = four(test_conn, **given)
+    for result in results:
+        assert [(d["pool"], d["volume"]) for d in result["vm"]["disks"]] == [
+            (POOL, "%s-vda.qcow2" % vm), (POOL, "%s-data.img" % vm), (None, None)]
+        assert [(d["pool"], d["volume"]) for d in result["vm"]["cdroms"]] == [(POOL, "%s-media.iso" % vm), (None, None)]
+
+
 # ---------------------------------------------------------------------------------- errors ---
 
 ERRORS = [
@@ -418,13 +578,60 @@ ERRORS = [
     ("xml-other-name", dict(xml="<domain type='test'><name>other</name></domain>"), InvalidInputError,
      "xml: <name>other</name> does not match name"),
     ("bad-name", dict(name="a/b"), InvalidInputError, "a/b"),
+    # found by the hostile-input review (issue 14), fixed
+    ("xml-memory-above-host", dict(xml=XML.format(extra="", memory="99999", unit="TiB")), InvalidInputError,
+     "^xml: memory: 104856551424 MiB is more than the host's memory (3072 MiB)"),
+    ("xml-vcpus-above-host", dict(xml=XML.format(extra="", memory="64", unit="MiB").replace("<vcpu>1", "<vcpu>64")),
+     InvalidInputError, "^xml: vcpus: 64 is more than the 16 CPUs of the host"),
+    ("xml-hotplug-memory-above-host", dict(xml=XML.format(extra="<maxMemory slots='4' unit='GiB'>64</maxMemory>",
+                                                          memory="64", unit="MiB")),
+     InvalidInputError, "^xml: <maxMemory>: 65536 MiB is more"),
+    ("xml-same-disk-twice", dict(xml=XML.format(memory="64", unit="MiB", extra="") .replace(
+        "<devices>", "<devices>" + DISK_XML.format(target="vda") + DISK_XML.format(target="vdb"))), InvalidInputError,
+     "disks[vdb]: /srv/u-vm-shared.img is also disks[vda] of this VM"),
+    ("xml-zero-mac", dict(xml=XML.format(memory="64", unit="MiB", extra="").replace("<devices>", "<devices>" + NIC_XML.format(
+        mac="00:00:00:00:00:00"))), InvalidInputError, "interfaces[0].mac: '00:00:00:00:00:00' is all zeros"),
+    ("xml-mac-of-other-vm", dict(xml=XML.format(memory="64", unit="MiB", extra="").replace("<devices>", "<devices>" + NIC_XML.format(
+        mac="AA:BB:CC:DD:EE:FF"))), ConflictError, "aa:bb:cc:dd:ee:ff is already the MAC of VM 'test' on network 'default'"),
+    ("same-volume-twice", dict(disks=[disk(volume="u-vm-twice.qcow2"), disk(volume="u-vm-twice.qcow2")]), InvalidInputError,
+     "disks[vdb]: /default-pool/u-vm-twice.qcow2 is also disks[vda] of this VM"),
+    ("same-path-twice", dict(disks=[dict(path="/srv/u-vm-a.img", format="raw"),
+                                    dict(path="/srv/u-vm-a.img", format="raw", readonly=True)]), InvalidInputError,
+     "disks[vdb]: /srv/u-vm-a.img is also disks[vda] of this VM"),
+    ("zero-mac", dict(interfaces=[dict(network="default", mac="00:00:00:00:00:00")]), InvalidInputError,
+     "interfaces[0].mac: '00:00:00:00:00:00' is all zeros"),
+    ("duplicate-macs", dict(interfaces=[dict(network="default", mac="52:54:00:00:00:0a"),
+                                        dict(bridge="eth1", mac="52:54:00:00:00:0A")]), InvalidInputError,
+     "interfaces[1].mac: 52:54:00:00:00:0a is also the MAC of interfaces[0]"),
+    ("mac-of-other-vm", dict(interfaces=[dict(network="default", mac="aa:bb:cc:dd:ee:ff")]), ConflictError,
+     "interfaces[0].mac: aa:bb:cc:dd:ee:ff is already the MAC of VM 'test' on network 'default'"),
+    ("shutdown-timeout-zero", dict(shutdown_timeout=0), InvalidInputError,
+     "shutdown_timeout: must be a positive number of seconds, got 0"),
+    ("shutdown-timeout-negative", dict(shutdown_timeout=-5), InvalidInputError, "shutdown_timeout: must be a positive"),
+    ("wait-for-ip-timeout", dict(wait_for_ip_timeout=-1), InvalidInputError, "wait_for_ip_timeout: must be a positive"),
+    ("detach-timeout", dict(cloud_init=dict(hostname="h", pool=POOL, detach_timeout=-1)), InvalidInputError,
+     "cloud_init.detach_timeout: must be a positive number of seconds, got -1"),
+    ("missing-kernel", dict(kernel="/nonexistent/vmlinuz"), NotFoundError,
+     "kernel: /nonexistent/vmlinuz does not exist on the hypervisor, so VM"),
+    ("missing-disk-file", dict(disks=[dict(path="/nonexistent/u-vm.img", format="raw")]), NotFoundError,
+     "disks[vda]: /nonexistent/u-vm.img does not exist on the hypervisor"),
+    ("missing-pci-device", dict(hostdevs=["01:00.0"]), NotFoundError, "hostdevs: the host has no PCI device 0000:01:00.0"),
 ]
+
+
+#: what a check-mode run predicts with a warning, as an earlier task could provide it (a file)
+ASSUMED_IN_CHECK_MODE = ("missing-kernel", "missing-disk-file")
 
 
 @pytest.mark.parametrize("given, error, fragment", rows(ERRORS))
 @pytest.mark.parametrize("check", [True, False], ids=["check", "apply"])
-def test_errors_change_nothing(test_conn, vm, given, error, fragment, check):
+def test_errors_change_nothing(request, test_conn, vm, given, error, fragment, check):
     before = (sorted(d.name() for d in test_conn.listAllDomains(0)), volumes(test_conn))
+    if check and request.node.callspec.id.split("-", 1)[1] in ASSUMED_IN_CHECK_MODE:
+        result = run(test_conn, check=True, **dict(dict(name=vm), **given))
+        assert result["changed"] and any(fragment in w for w in result["module_warnings"])
+        assert (sorted(d.name() for d in test_conn.listAllDomains(0)), volumes(test_conn)) == before
+        return
     if check and error is NotFoundError and not given.get("clone_from"):
         # a missing pool, volume, network or interface that an earlier task may create: check mode predicts
         result = run(test_conn, check=check, **dict(dict(name=vm), **given))
@@ -527,9 +734,17 @@ def test_rename_of_a_running_vm_is_refused(test_conn, vm):
     assert state(test_conn, vm) == "running" and not exists(test_conn, vm + "-new")
 
 
-def test_rename_from_a_missing_vm_creates(test_conn, vm):
-    result = run(test_conn, check=True, name=vm, rename_from=vm + "-gone", state="stopped")
-    assert result["actions"] == ["define VM %s" % vm]
+@pytest.mark.parametrize("check", [True, False], ids=["check", "apply"])
+def test_rename_from_a_missing_vm_is_refused(test_conn, vm, check):
+    with pytest.raises(NotFoundError, match="rename_from: neither VM '%s-gone' nor VM '%s' exists" % (vm, vm)):
+        run(test_conn, check=check, name=vm, rename_from=vm + "-gone", state="stopped")
+    assert not exists(test_conn, vm)
+
+
+def test_rename_from_a_missing_vm_is_done_when_the_new_name_exists(test_conn, vm):
+    run(test_conn, name=vm, state="stopped")
+    result = run(test_conn, name=vm, rename_from=vm + "-gone", state="stopped")
+    assert not result["changed"]
 
 
 @pytest.mark.parametrize("setup, remove_storage, actions", [
@@ -599,7 +814,7 @@ def test_a_used_seed_is_not_made_again(test_conn, vm):
 @pytest.mark.parametrize("given, fragment", [
     (dict(cloud_init=dict(volume="x.iso", pool=POOL, detach=True)), "cloud_init.detach: give the seed's content"),
     (dict(cloud_init=SEED, state="stopped"), "the VM must run"),
-    (dict(cloud_init=dict(SEED, detach_timeout=0)), "detach_timeout: a positive number"),
+    (dict(cloud_init=dict(SEED, detach_timeout=0)), "cloud_init.detach_timeout: must be a positive number of seconds"),
 ], ids=["no-content", "stopped", "timeout"])
 def test_seed_detach_bad_input(test_conn, vm, given, fragment):
     with pytest.raises(InvalidInputError, match=re.escape(fragment)):

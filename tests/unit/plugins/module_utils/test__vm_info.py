@@ -183,6 +183,28 @@ def test_stopped_vm(test_conn, vms):
     assert vm["disks"][0]["size"] is not None
 
 
+def test_disks_name_their_pool_and_volume(test_conn):
+    """A disk given by path that is a pool volume names them (as vm and the inventory do); a file of no
+    pool, and an empty CD-ROM drive, name none."""
+    vol = test_conn.storagePoolLookupByName("default-pool").createXML(
+        "<volume><name>vinfo-u-vol.qcow2</name><capacity>1048576</capacity></volume>", 0)
+    dom = _define(test_conn, "vinfo-u-vol", disks=[dict(path=vol.path(), format="qcow2"), dict(path="/guest/x.img", format="raw")],
+                  cdroms=[dict(path=vol.path()), {}])
+    try:
+        vm = gather(test_conn, name="vinfo-u-vol")["vms"][0]
+        assert [(d["pool"], d["volume"]) for d in vm["disks"]] == [("default-pool", "vinfo-u-vol.qcow2"), (None, None)]
+        assert [(d["pool"], d["volume"]) for d in vm["cdroms"]] == [("default-pool", "vinfo-u-vol.qcow2"), (None, None)]
+    finally:
+        _remove(dom)
+        vol.delete(0)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, True, "5"])
+def test_agent_timeout_must_be_positive(test_conn, timeout):
+    with pytest.raises(InvalidInputError, match="agent_timeout: must be a positive number of seconds"):
+        gather(test_conn, agent_timeout=timeout)
+
+
 def test_destroyed_reason(test_conn, vms):
     vms["web"].destroy()
     vm = gather(test_conn, name=WEB)["vms"][0]

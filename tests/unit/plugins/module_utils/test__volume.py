@@ -189,11 +189,30 @@ def test_parse_libvirt_xml(test_conn):
 def test_empty_qcow2_four_times(test_conn):
     results = four_times(test_conn, capacity="1000")
     assert results[0]["diff"]["before"] == {"state": "absent"}
-    assert results[0]["diff"]["after"] == {"capacity": 1000}
+    assert results[0]["diff"]["after"] == dict(state="present", name="v1.qcow2", pool=POOL, path="/default-pool/v1.qcow2",
+                                               type="file", format="qcow2", capacity=1024)
     assert results[0]["volume"]["capacity"] == 1024  # predicted in check mode, as libvirt will round
     assert results[1]["volume"]["capacity"] == 1024 and results[1]["volume"]["format"] == "qcow2"
     assert results[3]["volume"] == results[1]["volume"]
     assert test_conn.storagePoolLookupByName(POOL).listVolumes() == ["v1.qcow2"]
+
+
+@pytest.mark.parametrize("given, shown", [
+    (dict(capacity="1M", format="raw"), dict(format="raw", capacity=MiB)),
+    (dict(source="{tmp}/base.img", source_format="raw"), dict(format="raw")),
+    (dict(clone_from="base.raw"), dict(format="raw", clone_from="base.raw")),
+], ids=["capacity", "source", "clone"])
+def test_diff_of_a_new_volume_shows_what_it_will_be(test_conn, tmp_path, given, shown):
+    """Not ``after: {}``: a new volume's diff names it, its pool, path and what is known of it."""
+    (tmp_path / "base.img").write_bytes(b"\0" * 4096)
+    if given.get("clone_from"):
+        test_conn.storagePoolLookupByName(POOL).createXML(_xml.to_string(build_volume_xml("base.raw", MiB, "raw")), 0)
+    given = dict((k, v.format(tmp=tmp_path)) for k, v in given.items())
+    result = run(test_conn, check=True, **given)
+    expected = dict(state="present", name="v1.qcow2", pool=POOL, path="/default-pool/v1.qcow2", type="file")
+    assert result["diff"] == dict(before={"state": "absent"}, after=dict(expected, **shown),
+                                  before_header=result["diff"]["before_header"], after_header=result["diff"]["after_header"])
+    assert "v1.qcow2" not in test_conn.storagePoolLookupByName(POOL).listVolumes()
 
 
 def test_check_mode_changes_nothing(test_conn):

@@ -47,7 +47,8 @@ def test_create_check_apply_check_apply(capsys, test_conn):
         assert rc == 0, result
         outcomes.append(result)
     assert [r["changed"] for r in outcomes] == [True, True, False, False]
-    assert outcomes[0]["diff"]["after"] == {"capacity": 2097152}
+    assert outcomes[0]["diff"]["after"] == dict(state="present", name="m1.qcow2", pool=POOL, path="/default-pool/m1.qcow2",
+                                                type="file", format="qcow2", capacity=2097152)
     assert outcomes[1]["volume"]["path"] == "/default-pool/m1.qcow2"
     assert test_conn.storagePoolLookupByName(POOL).listVolumes() == ["m1.qcow2"]
 
