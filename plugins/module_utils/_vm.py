@@ -570,6 +570,8 @@ class VmResource(DefinedObjectResource):
                                               "create it" % (what, disk["volume"], disk["pool"])))
             disk["format"] = disk.get("format") or "qcow2"
             disk["path"] = volume_path(pool, disk["volume"]) if pool is not None else None
+            if disk["path"]:
+                self.paths_made.add(disk["path"])  # assumed above: the start check need not say it again
             return
         backing_path = backing_format = None
         size = disk.get("size") or 0
