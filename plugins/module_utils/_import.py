@@ -55,7 +55,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
 from ansible_collections.virtops.libvirt.plugins.module_utils._host import guest_facts, host_capabilities, kvm_usable
 from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan, Resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
 from ansible_collections.virtops.libvirt.plugins.module_utils._vm import VmResource, vm_view
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
@@ -464,9 +463,7 @@ class ImportResource(Resource):
         return self._vm_name or self.params.get("name")
 
     def _child_ctx(self, params):
-        ctx = self.ctx
-        return Context(conn=ctx.conn, params=params, check_mode=ctx.check_mode, diff=ctx.diff,
-                       run_command=ctx.run_command, warn=ctx.warn, uri=ctx.uri)
+        return self.ctx.child(params)
 
     def _vm(self, **params):
         base = dict(name=self.name, state="present", shutdown_timeout=120,
