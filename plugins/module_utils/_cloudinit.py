@@ -42,7 +42,7 @@ import tempfile
 import traceback
 import warnings
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils import _record, _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     BackendError,
     CommandError,
@@ -1132,11 +1132,12 @@ class VolumeTarget:
 
     kind = "volume"
 
-    def __init__(self, conn, pool_name, name):
+    def __init__(self, conn, pool_name, name, uri=None):
         if not pool_name:
             raise InvalidInputError("pool must not be empty")
         validate_name(name)
         self.conn = conn
+        self.uri = uri
         self.pool_name = pool_name
         self.name = name
         self.seed_id = "volume:%s/%s" % (pool_name, name)
@@ -1186,6 +1187,10 @@ class VolumeTarget:
     def _create(self, size):
         xml = _xml.to_string(build_volume_xml(self.name, size, "raw", allocation=0), pretty=False)
         self._created = self._call(lambda: self.pool.createXML(xml, 0), "creating volume %r" % self.name)
+        # recorded raw: whatever libvirt probes from the ISO later, the seed is attached as raw
+        path = _record.local_file(self.uri, parse_volume_xml(volume_xml(self._created)))
+        if path:
+            _record.write_record(path, _record.new_record("raw", "cloudinit"))
         return self._created
 
     def _delete_created(self):
@@ -1268,7 +1273,7 @@ class CloudInitResource(Resource):
         elif p.get("pool") and p.get("name"):
             if p.get("mode") is not None:
                 raise InvalidInputError("mode applies to a seed stored at path, not to a pool volume")
-            self.target = VolumeTarget(ctx.conn, p["pool"], p["name"])
+            self.target = VolumeTarget(ctx.conn, p["pool"], p["name"], ctx.uri)
         else:
             raise InvalidInputError("give either path, or pool and name")
         self.seed = build_seed(p, self.target.seed_id) if self.state == "present" else None

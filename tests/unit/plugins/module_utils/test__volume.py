@@ -180,7 +180,8 @@ def test_parse_libvirt_xml(test_conn):
     vol = pool.createXML(_xml.to_string(build_volume_xml("r.raw", 2 * MiB, "raw")), 0)
     model = parse_volume_xml(vol.XMLDesc(0))
     assert model == dict(name="r.raw", type="file", key="/default-pool/r.raw", path="/default-pool/r.raw", format="raw",
-                         capacity=2 * MiB, allocation=model["allocation"], backing_path=None, backing_format=None)
+                         capacity=2 * MiB, allocation=model["allocation"], backing_path=None, backing_format=None,
+                         physical=None, mtime=None, encrypted=False)
 
 
 # --- the resource against the test driver -----------------------------------------------------
