@@ -62,6 +62,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
     delete_by_name,
     disk_users,
+    exists_already,
     lookup_pool,
     lookup_volume,
     model_and_record,
@@ -835,7 +836,7 @@ class ImportResource(Resource):
             try:
                 created = retry_busy(lambda: self._pool.createXML(text, 0), "creating volume %r" % vol["volume"])
             except ConflictError as exc:
-                if exc.details.get("libvirt_error_code") == getattr(libvirt, "VIR_ERR_STORAGE_VOL_EXIST", 90):
+                if exists_already(exc):
                     vol["ours"] = False  # another task's volume
                 raise
             rec = self._record_of(vol)

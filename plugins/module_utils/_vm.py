@@ -52,6 +52,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     delete_by_name,
     dependants,
     disk_users,
+    exists_already,
     lookup_pool,
     lookup_volume,
     parse_volume_xml,
@@ -849,7 +850,7 @@ class VmResource(DefinedObjectResource):
                 else:
                     vol = retry_busy(lambda: pool.createXML(text, 0), "creating a volume in pool %r" % pool_name)
             except ConflictError as exc:
-                if exc.details.get("libvirt_error_code") == getattr(libvirt, "VIR_ERR_STORAGE_VOL_EXIST", 90):
+                if exists_already(exc):
                     self._created[-1] = None  # another task's volume: not this run's to delete
                 raise
             path = _record.local_file(self.ctx.uri, parse_volume_xml(volume_xml(vol)))

@@ -123,6 +123,14 @@ def verify_checksum(path, checksum, what=None):
     return actual
 
 
+def exists_already(exc):
+    """Whether a failed volume creation (a translated error) says a volume of that name exists: another
+    task created it since this one looked (libvirt's drivers say so with different codes)."""
+    message = (exc.msg or "").lower()
+    return (exc.details.get("libvirt_error_code") == getattr(libvirt, "VIR_ERR_STORAGE_VOL_EXIST", 90)
+            or "exists already" in message or "already exists" in message)
+
+
 def same_checksum(wanted, recorded):
     """Whether checksum ``wanted`` ('algo:hex') is the one ``recorded``; another algorithm counts as different."""
     if not recorded:
@@ -828,7 +836,7 @@ class VolumeResource(Resource):
             try:
                 vol = retry_busy(create, what)
             except ConflictError as exc:
-                if exc.details.get("libvirt_error_code") != getattr(libvirt, "VIR_ERR_STORAGE_VOL_EXIST", 90):
+                if not exists_already(exc):
                     raise
                 self._work["ours"] = False
                 vol = self._adopt(rec)
