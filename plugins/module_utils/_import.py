@@ -855,8 +855,9 @@ class ImportResource(Resource):
     def _delete_volume(self, vol):
         """Undo: by name, through the current connection (a new one after libvirtd restarted)."""
         def call():
-            if vol.pop("ours", False):
+            if vol.get("ours"):
                 delete_by_name(self.ctx.conn, self._pool_name(), vol["volume"])
+            vol.pop("ours", None)  # only now: the plan may run this undo again after a reconnect
 
         return call
 

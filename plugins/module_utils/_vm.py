@@ -862,10 +862,13 @@ class VmResource(DefinedObjectResource):
         return create
 
     def _delete_created(self):
-        """Undo of a creation: by name, through the current connection (it may be a new one)."""
-        item = self._created.pop() if self._created else None
+        """Undo of a creation: by name, through the current connection (it may be a new one).  The entry
+        is dropped only once the volume is gone: the plan may run this undo again after a reconnect."""
+        item = self._created[-1] if self._created else None
         if item is not None:
             delete_by_name(self.ctx.conn, item[0], item[1])
+        if self._created:
+            self._created.pop()
 
     def _plan_create(self, desired, plan):
         self._plan_new_volumes(plan)

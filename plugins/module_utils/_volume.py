@@ -886,10 +886,12 @@ class VolumeResource(Resource):
         return vol
 
     def _delete_created(self):
-        """Undo of a creation (also of one that broke off): by name, through the current connection."""
-        self._work.pop("vol", None)
-        if self._work.pop("ours", False):
+        """Undo of a creation (also of one that broke off): by name, through the current connection.
+        Nothing is forgotten before the deletion succeeded: the plan may run this undo again."""
+        if self._work.get("ours"):
             delete_by_name(self.ctx.conn, self.params["pool"], self.name)
+        self._work.pop("ours", None)
+        self._work.pop("vol", None)
 
     def _plan_create(self, plan):
         p = self.params
