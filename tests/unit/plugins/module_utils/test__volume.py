@@ -16,6 +16,7 @@ import pytest
 from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+    BackendError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -468,3 +469,37 @@ def test_volume_of_another_format_created_meanwhile_is_a_conflict(test_conn):
     with pytest.raises(ConflictError, match="as raw, not qcow2"):
         plan.execute()
     assert test_conn.storagePoolLookupByName(POOL).listVolumes() == ["v1.qcow2"]  # the other task's volume stays
+
+
+class _DeadConn:
+    """A connection whose daemon went away."""
+
+    def __getattr__(self, name):
+        def dead(*_args, **_kwargs):
+            raise libvirt.libvirtError("internal error: client socket is closed")
+        return dead
+
+
+def test_undo_of_a_creation_runs_again_on_a_new_connection(test_conn):
+    """The undo fails on the lost connection, keeps what it must delete, and deletes it on the new one."""
+    from ansible_collections.virtops.libvirt.plugins.module_utils._diff import DifferenceTracker
+    from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan
+    ctx = Context(conn=test_conn, params=params(capacity="1M"), run_command=run_argv)
+    resource = VolumeResource(ctx)
+
+    def renew():
+        ctx.conn = test_conn
+        return True
+
+    plan = Plan(reconnect=renew)
+    resource.plan(resource.read(), resource.desired(), DifferenceTracker(), plan)
+
+    def daemon_goes_away():
+        ctx.conn = _DeadConn()
+        raise BackendError("uploading: Cannot write data: Broken pipe")
+
+    plan.add("upload", daemon_goes_away)
+    with pytest.raises(BackendError, match="Broken pipe") as err:
+        plan.execute()
+    assert "rollback_errors" not in err.value.details
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == []
