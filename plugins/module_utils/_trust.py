@@ -244,6 +244,8 @@ def trusted_volume(conn, uri, model, qemu_img, what, declared=None, chain=None, 
     used as raw without looking at its content (the guest's data).  Declaring another format than the
     recorded one is refused.  Returns dict(format, record, virtual_size, chain, checked: file|report|record).
     """
+    if model.get("format") == "iso":
+        model = dict(model, format="raw")  # libvirt's name for an ISO 9660 file, which QEMU reads as raw
     path = _record.local_file(uri, model)
     rec = _record.read_record(path) if path else None
     allowed = pool_member(conn) if backing else None

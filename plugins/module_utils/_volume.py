@@ -687,7 +687,7 @@ class VolumeResource(Resource):
         target = pool_target_path(self.pool)
         rec = None
         if target and uri_is_local(self.ctx.uri) and os.path.isdir(target):
-            rec = record_view(self._new_record(fmt))
+            rec = record_view(dict(self._new_record(fmt), complete=True))
         return dict(
             name=self.name, pool=self.params["pool"], path=os.path.join(target, self.name) if target else None,
             type="file", format=fmt, reported_format=fmt, record=rec, capacity=normal_capacity(desired["capacity"], fmt),

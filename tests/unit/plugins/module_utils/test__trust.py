@@ -490,3 +490,15 @@ def test_info_json_is_what_the_check_reads(qemu_img, pool):
     info = json.loads(subprocess.check_output(["qemu-img", "info", "--output=json", "-f", "qcow2", path]))
     assert info["format-specific"]["data"]["data-file"].endswith("d.raw")
     assert info["virtual-size"] == MiB
+
+
+def test_an_iso_is_raw(qemu_img, pool, test_conn):
+    """libvirt reports ISO 9660 files (cloud-init seeds) as 'iso': QEMU reads them as raw."""
+    path = os.path.join(pool, "seed.iso")
+    with open(path, "wb") as handle:
+        handle.write(b"\0" * 32768 + b"\x01CD001\x01" + b"\0" * 4096)
+    facts = _trust.trusted_volume(test_conn, "qemu:///system", local_model(path, "iso"), qemu_img, "seed", declared="raw")
+    assert facts["format"] == "raw" and facts["checked"] == "file"
+    facts = _trust.trusted_volume(test_conn, "qemu+ssh://h/system", local_model(path, "iso"), qemu_img, "seed",
+                                  declared="raw", chain=lambda: [])
+    assert facts["format"] == "raw" and facts["checked"] == "report"

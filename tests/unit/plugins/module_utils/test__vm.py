@@ -709,3 +709,38 @@ def test_a_disk_of_the_vm_is_not_checked_again(test_conn, vm, monkeypatch):
     checked = []
     monkeypatch.setattr(_trust, "trusted_volume", lambda *a, **k: checked.append(a))
     assert run(test_conn, **given)["changed"] is False and checked == []
+
+
+@pytest.mark.parametrize("make, declared, message", [
+    (["create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw"], "qcow2", "backing file outside the storage pools"),
+    (["create", "-q", "-f", "qcow2"], "raw", "declared as raw, but its content is a qcow2 image header"),
+    (["create", "-q", "-f", "raw"], "qcow2", "cannot be read as qcow2"),
+    (["create", "-q", "-f", "qcow2", "-o", "data_file=DATA"], "qcow2", "external data file"),
+])
+def test_untrusted_file_is_not_attached(test_conn, vm, tmp_path, make, declared, message):
+    import subprocess
+    path = str(tmp_path / "disk.img")
+    argv = ["qemu-img"] + [a.replace("DATA", str(tmp_path / "data.raw")) for a in make] + [path, "1M"]
+    subprocess.check_call(argv)
+    ctx = Context(conn=test_conn, params=module_params(name=vm, memory="256", disks=[dict(path=path, format=declared)]),
+                  run_command=lambda argv, **kw: _run(argv))
+    with pytest.raises(InvalidInputError, match=message):
+        reconcile(VmResource(ctx), check_mode=False)
+    assert not exists(test_conn, vm)
+
+
+def test_trusted_file_is_attached(test_conn, vm, tmp_path):
+    import subprocess
+    path = str(tmp_path / "disk.raw")
+    subprocess.check_call(["qemu-img", "create", "-q", "-f", "raw", path, "1M"])
+    ctx = Context(conn=test_conn, params=module_params(name=vm, memory="256", state="stopped",
+                                                       disks=[dict(path=path, format="raw")]),
+                  run_command=lambda argv, **kw: _run(argv))
+    assert reconcile(VmResource(ctx), check_mode=False)["changed"]
+    assert saved(test_conn, vm)["disks"][0]["format"] == "raw"
+
+
+def _run(argv):
+    import subprocess
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
