@@ -191,12 +191,13 @@ def _check_backing(qemu_img, path, what, name, fmt, backing, base_dir, depth, se
     if not fmt:
         _refuse(what, "has a backing file (%s) without a backing format: its format would be probed from its "
                       "content" % name)
-    target = os.path.realpath(name if os.path.isabs(name) else os.path.join(base_dir, name))
-    if target in seen:
+    target = os.path.normpath(name if os.path.isabs(name) else os.path.join(base_dir, name))
+    if os.path.realpath(target) in seen:
         _refuse(what, "has a backing chain that loops (%s)" % name)
     if depth + 1 >= MAX_CHAIN:
         _refuse(what, "has a backing chain longer than %d images" % MAX_CHAIN)
-    if not backing(target):
+    # the pool may name the file through a symbolic link of its directory, or by its real path
+    if not (backing(target) or backing(os.path.realpath(target))):
         _refuse(what, "has a backing file outside the storage pools (%s): only volumes of active storage pools are "
                       "accepted as backing files" % name)
     link = check_image(qemu_img, target, fmt, what="%s: backing file %s" % (what, target), backing=backing,
