@@ -45,8 +45,8 @@ VERSION = 1
 MAX_BYTES = 2048
 _SOURCE_SHOWN = 300
 # errors that mean "no record can be kept here", not "something is wrong"
-_NO_XATTR = tuple(getattr(errno, n) for n in ("ENODATA", "ENOATTR", "ENOTSUP", "EOPNOTSUPP", "ENOENT", "EPERM",
-                                                "EACCES", "EROFS", "ENOSPC", "E2BIG") if hasattr(errno, n))
+_NO_XATTR_NAMES = ("ENODATA", "ENOATTR", "ENOTSUP", "EOPNOTSUPP", "ENOENT", "EPERM", "EACCES", "EROFS", "ENOSPC", "E2BIG")
+_NO_XATTR = tuple(getattr(errno, n) for n in _NO_XATTR_NAMES if hasattr(errno, n))
 
 
 def redact_source(source):

@@ -471,8 +471,8 @@ def gather_volume_info(ctx):
     for item in facts:
         if item["record"] is not None and item["reported_format"] != item["format"]:
             ctx.warn("volume %r is recorded as %s, but libvirt probes its content as %s: the content was written by a "
-                     "guest or outside this collection; it is used as %s" % (item["name"], item["format"],
-                                                                              item["reported_format"], item["format"]))
+                     "guest or outside this collection; it is used as %s"
+                     % (item["name"], item["format"], item["reported_format"], item["format"]))
         if item["record"] is not None and not item["record"]["complete"]:
             ctx.warn("volume %r is incomplete: its fill from %s did not finish" % (item["name"], item["record"]["source"]))
     return dict(changed=False, volumes=facts)
@@ -961,8 +961,8 @@ class VolumeResource(Resource):
                      lambda: self._create_xml(xml, "cloning volume %r" % src_vol.name(), rec, from_vol=src_vol),
                      self._delete_created, partial=True)
         else:
-            plan.add("create volume %r in pool %r for a full %s copy of %r" % (self.name, self.params["pool"], fmt,
-                                                                             src_vol.name()),
+            plan.add("create volume %r in pool %r for a full %s copy of %r"
+                     % (self.name, self.params["pool"], fmt, src_vol.name()),
                      lambda: self._create_xml(xml, "creating volume %r" % self.name, rec), self._delete_created,
                      partial=True)
             plan.add("copy volume %r (%s) into volume %r" % (src_vol.name(), src["format"], self.name),
@@ -1015,7 +1015,10 @@ class VolumeResource(Resource):
                                    else "it is the backing file of %s" % ", ".join(deps)),
                                 used_by=users, dependants=deps)
         label = "delete volume %r to make it again: %s" % (self.name, reason)
-        remove = lambda: delete_by_name(self.ctx.conn, self.params["pool"], self.name)  # noqa: E731
+
+        def remove():
+            delete_by_name(self.ctx.conn, self.params["pool"], self.name)
+
         if self.params.get("source"):
             self._plan_from_source(plan, replace=(label, remove))
         else:

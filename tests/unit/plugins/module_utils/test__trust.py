@@ -111,8 +111,8 @@ def check(qemu_img, path, fmt=None, backing=None):
 # --- backing files --------------------------------------------------------------------------------
 
 BACKING_NAMES = [
-    ("absolute", lambda s, p: s, "backing file"),
-    ("relative-outside", lambda s, p: os.path.relpath(s, p), "outside the storage pools"),
+    ("absolute", lambda s, _p: s, "backing file"),
+    ("relative-outside", os.path.relpath, "outside the storage pools"),
     ("json", lambda s, p: 'json:{"file":{"driver":"file","filename":"%s"}}' % s, "protocol or JSON"),
     ("nbd", lambda s, p: "nbd://127.0.0.1:10809/x", "protocol or JSON"),
     ("nbd-colon", lambda s, p: "nbd:127.0.0.1:10809", "protocol or JSON"),

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """fault.py VOLUME_FILE ACTION [LAB_SH HOST]: inject a fault while a module fills VOLUME_FILE.
 
 Waits (up to 120 s) until the collection's record on VOLUME_FILE (xattr user.virtops) says its fill
