@@ -42,7 +42,7 @@ import tempfile
 import traceback
 import warnings
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _secrets, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils import _record, _secrets, _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import Connection
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     BackendError,
@@ -1168,13 +1168,14 @@ class VolumeTarget:
 
     kind = "volume"
 
-    def __init__(self, conn, pool_name, name, on_missing_pool=None):
+    def __init__(self, conn, pool_name, name, uri=None, on_missing_pool=None):
         """``on_missing_pool(error)``: called when the pool does not exist or is not active (the
         seed is then absent); without it the error is raised."""
         if not pool_name:
             raise InvalidInputError("pool must not be empty")
         validate_name(name)
         self.conn = conn
+        self.uri = uri
         self.on_missing_pool = on_missing_pool
         self.pool_missing = False
         self.pool_name = pool_name
@@ -1234,6 +1235,10 @@ class VolumeTarget:
     def _create(self, size):
         xml = _xml.to_string(build_volume_xml(self.name, size, "raw", allocation=0), pretty=False)
         self._created = self._call(lambda: self.pool.createXML(xml, 0), "creating volume %r" % self.name)
+        # recorded raw: whatever libvirt probes from the ISO later, the seed is attached as raw
+        path = _record.local_file(self.uri, parse_volume_xml(volume_xml(self._created)))
+        if path:
+            _record.write_record(path, _record.new_record("raw", "cloudinit"))
         return self._created
 
     def _delete_created(self):
@@ -1309,7 +1314,7 @@ class CloudInitResource(Resource):
         elif p.get("pool") and p.get("name"):
             if p.get("mode") is not None:
                 raise InvalidInputError("mode applies to a seed stored at path, not to a pool volume")
-            self.target = VolumeTarget(ctx.conn, p["pool"], p["name"], on_missing_pool=self._missing_pool)
+            self.target = VolumeTarget(ctx.conn, p["pool"], p["name"], ctx.uri, on_missing_pool=self._missing_pool)
         else:
             raise InvalidInputError("give either path, or pool and name")
         self.seed = build_seed(p, self.target.seed_id) if self.state == "present" else None

@@ -22,11 +22,14 @@ Nothing in the source is trusted: member headers are checked before any data is 
 names, no ``..``, regular files only, sizes equal to those the manifest or the OVF declares; an
 uncompressed tar is scanned whole before anything is written); members are streamed into a private
 scratch directory with their length capped and SHA-256 (or the OVA manifest's digest) checked;
-images are inspected with ``qemu-img info`` under their declared format and refused when they refer
-to any other file (backing files, qcow2 external data files, VMDK extents) or are encrypted.  Then
-each disk is converted when its format differs, uploaded into a new volume through libvirt (so
-remote hypervisors work too) and the VM is defined.  A failure undoes what the run made; the
-scratch directory is always removed.
+images pass the image-trust check (``_trust.check_image``: under their declared format, refused when
+they refer to any other file, such as backing files, qcow2 external data files or VMDK extents, are
+encrypted, oversized or not what they are declared to be).  Then each disk is converted when its
+format differs, uploaded into a new volume through libvirt (so remote hypervisors work too), which
+gets the collection's record (``_record``: format, source, fill complete), and the VM is defined.  A
+failure undoes what the run made (also after libvirtd restarted, on a new connection); the scratch
+directory is always removed.  A volume left by an earlier import of the same VM that failed and
+could not be undone (its record says so, and no VM uses it) is made anew.
 
 The VM name decides idempotency: an existing VM is left alone unless ``force`` is set, which
 removes it (and the volumes only it used) once the new disks are read and verified.
@@ -42,13 +45,12 @@ import shutil
 import tarfile
 import tempfile
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _archive, _domain, _import_xml, _ovf, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils import _archive, _domain, _import_xml, _ovf, _record, _trust, _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._defined import lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import ABSENT, DifferenceTracker
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     BackendError,
-    CommandError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -56,18 +58,25 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
 from ansible_collections.virtops.libvirt.plugins.module_utils._host import guest_facts, host_capabilities, host_limits, kvm_usable
 from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan, Resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
 from ansible_collections.virtops.libvirt.plugins.module_utils._vm import VmResource, vm_view
 from ansible_collections.virtops.libvirt.plugins.module_utils._vm_checks import check_host_limits
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
     build_volume_xml,
+    delete_by_name,
+    disk_users,
+    exists_already,
     lookup_pool_or_assume,
     lookup_volume,
+    model_and_record,
     normal_capacity,
+    parse_volume_xml,
+    record_fill,
     refresh_pool,
     retry_busy,
     upload_file,
+    users_of,
     volume_path,
+    volume_xml,
 )
 
 KINDS = ("auto", "archive", "ova", "ovf")
@@ -98,43 +107,12 @@ def _split_digest(value):
 
 
 def inspect_image(qemu_img, path, fmt, what):
-    """Check an image before anything reads it as a disk: returns (format, virtual size).
-
-    ``fmt`` None probes the format (only for files the user named).  Refused: formats outside
-    IMAGE_FORMATS, another format than declared, backing files, qcow2 external data files, VMDK
-    extents in other files, encryption.
-    """
-    try:
-        info = qemu_img.info(path, fmt=fmt)
-    except CommandError as exc:
-        raise InvalidInputError("%s cannot be read as %s: %s" % (what, fmt or "a disk image", " ".join((exc.stderr or exc.msg).split())))
-    got = info.get("format")
-    if got not in IMAGE_FORMATS:
-        raise InvalidInputError("%s: image format %r is not accepted (%s)" % (what, got, ", ".join(IMAGE_FORMATS)))
-    if fmt is not None and got != fmt:
-        raise InvalidInputError("%s: declared as %s, but qemu-img reads %s" % (what, fmt, got))
-    backing = info.get("backing-filename") or info.get("full-backing-filename")
-    if backing:
-        raise InvalidInputError("%s has a backing file (%s): only self-contained images are accepted" % (what, backing))
-    if info.get("encrypted"):
-        raise InvalidInputError("%s is encrypted, which is not supported" % what)
-    data = (info.get("format-specific") or {}).get("data") or {}
-    if data.get("data-file"):
-        raise InvalidInputError("%s keeps its data in another file (%s): only self-contained images are accepted"
-                                % (what, data["data-file"]))
-    real = os.path.realpath(path)
-    for extent in data.get("extents") or []:
-        name = extent.get("filename")
-        if name and os.path.realpath(name) != real:
-            raise InvalidInputError("%s refers to another file (VMDK extent %s): only self-contained images are accepted"
-                                    % (what, name))
-    try:
-        size = int(info["virtual-size"])
-    except (KeyError, TypeError, ValueError):
-        raise InvalidInputError("%s: qemu-img reports no virtual size" % what)
-    if size <= 0:
-        raise InvalidInputError("%s: virtual size %d is not valid" % (what, size))
-    return got, size
+    """The image-trust check (``_trust.check_image``, no backing file allowed) of one disk: returns
+    (format, virtual size).  ``fmt`` None: the format is sniffed (only for files the user named)."""
+    facts = _trust.check_image(qemu_img, path, fmt, what)
+    if facts["format"] not in IMAGE_FORMATS:
+        raise InvalidInputError("%s: image format %r is not accepted (%s)" % (what, facts["format"], ", ".join(IMAGE_FORMATS)))
+    return facts["format"], facts["virtual_size"]
 
 
 def assign_targets(disks):
@@ -447,11 +425,7 @@ class ImportResource(Resource):
         return self._vm_name or self.params.get("name")
 
     def _child_ctx(self, params):
-        ctx = self.ctx
-        child = Context(conn=ctx.conn, params=params, check_mode=ctx.check_mode, diff=ctx.diff,
-                        run_command=ctx.run_command, warn=ctx.warn, uri=ctx.uri)
-        child.assumptions = ctx.assumptions  # one list: each assumption is reported once, in the result too
-        return child
+        return self.ctx.child(params)
 
     def _vm(self, **params):
         base = dict(name=self.name, state="present", shutdown_timeout=120,
@@ -547,10 +521,14 @@ class ImportResource(Resource):
             for step in self._old_steps.steps:
                 plan.add("replace: %s" % step.description, step.action, step.undo)
         for vol in self._volumes:
+            if vol.get("leftover"):
+                plan.add("delete volume %s in pool %s, left by an earlier import of %s that failed"
+                         % (vol["volume"], self._pool_name(), self.name),
+                         lambda vol=vol: delete_by_name(self.ctx.conn, self._pool_name(), vol["volume"]))
             label = "create %s volume %s in pool %s from disk %s (%s%s)" % (
                 vol["format"], vol["volume"], self._pool_name(), vol["target"], vol["source_format"],
                 ", converted" if vol["source_format"] != vol["format"] else "")
-            plan.add(label, self._make_volume(vol), self._delete_volume(vol))
+            plan.add(label, self._make_volume(vol), self._delete_volume(vol), partial=True)
         self._new.plan(None, self._new_desired, DifferenceTracker(), plan)
         plan.add("remove temporary files", self._remove_scratch)
 
@@ -585,12 +563,21 @@ class ImportResource(Resource):
             name = "%s-%s.%s" % (self.name, disk["target"], ext)
             path = volume_path(self._pool, name) if self._pool is not None else None
             existing = lookup_volume(self._pool, name) if self._pool is not None else None
-            if existing is not None and path not in self._old_owned:
+            leftover = existing is not None and path not in self._old_owned and self._leftover(existing, name)
+            if existing is not None and path not in self._old_owned and not leftover:
                 raise ConflictError("volume %s already exists in pool %s and is not a disk of the VM being replaced: "
                                     "remove it or import under another name" % (name, self._pool_name()))
             self._volumes.append(dict(target=disk["target"], volume=name, path=path, format=self._format,
                                       source_format=disk["format"] or "probed", capacity=normal_capacity(disk["virtual_size"], self._format),
-                                      disk=disk, pool=self._pool_name()))
+                                      disk=disk, pool=self._pool_name(), leftover=leftover))
+
+    def _leftover(self, vol, name):
+        """Whether ``vol`` was made by an import that failed and could not be undone: its record says
+        vm_import made it, and no VM uses it."""
+        model, rec = model_and_record(vol, self.ctx.uri)
+        if rec is None or rec.get("made_by") != "vm_import":
+            return False
+        return not users_of(disk_users(self.ctx.conn), self._pool_name(), name, model["path"])
 
     # --- the new definition --------------------------------------------------------------------
 
@@ -822,20 +809,33 @@ class ImportResource(Resource):
             disk["local"] = None
         return out
 
+    def _record_of(self, vol):
+        """The record of a volume this import fills: what went into it and whether that finished."""
+        disk, src = vol["disk"], self.source
+        source = "%s#%s" % (src.path, disk["member"]) if src.path and disk.get("member") else disk.get("local") or disk["path"]
+        digest = disk.get("actual_digest")
+        return _record.new_record(vol["format"], "vm_import", source=source,
+                                  checksum="%s:%s" % digest if digest else None, complete=False)
+
     def _make_volume(self, vol):
         def call():
             image = self._image_for_upload(vol)
             size = max(vol["capacity"], os.path.getsize(image))
             xml = build_volume_xml(vol["volume"], normal_capacity(size, vol["format"]), vol["format"], allocation=0)
             text = _xml.to_string(xml, pretty=False)
-            created = retry_busy(lambda: self._pool.createXML(text, 0), "creating volume %r" % vol["volume"])
-            vol["vol"] = created
+            vol["ours"] = True  # a partial step: the undo deletes the volume also when this step broke off
             try:
-                upload_file(self.ctx.conn, created, image, sparse=vol["format"] == "raw")
-                refresh_pool(self._pool)
-            except BaseException:
-                self._delete_volume(vol)()  # this step's own undo does not run when the step itself fails
+                created = retry_busy(lambda: self._pool.createXML(text, 0), "creating volume %r" % vol["volume"])
+            except ConflictError as exc:
+                if exists_already(exc):
+                    vol["ours"] = False  # another task's volume
                 raise
+            rec = self._record_of(vol)
+            path = _record.local_file(self.ctx.uri, parse_volume_xml(volume_xml(created)))
+            record_fill(path, rec, complete=False)
+            upload_file(self.ctx.conn, created, image, sparse=vol["format"] == "raw")
+            record_fill(path, rec, complete=True)
+            refresh_pool(self._pool)
             if image != vol["disk"].get("path"):
                 os.unlink(image)
             with libvirt_errors("reading volume %r" % vol["volume"]):
@@ -844,10 +844,11 @@ class ImportResource(Resource):
         return call
 
     def _delete_volume(self, vol):
+        """Undo: by name, through the current connection (a new one after libvirtd restarted)."""
         def call():
-            created = vol.pop("vol", None)
-            if created is not None:
-                retry_busy(lambda: created.delete(0), "deleting volume %r" % vol["volume"])
+            if vol.get("ours"):
+                delete_by_name(self.ctx.conn, self._pool_name(), vol["volume"])
+            vol.pop("ours", None)  # only now: the plan may run this undo again after a reconnect
 
         return call
 

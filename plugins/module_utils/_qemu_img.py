@@ -7,6 +7,10 @@
 ``run`` is any callable ``run(argv) -> (rc, stdout, stderr)``; in a module that is
 ``module.run_command`` (through ``Context.run_command``).  Only :meth:`QemuImg.convert` with a
 progress callback starts the process itself, because it must read qemu-img's progress while it runs.
+
+``info(..., limits=True)`` is for images from elsewhere (see ``_trust``): qemu-img then runs under
+``prlimit`` (when the node has it) with :data:`INFO_LIMITS`, so that a crafted header cannot make it
+use unbounded memory or CPU time (the limits OpenStack uses for the same purpose).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,6 +32,9 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
 
 FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhdx", "vpc", "qed")
 
+#: address space and CPU seconds for ``qemu-img info`` of an untrusted image
+INFO_LIMITS = dict(address_space=1024 ** 3, cpu_seconds=30)
+
 _PROGRESS_RE = re.compile(r"\((\d+(?:\.\d+)?)/100%\)")
 
 
@@ -47,15 +54,33 @@ def find_qemu_img(paths=None):
     )
 
 
+def find_prlimit():
+    """Path of util-linux's ``prlimit``, or None."""
+    for directory in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin", "/bin"]:
+        candidate = os.path.join(directory, "prlimit")
+        if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 class QemuImg:
-    def __init__(self, run=None, binary=None):
+    def __init__(self, run=None, binary=None, prlimit=None):
         self._run = run or _default_run
         self.binary = binary or find_qemu_img()
+        self._prlimit = prlimit
 
     # --- plumbing -------------------------------------------------------------------------------
 
-    def _call(self, args, what, ok_codes=(0,)):
-        argv = [self.binary] + [str(a) for a in args]
+    def _limited(self):
+        """``prlimit ... --`` for untrusted input, or [] when the node has no prlimit."""
+        if self._prlimit is None:
+            self._prlimit = find_prlimit() or ""
+        if not self._prlimit:
+            return []
+        return [self._prlimit, "--as=%d" % INFO_LIMITS["address_space"], "--cpu=%d" % INFO_LIMITS["cpu_seconds"], "--"]
+
+    def _call(self, args, what, ok_codes=(0,), limits=False):
+        argv = (self._limited() if limits else []) + [self.binary] + [str(a) for a in args]
         rc, out, err = self._run(argv)
         if rc not in ok_codes:
             raise CommandError(
@@ -67,8 +92,8 @@ class QemuImg:
             )
         return rc, out, err
 
-    def _json(self, args, what, ok_codes=(0,)):
-        rc, out, err = self._call(list(args) + ["--output=json"], what, ok_codes)
+    def _json(self, args, what, ok_codes=(0,), limits=False):
+        rc, out, err = self._call(list(args) + ["--output=json"], what, ok_codes, limits)
         try:
             return rc, json.loads(out)
         except ValueError as exc:
@@ -110,8 +135,11 @@ class QemuImg:
         match = re.search(r"version\s+([0-9][0-9.]*)", out)
         return match.group(1) if match else out.strip().splitlines()[0]
 
-    def info(self, path, backing_chain=False, fmt=None, force_share=True):
-        """``qemu-img info --output=json``; with ``backing_chain`` a list, one dict per image."""
+    def info(self, path, backing_chain=False, fmt=None, force_share=True, limits=False):
+        """``qemu-img info --output=json``; with ``backing_chain`` a list, one dict per image.
+
+        ``limits``: the image comes from elsewhere: run under :data:`INFO_LIMITS` (see the module doc).
+        """
         args = ["info"]
         if force_share:
             args.append("-U")  # do not take locks: works on images of running VMs
@@ -120,7 +148,7 @@ class QemuImg:
         if backing_chain:
             args.append("--backing-chain")
         args.append(path)
-        _rc, data = self._json(args, "info")
+        _rc, data = self._json(args, "info", limits=limits)
         return data
 
     def check(self, path, fmt=None):

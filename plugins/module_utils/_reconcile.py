@@ -11,7 +11,13 @@ A resource type subclasses :class:`Resource` and implements ``read``, ``desired`
 * check mode builds the same plan and skips only the side effects;
 * ``diff`` (when ``--diff`` is on) shows before/after of what the user specified;
 * if a step fails, the undo actions of the steps already done run in reverse order, so a failed
-  run leaves nothing half-made, and the original error is raised.
+  run leaves nothing half-made, and the original error is raised.  A step added with
+  ``partial=True`` may leave part of its work when it fails (a volume created, then the copy into it
+  broke off): its own undo runs too, and must do nothing when there is nothing to undo.
+* an undo that fails because the libvirt connection was lost (libvirtd restarted while the step ran)
+  is retried once on a new connection (``Plan(reconnect=...)``, which ``reconcile`` takes from
+  ``Context.reconnect_if_lost``).  Undo actions therefore look their objects up again, by name,
+  through ``ctx.conn`` instead of keeping libvirt objects of the old connection.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,24 +36,33 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import Bac
 
 
 class Step:
-    __slots__ = ("description", "action", "undo")
+    __slots__ = ("description", "action", "undo", "partial")
 
-    def __init__(self, description, action=None, undo=None):
+    def __init__(self, description, action=None, undo=None, partial=False):
         self.description = description
         self.action = action
         self.undo = undo
+        self.partial = partial
 
 
 class Plan:
-    """An ordered list of described side effects, each with an optional undo."""
+    """An ordered list of described side effects, each with an optional undo.
 
-    def __init__(self):
+    ``reconnect()``, when given, is called after an undo failed: it returns True when the libvirt
+    connection had been lost and a new one is now open (the undo is then retried once), False when the
+    connection was fine (the failure stands), and raises when no new connection could be opened.  Once
+    it has opened a connection or failed to, it is not asked again in that rollback.
+    """
+
+    def __init__(self, reconnect=None):
         self.steps = []
         self.warnings = []
         self.undo_errors = []
+        self.reconnect = reconnect
 
-    def add(self, description, action=None, undo=None):
-        self.steps.append(Step(description, action, undo))
+    def add(self, description, action=None, undo=None, partial=False):
+        """Add a step; ``partial``: ``undo`` also runs when ``action`` itself fails (see the module doc)."""
+        self.steps.append(Step(description, action, undo, partial))
         return self
 
     def warn(self, text):
@@ -73,7 +88,7 @@ class Plan:
                 if step.action is not None:
                     step.action()
             except Exception as exc:
-                self._rollback(done)
+                self._rollback(done + [step] if step.partial else done)
                 if isinstance(exc, VirtopsError):
                     if self.undo_errors:
                         exc.details.setdefault("rollback_errors", list(self.undo_errors))
@@ -87,13 +102,35 @@ class Plan:
             done.append(step)
 
     def _rollback(self, done):
+        asked = []  # the answer of a reconnect that happened (or failed) in this rollback
         for step in reversed(done):
             if step.undo is None:
                 continue
             try:
                 step.undo()
             except Exception as exc:  # keep undoing the rest; report what could not be undone
-                self.undo_errors.append("undo of '%s' failed: %s" % (step.description, exc))
+                error = exc
+                if self._reconnected(asked):
+                    try:
+                        step.undo()
+                        continue
+                    except Exception as again:
+                        error = again
+                self.undo_errors.append("undo of '%s' failed: %s" % (step.description, error))
+
+    def _reconnected(self, asked):
+        """Whether the connection had been lost and a new one is open now."""
+        if self.reconnect is None or asked:
+            return False
+        try:
+            renewed = bool(self.reconnect())
+        except Exception as exc:  # the daemon did not come back: say so next to the undo's own error
+            asked.append(False)
+            self.undo_errors.append("the libvirt connection was lost and could not be opened again: %s" % exc)
+            return False
+        if renewed:
+            asked.append(True)
+        return renewed
 
 
 class Resource:
@@ -170,7 +207,7 @@ def reconcile(resource, check_mode=False, want_diff=False):
     current = resource.read()
     desired = resource.desired()
     differences = resource.compare(current, desired)
-    plan = Plan()
+    plan = Plan(reconnect=getattr(resource.ctx, "reconnect_if_lost", None))
     resource.plan(current, desired, differences, plan)
 
     if plan and not check_mode:

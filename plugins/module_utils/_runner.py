@@ -15,27 +15,44 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import (
     Connection,
     require_libvirt,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._errors import ConnectionFailedError, VirtopsError
 from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._xml import require_lxml
 
 _REQUIREMENTS = dict(libvirt=require_libvirt, lxml=require_lxml)
 
 
+#: how long a lost libvirt connection is tried again before a rollback gives up on it
+RECONNECT_SECONDS = 30
+
+
+class _Link:
+    """The libvirt connection of a run, shared by a context and its children (:meth:`Context.child`),
+    so that a new connection opened by :meth:`Context.reconnect_if_lost` reaches all of them."""
+
+    def __init__(self, conn=None, connection=None):
+        self.conn = conn
+        self.connection = connection  # the _connection.Connection that opened ``conn``, if any
+
+
 class Context:
     """What module_utils code may use of the run: connection, parameters, modes, a command runner.
 
     Built from an AnsibleModule by :func:`context_from_module`; tests and controller plugins can
-    build one directly.
+    build one directly.  ``connection`` (a ``_connection.Connection``) lets a rollback open a new
+    connection when the daemon went away and came back (:meth:`reconnect_if_lost`).
     """
 
     def __init__(self, conn=None, params=None, check_mode=False, diff=False, run_command=None, warn=None,
-                 uri=None, no_log_values=None):
-        self.conn = conn
+                 uri=None, connection=None, no_log_values=None):
+        self._link = _Link(conn, connection)
         self.params = dict(params or {})
         self.check_mode = check_mode
         self.diff = diff
@@ -46,6 +63,47 @@ class Context:
         self.assumptions = []
         #: secret values to mask in everything the run returns (AnsibleModule's own set in a module)
         self.no_log_values = set() if no_log_values is None else no_log_values
+
+    @property
+    def conn(self):
+        return self._link.conn
+
+    @conn.setter
+    def conn(self, value):
+        self._link.conn = value
+
+    def child(self, params):
+        """A context for a resource inside this one (``vm_import``'s VM): its own parameters, the same
+        connection (also after a reconnect), modes, runner and warnings."""
+        ctx = Context(params=params, check_mode=self.check_mode, diff=self.diff, run_command=self._run_command,
+                      warn=self.warn, uri=self.uri, no_log_values=self.no_log_values)
+        ctx._link = self._link
+        ctx.assumptions = self.assumptions  # one list: each assumption is reported once, in the result too
+        return ctx
+
+    def reconnect_if_lost(self, timeout=RECONNECT_SECONDS, sleep=time.sleep, clock=time.monotonic):
+        """After a failed undo: False when the connection is alive (or cannot be renewed here); when it
+        was lost (libvirtd restarted), open a new one, trying for ``timeout`` seconds, and return True.
+        Raises ConnectionFailedError when the daemon does not answer in time."""
+        connection = self._link.connection
+        if connection is None or self._alive():
+            return False
+        connection.close()
+        deadline = clock() + timeout
+        while True:
+            try:
+                self.conn = connection.open()
+                return True
+            except ConnectionFailedError as exc:
+                if clock() >= deadline:
+                    raise ConnectionFailedError("%s (tried for %d s)" % (exc.msg, timeout))
+                sleep(1.0)
+
+    def _alive(self):
+        try:
+            return self.conn is not None and self.conn.isAlive() == 1
+        except libvirt.libvirtError:
+            return False
 
     def run_command(self, argv, **kwargs):
         """Run an argv list (never a shell string); returns ``(rc, stdout, stderr)``."""
@@ -79,9 +137,10 @@ class Context:
             self.warn(text)
 
 
-def context_from_module(module, conn=None):
+def context_from_module(module, conn=None, connection=None):
     return Context(
         conn=conn,
+        connection=connection,
         params=module.params,
         check_mode=module.check_mode,
         diff=module._diff,
@@ -105,8 +164,11 @@ def run_module(module, handler, requires=("libvirt", "lxml"), connect=True, secr
         for name in requires:
             _REQUIREMENTS[name]()
         if connect:
-            with Connection(module.params.get("uri")) as conn:
-                result = handler(context_from_module(module, conn))
+            connection = Connection(module.params.get("uri"))
+            try:
+                result = handler(context_from_module(module, connection.open(), connection))
+            finally:
+                connection.close()
         else:
             result = handler(context_from_module(module))
     except VirtopsError as exc:

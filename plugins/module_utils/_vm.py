@@ -24,8 +24,10 @@ from ansible_collections.virtops.libvirt.plugins.module_utils import (
     _cloudinit,
     _domain,
     _guest,
+    _record,
     _secrets,
     _snapshot,
+    _trust,
     _vm_checks,
     _xml,
 )
@@ -57,11 +59,15 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import Q
 from ansible_collections.virtops.libvirt.plugins.module_utils._timeouts import check_timeouts, timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._usage import describe, usage, vm_names
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
+    backing_chain,
     build_volume_xml,
+    delete_by_name,
     disk_users,
+    exists_already,
     lookup_pool_or_assume,
     lookup_volume,
     parse_volume_xml,
+    record_fill,
     refresh_pool,
     retry_busy,
     volume_path,
@@ -348,8 +354,8 @@ class VmResource(DefinedObjectResource):
             if disk.get("volume"):
                 disk["pool"] = disk.get("pool") or "default"
                 self._resolve_volume(disk, what)
-            elif disk.get("format") is None:
-                disk["format"] = self._format_of_path(disk["path"], current.get(disk["target"]))
+            else:
+                disk["format"] = self._format_of_path(disk["path"], current.get(disk["target"]), disk.get("format"), what)
             if not disk.get("readonly"):
                 self._check_not_shared(disk, what)
 
@@ -561,8 +567,8 @@ class VmResource(DefinedObjectResource):
         if vol is not None:
             info = parse_volume_xml(volume_xml(vol))
             disk["path"] = info["path"]
-            if disk.get("format") is None:
-                disk["format"] = info["format"] if info["format"] in ("qcow2", "raw") else "raw"
+            have = _by_target((self._current or {}).get("disks")).get(disk["target"])
+            disk["format"] = self._trusted_format(what, disk.get("format"), have, model=info)
             return
         if disk.get("size") is None and not disk.get("backing_volume"):
             if pool is not None:  # else the pool is assumed already
@@ -582,8 +588,14 @@ class VmResource(DefinedObjectResource):
             if bvol is None and bpool is not None:
                 self.ctx.assume(NotFoundError("%s: backing_volume %r does not exist in pool %r"
                                               % (what, disk["backing_volume"], bpool_name)))
-            base = parse_volume_xml(volume_xml(bvol)) if bvol is not None else dict(path=None, format=None, capacity=size)
-            backing_path, backing_format = base["path"], base["format"]
+            if bvol is not None:
+                base = parse_volume_xml(volume_xml(bvol))
+                # the base's recorded (or checked) format: a base recorded raw stays raw below the overlay
+                base_format = self._trusted_format("%s: backing_volume %s" % (what, disk["backing_volume"]), None, None,
+                                                   model=base, disk_formats=False)
+            else:  # check mode: an earlier task makes it
+                base, base_format = dict(path=None, format=None, capacity=size), None
+            backing_path, backing_format = base["path"], base_format
             if disk.get("size") is not None and disk["size"] < base["capacity"]:
                 raise InvalidInputError("%s: size %d is smaller than backing volume %r (%d bytes)"
                                         % (what, disk["size"], disk["backing_volume"], base["capacity"]))
@@ -603,15 +615,46 @@ class VmResource(DefinedObjectResource):
             label += " on backing volume %s" % disk["backing_volume"]
         self._new_volumes.append((disk["pool"], xml, label))
 
-    def _format_of_path(self, path, have):
-        if have is not None and have.get("path") == path and have.get("format"):
-            return have["format"]
+    def _format_of_path(self, path, have, declared=None, what=None):
+        """The format of a disk given by path (see :meth:`_trusted_format`)."""
         try:
             vol = self.ctx.conn.storageVolLookupByPath(path)
-            fmt = parse_volume_xml(volume_xml(vol))["format"]
-            return fmt if fmt in ("qcow2", "raw") else "raw"
         except libvirt.libvirtError:
-            raise InvalidInputError("disk %s is not a volume of any libvirt storage pool: give its format (qcow2 or raw)" % path)
+            vol = None
+        if vol is not None:
+            return self._trusted_format(what or "disk %s" % path, declared, have, model=parse_volume_xml(volume_xml(vol)))
+        return self._trusted_format(what or "disk %s" % path, declared, have, path=path)
+
+    def _trusted_format(self, what, declared, have, model=None, path=None, disk_formats=True):
+        """The format a disk is used with: the user's declaration, else the VM's own definition, else the
+        collection's record, else libvirt's report; an image that is newly attached passes the image-trust
+        check (``_trust``).  ``model``: libvirt's report of a volume; ``path``: a file of no pool."""
+        where = model["path"] if model is not None else path
+        if have is not None and have.get("path") == where and have.get("format") and declared in (None, have["format"]):
+            return have["format"]  # already a disk of this VM as it is: nothing new is attached
+        qemu_img = QemuImg(run=self.ctx.run_command)
+        if model is not None and declared is None:
+            fmt = self._trusted_volume(model, what)["format"]
+        elif model is not None:
+            fmt = _trust.trusted_volume(self.ctx.conn, self.ctx.uri, model, qemu_img, what, declared=declared,
+                                        chain=lambda: backing_chain(self.ctx.conn, model))["format"]
+        else:
+            local = _record.local_path(self.ctx.uri, path)
+            rec = _record.read_record(local) if local else None
+            if rec is not None and declared not in (None, rec["format"]):
+                raise InvalidInputError("%s is recorded as a %s image (made by this collection), not %s"
+                                        % (what, rec["format"], declared))
+            fmt = declared or (rec or {}).get("format")
+            if fmt is None:
+                raise InvalidInputError("disk %s is not a volume of any libvirt storage pool: give its format (qcow2 or raw)"
+                                        % path)
+            if local is not None and not (rec is not None and fmt == "raw"):
+                _trust.check_image(qemu_img, local, fmt, what, backing=_trust.pool_member(self.ctx.conn),
+                                   said="recorded" if rec is not None else "declared")
+        if disk_formats and fmt not in _domain.DISK_FORMATS:
+            raise InvalidInputError("%s is a %s image: VM disks are %s; convert it first (volume with source and format)"
+                                    % (what, fmt, " or ".join(_domain.DISK_FORMATS)))
+        return fmt
 
     def _check_not_shared(self, disk, what):
         for user in self._disk_users():
@@ -832,28 +875,90 @@ class VmResource(DefinedObjectResource):
             pool_name, xml, label = item[:3]
             source_vol = item[3] if len(item) > 3 else None
             fill = item[4] if len(item) > 4 else None
-            plan.add(label, self._create_volume(pool_name, xml, source_vol, fill), undo=self._delete_created)
+            source = label if fill is not None else None
+            if source_vol is not None:
+                # the copy reads the source with its known format; libvirt's copy (createXMLFrom) probes it,
+                # so it is used only where nothing else is known (remote URI)
+                model = parse_volume_xml(volume_xml(source_vol))
+                source = "volume:%s" % model["path"]
+                if self._trusted_volume(model, "clone_from: volume %s" % model["path"])["checked"] != "report":
+                    source_vol, fill = None, self._copy_filler(model["path"], self._trusted_volume(model)["format"], xml)
+            self._trust_backing(xml)
+            plan.add(label, self._create_volume(pool_name, xml, source_vol, fill, source), undo=self._delete_created,
+                     partial=True)
 
-    def _create_volume(self, pool_name, xml, source_vol=None, fill=None):
-        """A step that creates a volume (a copy of ``source_vol``), then ``fill(vol)`` if given."""
+    def _trusted_volume(self, model, what=None):
+        """``_trust.trusted_volume`` of a pool volume (remembered per path for this run)."""
+        cache = self.__dict__.setdefault("_trusted", {})
+        if model["path"] not in cache:
+            cache[model["path"]] = _trust.trusted_volume(self.ctx.conn, self.ctx.uri, model, QemuImg(run=self.ctx.run_command),
+                                                         what or "volume %s" % model["path"],
+                                                         chain=lambda: backing_chain(self.ctx.conn, model))
+        return cache[model["path"]]
+
+    def _trust_backing(self, xml):
+        """A new overlay names its base with the base's trusted format, never libvirt's probe of it."""
+        path = _xml.find_text(xml, "backingStore/path")
+        if path is None:
+            return
+        try:
+            base = self.ctx.conn.storageVolLookupByPath(path)
+        except libvirt.libvirtError:
+            return  # check mode: a base an earlier task makes (a real run found it while resolving)
+        fmt = self._trusted_volume(parse_volume_xml(volume_xml(base)), "backing file %s" % path)["format"]
+        node = xml.find("backingStore/format")
+        if node is None:
+            node = _xml.sub(xml.find("backingStore"), "format")
+        node.set("type", fmt)
+
+    def _copy_filler(self, src_path, src_fmt, xml):
+        """Fills a new volume with a copy of ``src_path`` read as ``src_fmt`` (qemu-img on this node)."""
+        fmt = _xml.find_attr(xml, "target/format", "type")
+
+        def fill(vol):
+            with libvirt_errors("reading the path of a new volume"):
+                dst = vol.path()
+            QemuImg(run=self.ctx.run_command).convert(src_path, dst, fmt, src_fmt=src_fmt, target_exists=True)
+
+        return fill
+
+    def _create_volume(self, pool_name, xml, source_vol=None, fill=None, source=None):
+        """A step that creates a volume (a copy of ``source_vol``), then ``fill(vol)`` if given; the volume
+        carries the collection's record of its format (and of whether the fill completed)."""
         text = _xml.to_string(xml, pretty=False)
+        name = _xml.find_text(xml, "name")
+        rec = _record.new_record(_xml.find_attr(xml, "target/format", "type"), "vm",
+                                 backing_format=_xml.find_attr(xml, "backingStore/format", "type"),
+                                 source=source, complete=fill is None)
 
         def create():
             pool = self._pool(pool_name, "creating a volume")
-            if source_vol is not None:
-                vol = retry_busy(lambda: pool.createXMLFrom(text, source_vol, 0), "copying a volume into pool %r" % pool_name)
-            else:
-                vol = retry_busy(lambda: pool.createXML(text, 0), "creating a volume in pool %r" % pool_name)
-            self._created.append(vol)
+            self._created.append((pool_name, name))  # the undo deletes it, also when the creation broke off
+            try:
+                if source_vol is not None:
+                    vol = retry_busy(lambda: pool.createXMLFrom(text, source_vol, 0), "copying a volume into pool %r" % pool_name)
+                else:
+                    vol = retry_busy(lambda: pool.createXML(text, 0), "creating a volume in pool %r" % pool_name)
+            except ConflictError as exc:
+                if exists_already(exc):
+                    self._created[-1] = None  # another task's volume: not this run's to delete
+                raise
+            path = _record.local_file(self.ctx.uri, parse_volume_xml(volume_xml(vol)))
+            record_fill(path, rec, complete=False)
             if fill is not None:
                 fill(vol)
+                record_fill(path, rec, complete=True)
 
         return create
 
     def _delete_created(self):
-        vol = self._created.pop() if self._created else None
-        if vol is not None:
-            retry_busy(lambda: vol.delete(0), "deleting a volume this run created")
+        """Undo of a creation: by name, through the current connection (it may be a new one).  The entry
+        is dropped only once the volume is gone: the plan may run this undo again after a reconnect."""
+        item = self._created[-1] if self._created else None
+        if item is not None:
+            delete_by_name(self.ctx.conn, item[0], item[1])
+        if self._created:
+            self._created.pop()
 
     def _plan_create(self, desired, plan):
         self._plan_new_volumes(plan)

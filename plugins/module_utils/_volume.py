@@ -10,6 +10,13 @@ checksum-verified and transparently decompressed), as a linked clone (a qcow2 ov
 temporary directory on the managed node and only then turned into a volume (``vol-create`` plus a
 libvirt upload stream, which also works for remote hypervisors); a failure on the way deletes the
 volume and the temporary files again.
+
+Every image that enters passes the image-trust check (``_trust``): a source image must be
+self-contained and be what its declared format says; the volume a clone copies and the base of a
+linked clone are checked with their recorded format.  Every volume the module makes carries a record
+(``_record``) of its format and, when filled, of what went into it and whether the fill completed:
+an incomplete fill (the daemon went away during the upload) or a fill from another source or
+checksum is made again on the next run.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,11 +32,12 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils import _record, _trust, _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import (
     libvirt,
     libvirt_errors,
     translate_libvirt_error,
+    uri_is_local,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     BackendError,
@@ -46,6 +54,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._usage import guar
 VOLUME_FORMATS = ("qcow2", "raw")
 PREALLOCATION = ("off", "metadata", "full")
 CHECKSUM_ALGORITHMS = ("sha1", "sha224", "sha256", "sha384", "sha512")
+#: how long a run waits for another task that is filling the same volume
+FILL_WAIT_SECONDS = 600
 _CHUNK = 1024 * 1024
 _MAX_NAME_BYTES = 255
 
@@ -113,6 +123,35 @@ def verify_checksum(path, checksum, what=None):
             expected=expected, actual=actual,
         )
     return actual
+
+
+def exists_already(exc):
+    """Whether a failed volume creation (a translated error) says a volume of that name exists: another
+    task created it since this one looked (libvirt's drivers say so with different codes)."""
+    message = (exc.msg or "").lower()
+    return (exc.details.get("libvirt_error_code") == getattr(libvirt, "VIR_ERR_STORAGE_VOL_EXIST", 90)
+            or "exists already" in message or "already exists" in message)
+
+
+def same_checksum(wanted, recorded):
+    """Whether checksum ``wanted`` ('algo:hex') is the one ``recorded``; another algorithm counts as different."""
+    if not recorded:
+        return False
+    try:
+        return parse_checksum(wanted) == parse_checksum(recorded)
+    except InvalidInputError:
+        return False
+
+
+def check_source_path(source):
+    """A local ``source`` must be an existing regular file: say what it is otherwise."""
+    if not os.path.exists(source):
+        raise NotFoundError("source file %r does not exist on the managed node" % source)
+    if os.path.isdir(source):
+        raise InvalidInputError("source %r is a directory, not an image file" % source)
+    if not os.path.isfile(source):
+        raise InvalidInputError("source %r is not a regular file (a device, FIFO or socket): give an image file"
+                                % source)
 
 
 def detect_compression(path):
@@ -185,7 +224,8 @@ def _size_of(root, path):
 
 
 def parse_volume_xml(text):
-    """libvirt volume XML -> dict(name, type, key, path, format, capacity, allocation, backing_path, backing_format)."""
+    """libvirt volume XML -> dict(name, type, key, path, format, capacity, allocation, backing_path, backing_format,
+    physical, mtime, encrypted); ``physical`` and ``mtime`` identify the file (``_record.local_file``)."""
     root = _xml.parse(text, "volume XML") if isinstance(text, (str, bytes)) else text
     return dict(
         name=_xml.find_text(root, "name"),
@@ -197,6 +237,9 @@ def parse_volume_xml(text):
         allocation=_size_of(root, "allocation"),
         backing_path=_xml.find_text(root, "backingStore/path"),
         backing_format=_xml.find_attr(root, "backingStore/format", "type"),
+        physical=_size_of(root, "physical"),
+        mtime=_xml.find_text(root, "target/timestamps/mtime"),
+        encrypted=root.find("target/encryption") is not None,
     )
 
 
@@ -381,16 +424,35 @@ def dependants(conn, path):
     return sorted(found)
 
 
-def volume_facts(conn, pool_name, vol, users=None):
-    """The facts ``volume`` and ``volume_info`` return for one volume."""
+def model_and_record(vol, uri):
+    """libvirt's report of ``vol`` and the collection's record of it (None when it has none or this node
+    cannot see its file: see ``_record``)."""
     model = parse_volume_xml(volume_xml(vol))
+    path = _record.local_file(uri, model)
+    return model, (_record.read_record(path) if path else None)
+
+
+def record_view(rec):
+    """The record as ``volume``/``volume_info`` return it."""
+    if rec is None:
+        return None
+    return dict((k, rec.get(k)) for k in ("format", "made_by", "backing_format", "source", "checksum", "complete"))
+
+
+def volume_facts(conn, pool_name, vol, users=None, uri=None, model=None, rec=None):
+    """The facts ``volume`` and ``volume_info`` return for one volume (``format``: the recorded one,
+    when the collection keeps a record, else libvirt's report; ``reported_format``: libvirt's report)."""
+    if model is None:
+        model, rec = model_and_record(vol, uri)
     chain = backing_chain(conn, model)
     facts = dict(
         name=model["name"],
         pool=pool_name,
         path=model["path"],
         type=model["type"],
-        format=model["format"],
+        format=rec["format"] if rec is not None else model["format"],
+        reported_format=model["format"],
+        record=record_view(rec),
         capacity=model["capacity"],
         allocation=model["allocation"],
         backing_volume=chain[0]["volume"] if chain and chain[0]["pool"] == pool_name else None,
@@ -418,11 +480,39 @@ def gather_volume_info(ctx):
     facts = []
     for vol in vols:
         try:
-            facts.append(volume_facts(ctx.conn, pool_name, vol, users))
+            facts.append(volume_facts(ctx.conn, pool_name, vol, users, uri=ctx.uri))
         except NotFoundError:  # deleted by someone else meanwhile
             continue
     facts.sort(key=lambda f: f["name"])
+    for item in facts:
+        if item["record"] is not None and item["reported_format"] != item["format"]:
+            ctx.warn("volume %r is recorded as %s, but libvirt probes its content as %s: the content was written by a "
+                     "guest or outside this collection; it is used as %s"
+                     % (item["name"], item["format"], item["reported_format"], item["format"]))
+        if item["record"] is not None and not item["record"]["complete"]:
+            ctx.warn("volume %r is incomplete: its fill from %s did not finish" % (item["name"], item["record"]["source"]))
     return dict(changed=False, volumes=facts)
+
+
+def delete_by_name(conn, pool_name, name):
+    """Delete volume ``name`` of pool ``pool_name`` if it is there, looked up through ``conn`` (undo steps:
+    the connection may be a new one)."""
+    with libvirt_errors("looking up storage pool %r" % pool_name):
+        try:
+            pool = conn.storagePoolLookupByName(pool_name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+                return
+            raise
+    vol = lookup_volume(pool, name)
+    if vol is not None:
+        retry_busy(lambda: vol.delete(0), "deleting volume %r" % name)
+
+
+def record_fill(path, rec, complete):
+    """Mark the record at ``path`` (None: none is kept) complete, or write it as it is."""
+    if path:
+        _record.write_record(path, dict(rec, complete=True, filler=None) if complete else rec)
 
 
 # --- sparse upload through a libvirt stream -----------------------------------------------------
@@ -536,6 +626,7 @@ class VolumeResource(Resource):
         self._pool_missing = False
         self._vol = None
         self._users = None
+        self._record = None
         self._work = {}
 
     # --- lookups -------------------------------------------------------------------------------
@@ -575,7 +666,7 @@ class VolumeResource(Resource):
         if self._vol is None:
             return None
         try:
-            return volume_facts(self.ctx.conn, self.params["pool"], self._vol)
+            model, rec = model_and_record(self._vol, self.ctx.uri)
         except NotFoundError:
             # libvirt still listed a file that was removed behind its back (another host on a shared
             # directory, an rm): after a refresh the pool shows what is really there.
@@ -583,7 +674,24 @@ class VolumeResource(Resource):
             self._vol = lookup_volume(self.pool, self.name, refresh=False)
             if self._vol is None:
                 return None
-            return volume_facts(self.ctx.conn, self.params["pool"], self._vol)
+            model, rec = model_and_record(self._vol, self.ctx.uri)
+        if rec is not None and not rec.get("complete") and _record.filler_state(rec) == "alive":
+            return self._wait_for_filler()
+        self._record = rec
+        return volume_facts(self.ctx.conn, self.params["pool"], self._vol, uri=self.ctx.uri, model=model, rec=rec)
+
+    def _wait_for_filler(self, sleep=time.sleep, clock=time.monotonic):
+        """Another task is filling this volume right now: wait until it is done (or gave up) and read again."""
+        deadline = clock() + FILL_WAIT_SECONDS
+        while True:
+            vol = lookup_volume(self.pool, self.name)
+            rec = model_and_record(vol, self.ctx.uri)[1] if vol is not None else None
+            if rec is None or rec.get("complete") or _record.filler_state(rec) != "alive":
+                return self.read()
+            if clock() >= deadline:
+                raise ConflictError("volume %r is still being filled by another task (pid %s) after %d s"
+                                    % (self.name, (rec.get("filler") or {}).get("pid"), FILL_WAIT_SECONDS))
+            sleep(1.0)
 
     def desired(self):
         if self.params["state"] == "absent":
@@ -609,10 +717,13 @@ class VolumeResource(Resource):
             return out
         fmt = self._new_format()
         target = pool_target_path(self.pool) if self.pool is not None else None
+        rec = None
+        if target and uri_is_local(self.ctx.uri) and os.path.isdir(target):
+            rec = record_view(dict(self._new_record(fmt), complete=True))
         return dict(
             name=self.name, pool=self.params["pool"], path=os.path.join(target, self.name) if target else None,
-            type="file", format=fmt, capacity=normal_capacity(desired["capacity"], fmt), allocation=None,
-            backing_volume=desired["backing_volume"], backing_chain=None,
+            type="file", format=fmt, reported_format=fmt, record=rec, capacity=normal_capacity(desired["capacity"], fmt),
+            allocation=None, backing_volume=desired["backing_volume"], backing_chain=None,
         )
 
     def diff_views(self, current, desired):
@@ -637,6 +748,10 @@ class VolumeResource(Resource):
             return
         if current is None:
             self._plan_create(plan)
+            return
+        reason = self._refill_reason(current, plan)
+        if reason:
+            self._plan_refill(current, reason, plan)
             return
         self._plan_update(current, diff, plan)
 
@@ -720,22 +835,36 @@ class VolumeResource(Resource):
             return p["format"]
         if p.get("backing_volume"):
             return "qcow2"
-        if p.get("clone_from") and self.pool is not None:
-            src = lookup_volume(self.pool, p["clone_from"])
-            if src is not None:
-                fmt = parse_volume_xml(volume_xml(src))["format"]
-                if fmt in VOLUME_FORMATS:
-                    return fmt
+        if p.get("clone_from"):
+            src = self._clone_source()
+            if src is not None and src["format"] in VOLUME_FORMATS:
+                return src["format"]
         if p.get("source") and p.get("source_format") in VOLUME_FORMATS:
             return p["source_format"]
         return "qcow2" if not p.get("source") else None  # a source keeps its probed format when it is raw or qcow2
+
+    def _fill_source(self):
+        """What goes into the new volume, as its record names it: the source, or the volume it copies."""
+        p = self.params
+        if p.get("source"):
+            return p["source"]
+        if p.get("clone_from"):
+            return "volume:%s/%s" % (p["pool"], p["clone_from"])
+        return None
+
+    def _new_record(self, fmt, backing_format=None, checksum=None):
+        source = self._fill_source()
+        return _record.new_record(fmt, "volume", backing_format=backing_format, source=source,
+                                  checksum=checksum or self.params.get("checksum"), complete=source is None)
 
     def _create_flags(self):
         if self.params.get("preallocation") == "metadata":
             return libvirt.VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA
         return 0
 
-    def _create_xml(self, xml, what, from_vol=None):
+    def _create_xml(self, xml, what, rec, from_vol=None):
+        """Create the volume (a copy of ``from_vol``) and record ``rec`` on it.  When another task created
+        it at the same time, wait for that task and use its volume if it is what this task makes."""
         text = _xml.to_string(xml, pretty=False)
 
         def create():
@@ -743,14 +872,67 @@ class VolumeResource(Resource):
                 return self.pool.createXMLFrom(text, from_vol, 0)
             return self.pool.createXML(text, self._create_flags())
 
-        vol = retry_busy(create, what)
-        self._work["vol"] = vol
+        for _attempt in range(2):
+            self._work["ours"] = True  # the undo deletes the volume of this name (partial step)
+            try:
+                vol = retry_busy(create, what)
+            except ConflictError as exc:
+                if not exists_already(exc):
+                    raise
+                self._work["ours"] = False
+                vol = self._adopt(rec)
+                if vol is None:
+                    continue  # the other task gave up and removed it: make it here
+                self._work["adopted"] = vol
+                return vol
+            self._work["vol"] = vol
+            model = parse_volume_xml(volume_xml(vol))
+            self._work["record_path"] = _record.local_file(self.ctx.uri, model)
+            self._work["record"] = rec
+            record_fill(self._work["record_path"], rec, complete=False)
+            return vol
+        raise ConflictError("volume %r is created and removed again by another task at the same time" % self.name)
+
+    def _adopt(self, rec, sleep=time.sleep, clock=time.monotonic):
+        """The volume was created by another task since this run read the pool: wait while that task fills
+        it; None when it went away again, else the volume when it is what this task makes."""
+        deadline = clock() + FILL_WAIT_SECONDS
+        grace = clock() + 5  # the other task records the volume right after creating it
+        while True:
+            vol = lookup_volume(self.pool, self.name)
+            if vol is None:
+                return None
+            model, theirs = model_and_record(vol, self.ctx.uri)
+            seen = _record.local_file(self.ctx.uri, model) is not None
+            busy = theirs is not None and not theirs.get("complete") and _record.filler_state(theirs) == "alive"
+            if (busy or (theirs is None and seen and clock() < grace)) and clock() < deadline:
+                sleep(0.5)
+                continue
+            break
+        if theirs is None:
+            fmt = model["format"]
+        elif not theirs.get("complete"):
+            raise ConflictError("volume %r was created at the same time by another task, which did not finish filling "
+                                "it; run this task again to make it anew" % self.name)
+        else:
+            fmt = theirs["format"]
+            if theirs.get("source_sha256") != rec.get("source_sha256") or (
+                    self.params.get("checksum") and not same_checksum(self.params["checksum"], theirs.get("checksum"))):
+                raise ConflictError("volume %r was created at the same time by another task from %s, not from %s"
+                                    % (self.name, theirs.get("source") or "nothing", rec.get("source") or "nothing"))
+        if rec.get("format") not in (None, fmt):
+            raise ConflictError("volume %r was created at the same time by another task as %s, not %s"
+                                % (self.name, fmt, rec["format"]))
+        self.ctx.warn("volume %r was created at the same time by another task; this task uses it as it is" % self.name)
         return vol
 
     def _delete_created(self):
-        vol = self._work.pop("vol", None)
-        if vol is not None:
-            retry_busy(lambda: vol.delete(0), "deleting the half-made volume %r" % self.name)
+        """Undo of a creation (also of one that broke off): by name, through the current connection.
+        Nothing is forgotten before the deletion succeeded: the plan may run this undo again."""
+        if self._work.get("ours"):
+            delete_by_name(self.ctx.conn, self.params["pool"], self.name)
+        self._work.pop("ours", None)
+        self._work.pop("vol", None)
 
     def _plan_create(self, plan):
         p = self.params
@@ -768,7 +950,8 @@ class VolumeResource(Resource):
             allocation = size if p.get("preallocation") == "full" else 0
             xml = build_volume_xml(self.name, size, fmt, allocation=allocation)
             plan.add("create empty %s volume %r of %d bytes in pool %r" % (fmt, self.name, size, p["pool"]),
-                     lambda: self._create_xml(xml, "creating volume %r" % self.name), self._delete_created)
+                     lambda: self._create_xml(xml, "creating volume %r" % self.name, self._new_record(fmt)),
+                     self._delete_created, partial=True)
 
     def _base(self, key):
         """The volume ``key`` names and its model; (None, None) when it is assumed (check mode: an
@@ -780,7 +963,17 @@ class VolumeResource(Resource):
         if vol is None:
             self.ctx.assume(NotFoundError("%s %r does not exist in pool %r" % (key, name, self.params["pool"])))
             return None, None
-        return vol, parse_volume_xml(volume_xml(vol))
+        model = parse_volume_xml(volume_xml(vol))
+        trusted = _trust.trusted_volume(self.ctx.conn, self.ctx.uri, model, self._qemu_img(), "%s %r" % (key, name),
+                                        chain=lambda: backing_chain(self.ctx.conn, model))
+        return vol, dict(model, format=trusted["format"], checked=trusted["checked"])
+
+    def _clone_source(self):
+        """The volume ``clone_from`` names, checked: dict of its report with the trusted format (None when
+        it is assumed in check mode)."""
+        if "clone_source" not in self._work:
+            self._work["clone_source"] = self._base("clone_from")
+        return self._work["clone_source"][1]
 
     def _plan_linked_clone(self, plan):
         base_vol, base = self._base("backing_volume")
@@ -791,12 +984,16 @@ class VolumeResource(Resource):
         if self.capacity is not None and self.capacity < base["capacity"]:
             raise InvalidInputError("capacity %d is smaller than backing volume %r (%d bytes)"
                                     % (self.capacity, base_vol.name(), base["capacity"]))
+        # the base's trusted format, not libvirt's probe: a base recorded raw stays raw below the overlay
         xml = build_volume_xml(self.name, size, "qcow2", backing_path=base["path"], backing_format=base["format"])
+        rec = self._new_record("qcow2", backing_format=base["format"])
         plan.add("create volume %r as a qcow2 overlay on %r" % (self.name, base_vol.name()),
-                 lambda: self._create_xml(xml, "creating linked clone %r" % self.name), self._delete_created)
+                 lambda: self._create_xml(xml, "creating linked clone %r" % self.name, rec), self._delete_created,
+                 partial=True)
 
     def _plan_full_clone(self, plan):
-        src_vol, src = self._base("clone_from")
+        self._clone_source()
+        src_vol, src = self._work["clone_source"]
         if src_vol is None:
             plan.add("create volume %r as a full copy of %r" % (self.name, self.params["clone_from"]))
             return
@@ -804,30 +1001,96 @@ class VolumeResource(Resource):
         if self.capacity is not None and self.capacity < src["capacity"]:
             raise InvalidInputError("capacity %d is smaller than the volume %r it is cloned from (%d bytes)"
                                     % (self.capacity, src_vol.name(), src["capacity"]))
-        xml = build_volume_xml(self.name, normal_capacity(src["capacity"], fmt), fmt)
-        plan.add("create volume %r as a full %s copy of %r" % (self.name, fmt, src_vol.name()),
-                 lambda: self._create_xml(xml, "cloning volume %r" % src_vol.name(), from_vol=src_vol),
-                 self._delete_created)
+        xml = build_volume_xml(self.name, normal_capacity(src["capacity"], fmt), fmt, allocation=0)
+        rec = self._new_record(fmt)
+        if src["checked"] == "report":
+            # libvirt copies with the format it probes: only when nothing else is known of the source
+            plan.add("create volume %r as a full %s copy of %r" % (self.name, fmt, src_vol.name()),
+                     lambda: self._create_xml(xml, "cloning volume %r" % src_vol.name(), rec, from_vol=src_vol),
+                     self._delete_created, partial=True)
+        else:
+            plan.add("create volume %r in pool %r for a full %s copy of %r"
+                     % (self.name, self.params["pool"], fmt, src_vol.name()),
+                     lambda: self._create_xml(xml, "creating volume %r" % self.name, rec), self._delete_created,
+                     partial=True)
+            plan.add("copy volume %r (%s) into volume %r" % (src_vol.name(), src["format"], self.name),
+                     lambda: self._copy_into(src["path"], src["format"], fmt))
         size = normal_capacity(self.capacity, fmt)
         if size is not None and size > src["capacity"]:
             plan.add("grow volume %r to %d bytes" % (self.name, size), lambda: self._resize(size, vol=self._work["vol"]))
 
+    def _copy_into(self, src_path, src_fmt, fmt):
+        """Fill the new volume with qemu-img, reading the source with its known format (``-f``)."""
+        if self._work.get("adopted") is not None:
+            return
+        with libvirt_errors("reading the path of volume %r" % self.name):
+            dst = self._work["vol"].path()
+        self._qemu_img().convert(src_path, dst, fmt, src_fmt=src_fmt, target_exists=True)
+        record_fill(self._work["record_path"], self._work["record"], complete=True)
+        refresh_pool(self.pool)
+
     # --- create from a source image ------------------------------------------------------------
 
-    def _plan_from_source(self, plan):
+    def _refill_reason(self, current, plan):
+        """Why the existing volume must be made again from its source (None: it need not)."""
+        rec, p = self._record, self.params
+        if rec is None or not rec.get("source"):
+            return None  # not filled by this collection, or no record is kept here
+        wanted = self._fill_source()
+        if not rec.get("complete"):
+            if _record.filler_state(rec) == "elsewhere":
+                raise ConflictError("volume %r is being filled from another host (%s), or that fill died: remove "
+                                    "it (state=absent) to fill it again" % (self.name, rec["filler"].get("host")))
+            reason = "its fill from %s did not complete" % rec["source"]
+        elif wanted is not None and _record.source_id(wanted) != rec.get("source_sha256"):
+            reason = "it was filled from %s, not from %s" % (rec["source"], _record.redact_source(wanted))
+        elif p.get("checksum") and not same_checksum(p["checksum"], rec.get("checksum")):
+            reason = "it was filled from content with checksum %s, not %s" % (rec.get("checksum"), p["checksum"])
+        else:
+            return None
+        if wanted is None:
+            plan.warn("volume %r is incomplete (%s): give source or clone_from to fill it again, or remove it"
+                      % (self.name, reason))
+            return None
+        return reason
+
+    def _plan_refill(self, current, reason, plan):
+        users = sorted(set(u["domain"] for u in self._domain_users(current["path"])))
+        deps = [d for d in dependants(self.ctx.conn, current["path"]) if d != "%s/%s" % (self.params["pool"], self.name)]
+        if users or deps:
+            raise ConflictError("volume %r must be made again (%s), but %s: give the new content another name"
+                                % (self.name, reason, "VM(s) %s use it" % ", ".join(users) if users
+                                   else "it is the backing file of %s" % ", ".join(deps)),
+                                used_by=users, dependants=deps)
+        label = "delete volume %r to make it again: %s" % (self.name, reason)
+
+        def remove():
+            delete_by_name(self.ctx.conn, self.params["pool"], self.name)
+
+        if self.params.get("source"):
+            self._plan_from_source(plan, replace=(label, remove))
+        else:
+            plan.add(label, remove)
+            self._plan_create(plan)
+
+    def _plan_from_source(self, plan, replace=None):
         p = self.params
         source = p["source"]
         if not is_url(source):
             if "://" in source:
                 raise InvalidInputError("source must be a local path or an http(s) URL, not %r" % source)
-            if not os.path.isfile(source):
-                self.ctx.assume(NotFoundError("source file %r does not exist on the managed node" % source))
+            try:
+                check_source_path(source)
+            except NotFoundError as exc:
+                self.ctx.assume(exc)  # an earlier task may download or build it
         what = "download %s" % source if is_url(source) else "read %s" % source
         if p.get("checksum"):
             what += " and verify its %s checksum" % parse_checksum(p["checksum"])[0]
         plan.add(what, self._prepare_source, self._remove_tmp)
+        if replace is not None:
+            plan.add(*replace)
         plan.add("create volume %r in pool %r from the image" % (self.name, p["pool"]), self._create_for_upload,
-                 self._delete_created)
+                 self._delete_created, partial=True)
         plan.add("upload the image into volume %r" % self.name, self._upload)
         if self.capacity is not None:
             plan.add("grow volume %r to the requested capacity" % self.name, self._grow_after_upload)
@@ -861,41 +1124,44 @@ class VolumeResource(Resource):
             path = source
         if p.get("checksum"):
             verify_checksum(path, p["checksum"], what=source)
+            checksum = "%s:%s" % parse_checksum(p["checksum"])
+        else:
+            checksum = "sha256:%s" % file_digest(path, "sha256")  # recorded: what went into the volume
         kind = detect_compression(path)
         if kind:
             plain = os.path.join(self._tmpdir(), "decompressed")
             decompress_file(path, plain, kind)
             path = plain
         qemu_img = self._qemu_img()
-        info = qemu_img.info(path, fmt=p.get("source_format"))
-        if info.get("backing-filename") or info.get("full-backing-filename"):
-            raise InvalidInputError("source image %s has a backing file (%s): only self-contained images are accepted"
-                                    % (source, info.get("backing-filename")))
-        src_fmt = info.get("format")
+        facts = _trust.check_image(qemu_img, path, p.get("source_format"), "source image %s" % source)
+        src_fmt = facts["format"]
         fmt = p.get("format") or (src_fmt if src_fmt in VOLUME_FORMATS else "qcow2")
         if src_fmt != fmt:
             converted = os.path.join(self._tmpdir(), "converted")
             qemu_img.convert(path, converted, fmt, src_fmt=src_fmt)
             path = converted
-        vsize = int(info["virtual-size"])
+        vsize = facts["virtual_size"]
         if self.capacity is not None and normal_capacity(self.capacity, fmt) < vsize:
             raise InvalidInputError("capacity %d is smaller than the source image (%d bytes)" % (self.capacity, vsize))
-        self._work.update(image=path, format=fmt, virtual_size=vsize)
+        self._work.update(image=path, format=fmt, virtual_size=vsize, checksum=checksum)
 
     def _create_for_upload(self):
         image, fmt = self._work["image"], self._work["format"]
         # the upload overwrites the file from offset 0: the volume must hold every byte of the image file
         size = max(self._work["virtual_size"], os.path.getsize(image))
         xml = build_volume_xml(self.name, normal_capacity(size, fmt), fmt, allocation=0)
-        self._create_xml(xml, "creating volume %r" % self.name)
+        self._create_xml(xml, "creating volume %r" % self.name, self._new_record(fmt, checksum=self._work["checksum"]))
 
     def _upload(self):
+        if self._work.get("adopted") is not None:
+            return  # another task made and filled it (see _adopt)
         vol = self._work["vol"]
         upload_file(self.ctx.conn, vol, self._work["image"], sparse=self._work["format"] == "raw")
+        record_fill(self._work["record_path"], self._work["record"], complete=True)
         refresh_pool(self.pool)  # waits for libvirt's own refresh after the upload, then reads the new image
 
     def _grow_after_upload(self):
-        vol = self._work["vol"]
+        vol = self._work.get("vol") or self._work["adopted"]
         size = normal_capacity(self.capacity, self._work["format"])
         current = parse_volume_xml(volume_xml(vol))["capacity"]
         if size > current:

@@ -27,7 +27,7 @@ description:
     O(apply=restart) the module restarts the VM itself.
   - New disks can be new volumes made for the VM (empty, or linked clones of a base image with
     O(disks[].backing_volume)). If a later step of the run fails, the volumes and the definition this
-    run made are removed again.
+    run made are removed again, on a new connection when the libvirt daemon was restarted meanwhile.
   - All input is checked before anything changes. This covers unknown pools, volumes and networks, a
     writable disk that another VM uses or that is attached twice, two devices on one target, memory or
     vCPUs above what the host has (with O(xml) too), a machine type or CPU model the host does not
@@ -45,6 +45,7 @@ extends_documentation_fragment:
   - virtops.libvirt.common
   - virtops.libvirt.common.actiongroup
   - virtops.libvirt.common.resource_module
+  - virtops.libvirt.image_trust
 options:
   name:
     description:
@@ -205,7 +206,10 @@ options:
             are never shrunk (a smaller size only warns).
         type: str
       format:
-        description: Image format. Read from the volume for existing volumes; V(qcow2) for new ones.
+        description:
+          - Image format. V(qcow2) for new volumes. For existing images, unset means the format of the VM's
+            own definition of that disk, else the collection's record of the volume, else libvirt's report
+            of it; a declared format that differs from the recorded one is refused (see the notes).
         type: str
         choices: [qcow2, raw]
       backing_volume:

@@ -72,12 +72,18 @@ description:
   - Disks of archives are streamed into a private scratch directory (O(tmp_dir)), never unpacked as a
     whole. The scratch directory is removed at the end of the run, also on failure. A failure removes
     the volumes and the definition the run made.
+  - Disk images pass the image-trust check described in the notes, under their declared format (the
+    manifest's or the OVF's, or O(disks[].format)). The new volumes carry the collection's record of
+    their format and their source, and whether their upload completed. A volume left by an earlier
+    import of the same VM that failed and could not be undone (libvirtd went away for longer than the
+    30 s the undo waits for it) is made anew, when no VM uses it.
 author:
   - virtops.libvirt developers (@virtops)
 extends_documentation_fragment:
   - virtops.libvirt.common
   - virtops.libvirt.common.actiongroup
   - virtops.libvirt.common.resource_module
+  - virtops.libvirt.image_trust
 options:
   name:
     description:

@@ -23,6 +23,17 @@ description:
   - The format of an existing volume is never converted; asking for a different O(format) is an error.
     O(source), O(checksum), O(clone_from) and O(preallocation) only matter when the volume is created.
   - A failed creation (bad URL, checksum mismatch, full pool) removes the volume and the temporary files again.
+    When the libvirt daemon went away during the creation (it was restarted), the removal is tried again
+    on a new connection, for up to 30 seconds.
+  - A volume filled from O(source) or O(clone_from) is known complete by its record (see the notes). When
+    the record says that its fill did not complete (the daemon, the node or the task died during the
+    upload), or that it was filled from another O(source) or O(checksum) (another O(clone_from)), the
+    volume is deleted and made again, in check mode reported as such. It is refused while a VM uses the
+    volume or other volumes are overlays on it. Volumes without a record (made before, elsewhere, or
+    where no record is kept) are left as they are.
+  - Two tasks that create the same volume at the same time converge. The one that comes second waits
+    while the other fills the volume (up to 10 minutes), then uses that volume when its record shows the
+    same format, source and checksum, with a warning, and fails with a clear message otherwise.
   - Lookups refresh the pool only when a volume is not found, and pool refreshes are retried while libvirt
     reports asynchronous jobs in the pool, so several volumes can be created in one pool in parallel.
 author:
@@ -31,6 +42,7 @@ extends_documentation_fragment:
   - virtops.libvirt.common
   - virtops.libvirt.common.actiongroup
   - virtops.libvirt.common.resource_module
+  - virtops.libvirt.image_trust
 options:
   name:
     description:
@@ -84,12 +96,16 @@ options:
       - gzip and xz compressed images are recognised by their content and decompressed.
       - The image is prepared in a temporary directory on the managed node and then uploaded through
         libvirt, so remote hypervisors work too.
-      - Images with a backing file are refused.
+      - The image passes the image-trust check (see the notes). Images with a backing file, an external
+        data file or VMDK extents, encrypted images and images that are not what O(source_format) says
+        are refused. A directory or a device is refused with a message that says so.
     type: str
   source_format:
     description:
-      - Format of the (decompressed) source image. Unset means it is probed with C(qemu-img info);
-        set it for images you do not trust, so that a raw image is never probed.
+      - Format of the (decompressed) source image. Unset means the format its first bytes show (its
+        header), raw when there is none.
+      - Set it for images you do not trust. An image whose content is another format is then refused,
+        a raw one whose first bytes look like a qcow2, qed, vmdk, vdi, vhdx, vpc or LUKS header too.
     type: str
     choices: [raw, qcow2, vmdk, vdi, vhdx, vpc, qed]
   checksum:
@@ -110,10 +126,16 @@ options:
   backing_volume:
     description:
       - Create the volume as a linked clone, a qcow2 overlay whose backing file is this volume of the same pool.
+      - The base passes the image-trust check (see the notes), and the overlay names it with its recorded
+        format, so a base recorded raw is read as raw, whatever its content looks like.
       - For an existing volume, a different backing volume is an error.
     type: str
   clone_from:
-    description: Create the volume as a full copy of this volume of the same pool.
+    description:
+      - Create the volume as a full copy of this volume of the same pool.
+      - The volume copied passes the image-trust check (see the notes). With a local URI it is copied with
+        C(qemu-img convert), read with its recorded (or checked) format; with a remote URI libvirt copies
+        it, reading it with the format it probes.
     type: str
   allow_shrink:
     description: Allow O(capacity) to be smaller than the current size. Data beyond the new size is lost.
@@ -191,9 +213,37 @@ volume:
       type: str
       sample: file
     format:
-      description: Image format.
+      description: Image format the volume is used with, the recorded one when the collection keeps a record.
       type: str
       sample: qcow2
+    reported_format:
+      description: Image format as libvirt reports (probes) it.
+      type: str
+      sample: qcow2
+    record:
+      description:
+        - The collection's record of the volume (see the notes), null when it has none or none can be read
+          (remote URI, a file system without user extended attributes).
+      type: dict
+      contains:
+        format:
+          description: The recorded format.
+          type: str
+        made_by:
+          description: The module that made the volume (volume, vm, vm_import, cloudinit).
+          type: str
+        backing_format:
+          description: For an overlay, the format its base is read with.
+          type: str
+        source:
+          description: What the volume was filled from (an URL without user, password and query; a path; C(volume:POOL/NAME)).
+          type: str
+        checksum:
+          description: The checksum the fill was verified against (the SHA-256 of what was read when none was given).
+          type: str
+        complete:
+          description: Whether the fill completed.
+          type: bool
     capacity:
       description: Size the guest sees, in bytes.
       type: int

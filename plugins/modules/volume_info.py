@@ -16,6 +16,10 @@ description:
   - Lists all volumes of an active storage pool, or one named volume, with path, format, capacity,
     allocation, backing chain and the domains whose disks use the volume.
   - Listing all volumes refreshes the pool first, so files created outside libvirt are included.
+  - The RV(volumes[].format) is the format the collection recorded when it made the volume (see M(virtops.libvirt.volume));
+    when libvirt probes the volume's content as another format (a guest wrote an image header into its
+    raw disk), the module warns and the volume is still used as recorded. Incomplete fills are warned
+    about too.
 author:
   - virtops.libvirt developers (@virtops)
 extends_documentation_fragment:
@@ -73,9 +77,37 @@ volumes:
       type: str
       sample: file
     format:
-      description: Image format as libvirt reports it.
+      description: Image format the volume is used with, the recorded one when the collection keeps a record.
       type: str
       sample: qcow2
+    reported_format:
+      description: Image format as libvirt reports (probes) it.
+      type: str
+      sample: qcow2
+    record:
+      description:
+        - The collection's record of the volume, null when it has none or none can be read (remote URI,
+          a file system without user extended attributes). See M(virtops.libvirt.volume).
+      type: dict
+      contains:
+        format:
+          description: The recorded format.
+          type: str
+        made_by:
+          description: The module that made the volume (volume, vm, vm_import, cloudinit).
+          type: str
+        backing_format:
+          description: For an overlay, the format its base is read with.
+          type: str
+        source:
+          description: What the volume was filled from.
+          type: str
+        checksum:
+          description: The checksum the fill was verified against.
+          type: str
+        complete:
+          description: Whether the fill completed.
+          type: bool
     capacity:
       description: Size the guest sees, in bytes.
       type: int

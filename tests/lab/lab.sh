@@ -10,6 +10,7 @@
 # network namespace and nothing is mounted in the machine's mount namespace.
 #
 # Usage: lab.sh up [N] [--fresh] | down [--purge] | status | uris | env | inventory FILE [N]
+#        | libvirtd stop|start N
 # See tests/lab/README.md.
 set -euo pipefail
 
@@ -36,6 +37,9 @@ usage: $PROG up [N] [--fresh]  start N lab hypervisors (default \$LAB_HOSTS or 1
        $PROG uris            one libvirt URI per line
        $PROG env             shell assignments LAB_HOSTS, LAB_URI_i, LAB_ADDR_i, ...
        $PROG inventory FILE [N]  write an Ansible YAML inventory (of the first N hosts)
+       $PROG libvirtd stop N   stop only libvirtd of host N (TERM by its pid file): a fault for tests;
+                             its guests, networks and virtlogd keep running
+       $PROG libvirtd start N  start it again in host N's namespaces; returns when it answers
 state dir: $STATE_ROOT (LAB_STATE_DIR); namespaces: ${NS_PREFIX}N, $SW_NS (LAB_NS_PREFIX)
 EOF
     exit 2
@@ -444,6 +448,48 @@ ensure_pool() { # i
 }
 
 # ------------------------------------------------------------ subcommands ---
+# libvirtd stop|start N: a daemon restart as a fault for tests.  stop signals only the libvirtd of
+# the pid file (TERM, then KILL after 10 s), checked by program name and network namespace like
+# every kill here; QEMU, dnsmasq and virtlogd keep running.  start enters the mount, UTS and network
+# namespaces of the host's virtlogd (which holds the namespace the host was started in) and starts
+# libvirtd there with the same pid file, as 'up' does.
+cmd_libvirtd() {
+    local action=$1 i=$2 d ns ino vpid deadline
+    check_count "$i"
+    need_root
+    d=$(host_dir "$i")
+    ns=$(host_ns "$i")
+    ino=$(ns_inode "$ns")
+    [[ -n $ino ]] || die "$(host_name "$i") is not up (no namespace $ns)"
+    take_lock
+    case $action in
+    stop)
+        pidfile_alive "$d/pids/libvirtd.pid" libvirtd "$ino" || die "libvirtd of $(host_name "$i") is not running"
+        kill_pidfile "$d/pids/libvirtd.pid" libvirtd "$ino"
+        log "$(host_name "$i"): libvirtd stopped"
+        ;;
+    start)
+        if pidfile_alive "$d/pids/libvirtd.pid" libvirtd "$ino"; then
+            log "$(host_name "$i"): libvirtd already running"
+            return 0
+        fi
+        pidfile_alive "$d/pids/virtlogd.pid" virtlogd "$ino" ||
+            die "virtlogd of $(host_name "$i") is not running: use '$PROG up'"
+        vpid=$(read_pid "$d/pids/virtlogd.pid")
+        rm -f "$d/pids/libvirtd.pid"
+        nsenter --target "$vpid" --mount --uts --net -- libvirtd --listen -d -p "$d/pids/libvirtd.pid" \
+            </dev/null >>"$d/log/daemon-start.log" 2>&1 9>&- || die "$(host_name "$i"): libvirtd did not start"
+        deadline=$((SECONDS + WAIT_SECS))
+        until host_answers "$i"; do
+            ((SECONDS < deadline)) || die "$(host_name "$i"): libvirtd did not answer within ${WAIT_SECS}s"
+            sleep 0.2
+        done
+        log "$(host_name "$i"): libvirtd started (pid $(read_pid "$d/pids/libvirtd.pid"))"
+        ;;
+    *) usage ;;
+    esac
+}
+
 lab_running() { # any host of the lab alive
     local d i
     for d in "$STATE_ROOT"/host*; do
@@ -591,6 +637,9 @@ cmd_inventory() {
             echo "          lab_address: \"$(host_addr "$i")\""
             echo "          lab_tcp_uri: \"$(host_tcp_uri "$i")\""
             echo "          lab_state_dir: \"$(host_dir "$i")\""
+            echo "          lab_state_root: \"$STATE_ROOT\""
+            echo "          lab_ns_prefix: \"$NS_PREFIX\""
+            echo "          lab_host_number: $i"
         done
     } >"$tmp"
     chmod 0644 "$tmp"
@@ -609,6 +658,7 @@ main() {
     uris) (($# == 0)) || usage; cmd_uris ;;
     env) (($# == 0)) || usage; cmd_env ;;
     inventory) (($# == 1 || $# == 2)) || usage; cmd_inventory "$@" ;;
+    libvirtd) (($# == 2)) || usage; cmd_libvirtd "$@" ;;
     -h | --help | help) usage ;;
     *) usage ;;
     esac

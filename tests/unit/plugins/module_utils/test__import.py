@@ -501,7 +501,7 @@ def test_bare_disk_with_backing_file_refused(conn, tmp_path, uploads):
     subprocess.check_call(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", overlay])
     with pytest.raises(InvalidInputError, match="backing file"):
         run(conn, name=PREFIX + "overlay", pool=POOL, disks=[dict(path=overlay)])
-    with pytest.raises(InvalidInputError, match="cannot be read as vmdk"):
+    with pytest.raises(InvalidInputError, match="declared as vmdk, but its content is a qcow2 image"):
         run(conn, name=PREFIX + "overlay", pool=POOL, disks=[dict(path=base, format="vmdk")])
 
 

@@ -169,3 +169,100 @@ def test_check_mode_assumption_is_a_warning_and_a_real_run_fails():
     assert "storage pool 'later' does not exist" in warned[0] and warned[0].startswith("check mode: ")
     with pytest.raises(NotFoundError, match="'later' does not exist"):
         reconcile(_NeedsPool(Context(params=dict(name="t"))), check_mode=False)
+
+
+# --- partial steps and a rollback after the connection was lost ---------------------------------
+
+
+def test_partial_step_is_undone_when_it_fails():
+    calls = []
+
+    def half_done():
+        calls.append("created")
+        raise BackendError("the copy broke off")
+
+    plan = Plan()
+    plan.add("one", lambda: calls.append("one"), undo=lambda: calls.append("undo one"))
+    plan.add("copy", half_done, undo=lambda: calls.append("undo copy"), partial=True)
+    plan.add("whole", lambda: 1 / 0, undo=lambda: calls.append("never"))
+    with pytest.raises(BackendError, match="broke off"):
+        plan.execute()
+    assert calls == ["one", "created", "undo copy", "undo one"]
+
+
+class _Undo:
+    """An undo that fails until the connection was renewed ``renew_after`` times (0: never recovers)."""
+
+    def __init__(self, fail_times):
+        self.fail_times = fail_times
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls <= self.fail_times:
+            raise BackendError("deleting volume 'v': internal error: client socket is closed")
+
+
+@pytest.mark.parametrize("answers, undo_fails, rollback_errors, reconnects", [
+    ([True], 1, [], 1),  # the connection was lost: renewed, the undo retried and done
+    ([False], 1, ["undo of 'create' failed: deleting volume 'v': internal error: client socket is closed"], 1),  # alive
+    ([True], 2, ["undo of 'create' failed: deleting volume 'v': internal error: client socket is closed"], 1),
+    ([RuntimeError("daemon not running")],
+     1, ["the libvirt connection was lost and could not be opened again: daemon not running",
+         "undo of 'create' failed: deleting volume 'v': internal error: client socket is closed"], 1),
+])
+def test_undo_retried_once_on_a_new_connection(answers, undo_fails, rollback_errors, reconnects):
+    asked = []
+
+    def reconnect():
+        answer = answers[min(len(asked), len(answers) - 1)]
+        asked.append(answer)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    undo = _Undo(undo_fails)
+    plan = Plan(reconnect=reconnect)
+    plan.add("create", lambda: None, undo=undo)
+    plan.add("upload", lambda: 1 / 0)
+    with pytest.raises(BackendError) as err:
+        plan.execute()
+    assert err.value.details["rollback_errors"] == rollback_errors
+    assert len(asked) == reconnects
+
+
+def test_reconnect_is_not_asked_again_once_it_failed():
+    asked = []
+
+    def reconnect():
+        asked.append(1)
+        raise RuntimeError("daemon not running")
+
+    plan = Plan(reconnect=reconnect)
+    plan.add("a", lambda: None, undo=_Undo(1))
+    plan.add("b", lambda: None, undo=_Undo(1))
+    plan.add("c", lambda: 1 / 0)
+    with pytest.raises(BackendError) as err:
+        plan.execute()
+    assert len(asked) == 1 and len(err.value.details["rollback_errors"]) == 3
+
+
+def test_reconcile_gives_the_plan_the_contexts_reconnect():
+    seen = []
+
+    class _Broken(Resource):
+        kind = "thing"
+
+        def read(self):
+            return None
+
+        def desired(self):
+            return dict(size=1)
+
+        def plan(self, current, desired, diff, plan):
+            seen.append(plan.reconnect)
+            plan.add("make", lambda: None, undo=lambda: None)
+
+    ctx = Context(params=dict(name="t"))
+    reconcile(_Broken(ctx), check_mode=True)
+    assert seen[0] == ctx.reconnect_if_lost

@@ -910,3 +910,88 @@ def test_secrets_of_cloud_init_and_xml_are_masked(test_conn, vm):
     assert second["changed"] and "Xml-pw" not in json.dumps([first, second])
     for view in ("before", "after"):
         assert re.search("passwd=[\"']\\*{8}[\"']", second["diff"][view]["xml"]), second["diff"][view]["xml"]
+
+
+# ------------------------------------------------------------------ untrusted volumes ---
+# The test driver's volumes have no files: these are checked from libvirt's report (_trust.check_reported),
+# as on a remote hypervisor.  The checks of the files themselves are in test__trust.py.
+
+def _volume(conn, name, fmt="qcow2", backing=None, backing_format="raw"):
+    from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
+    from ansible_collections.virtops.libvirt.plugins.module_utils._volume import build_volume_xml
+    xml = build_volume_xml(name, 16 * 1024 ** 2, fmt, backing_path=backing, backing_format=backing_format if backing else None)
+    conn.storagePoolLookupByName(POOL).createXML(_xml.to_string(xml), 0)
+
+
+UNTRUSTED_VOLUMES = [
+    ("backing-outside-pools", dict(backing="/etc/shadow"), {}, "backing file outside the storage pools"),
+    ("backing-by-protocol", dict(backing="/dev/nbd0"), {}, "backing file outside the storage pools"),
+    ("raw-over-qcow2", {}, dict(format="raw"), "declared as raw, but its content is a qcow2 image header"),
+    ("qcow2-over-raw", dict(fmt="raw"), dict(format="qcow2"), "declared as qcow2, but its content is a raw image"),
+    ("vmdk", dict(fmt="vmdk"), {}, "is a vmdk image: VM disks are qcow2 or raw"),
+    ("vdi-declared-raw", dict(fmt="vdi"), dict(format="raw"), "declared as raw, but its content is a vdi image header"),
+]
+
+
+@pytest.mark.parametrize("vol, declared, message", rows(UNTRUSTED_VOLUMES))
+def test_untrusted_volume_is_not_attached(test_conn, vm, vol, declared, message):
+    _volume(test_conn, vm + "-d.img", **vol)
+    given = dict(name=vm, memory="256", disks=[dict(dict(pool=POOL, volume=vm + "-d.img"), **declared)])
+    for check in (True, False):
+        with pytest.raises(InvalidInputError, match=message):
+            run(test_conn, check=check, **given)
+    assert not exists(test_conn, vm) and volumes(test_conn) == [vm + "-d.img"]
+
+
+def test_untrusted_base_of_a_linked_clone_is_refused(test_conn, vm):
+    _volume(test_conn, vm + "-base.qcow2", backing="/etc/shadow")
+    given = dict(name=vm, memory="256", disks=[dict(pool=POOL, volume=vm + "-vda.qcow2", backing_volume=vm + "-base.qcow2")])
+    with pytest.raises(InvalidInputError, match="backing_volume .*outside the storage pools"):
+        run(test_conn, **given)
+    assert not exists(test_conn, vm) and volumes(test_conn) == [vm + "-base.qcow2"]
+
+
+def test_a_disk_of_the_vm_is_not_checked_again(test_conn, vm, monkeypatch):
+    from ansible_collections.virtops.libvirt.plugins.module_utils import _trust
+    _volume(test_conn, vm + "-d.qcow2")
+    given = dict(name=vm, memory="256", disks=[dict(pool=POOL, volume=vm + "-d.qcow2")])
+    run(test_conn, **given)
+    assert saved(test_conn, vm)["disks"][0]["format"] == "qcow2"
+    checked = []
+    monkeypatch.setattr(_trust, "trusted_volume", lambda *a, **k: checked.append(a))
+    assert run(test_conn, **given)["changed"] is False and checked == []
+
+
+@pytest.mark.parametrize("make, declared, message", [
+    (["create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw"], "qcow2", "backing file outside the storage pools"),
+    (["create", "-q", "-f", "qcow2"], "raw", "declared as raw, but its content is a qcow2 image header"),
+    (["create", "-q", "-f", "raw"], "qcow2", "cannot be read as qcow2"),
+    (["create", "-q", "-f", "qcow2", "-o", "data_file=DATA"], "qcow2", "external data file"),
+])
+def test_untrusted_file_is_not_attached(test_conn, vm, tmp_path, make, declared, message):
+    import subprocess
+    path = str(tmp_path / "disk.img")
+    argv = ["qemu-img"] + [a.replace("DATA", str(tmp_path / "data.raw")) for a in make] + [path, "1M"]
+    subprocess.check_call(argv)
+    ctx = Context(conn=test_conn, params=module_params(name=vm, memory="256", disks=[dict(path=path, format=declared)]),
+                  run_command=lambda argv, **kw: _run(argv))
+    with pytest.raises(InvalidInputError, match=message):
+        reconcile(VmResource(ctx), check_mode=False)
+    assert not exists(test_conn, vm)
+
+
+def test_trusted_file_is_attached(test_conn, vm, tmp_path):
+    import subprocess
+    path = str(tmp_path / "disk.raw")
+    subprocess.check_call(["qemu-img", "create", "-q", "-f", "raw", path, "1M"])
+    ctx = Context(conn=test_conn, params=module_params(name=vm, memory="256", state="stopped",
+                                                       disks=[dict(path=path, format="raw")]),
+                  run_command=lambda argv, **kw: _run(argv))
+    assert reconcile(VmResource(ctx), check_mode=False)["changed"]
+    assert saved(test_conn, vm)["disks"][0]["format"] == "raw"
+
+
+def _run(argv):
+    import subprocess
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()

@@ -16,6 +16,7 @@ import pytest
 from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+    BackendError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -180,7 +181,8 @@ def test_parse_libvirt_xml(test_conn):
     vol = pool.createXML(_xml.to_string(build_volume_xml("r.raw", 2 * MiB, "raw")), 0)
     model = parse_volume_xml(vol.XMLDesc(0))
     assert model == dict(name="r.raw", type="file", key="/default-pool/r.raw", path="/default-pool/r.raw", format="raw",
-                         capacity=2 * MiB, allocation=model["allocation"], backing_path=None, backing_format=None)
+                         capacity=2 * MiB, allocation=model["allocation"], backing_path=None, backing_format=None,
+                         physical=None, mtime=None, encrypted=False)
 
 
 # --- the resource against the test driver -----------------------------------------------------
@@ -396,3 +398,127 @@ def test_retry_busy_retries_only_busy_errors():
     with pytest.raises(Exception) as err:
         retry_busy(broken, "refreshing", sleep=lambda _s: None)
     assert "refreshing" in str(err.value)
+
+
+# --- sources that are not image files, records, a volume made by two tasks at once -----------------
+
+
+def test_directory_or_device_as_source(test_conn, tmp_path):
+    with pytest.raises(InvalidInputError, match="is a directory, not an image file"):
+        run(test_conn, source=str(tmp_path))
+    with pytest.raises(InvalidInputError, match="not a regular file"):
+        run(test_conn, source="/dev/null")
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == []
+
+
+def test_hostile_source_refused_and_nothing_made(test_conn, tmp_path):
+    image = tmp_path / "evil.raw"
+    run_argv(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", str(image), "1M"])
+    for source_format in ("raw", None, "qcow2"):
+        with pytest.raises(InvalidInputError, match="image header|backing file"):
+            run(test_conn, source=str(image), source_format=source_format, format="raw")
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == []
+
+
+def _record_of(**kw):
+    from ansible_collections.virtops.libvirt.plugins.module_utils import _record
+    rec = _record.new_record("raw", "volume", source=kw.pop("source", "https://h/a.raw"),
+                             checksum=kw.pop("checksum", "sha256:" + "a" * 64), complete=kw.pop("complete", True))
+    rec.update(kw)
+    return rec
+
+
+REFILLS = [
+    ("complete-same", dict(), dict(source="https://h/a.raw"), None),
+    ("signed-url-same", dict(), dict(source="https://u:p@h/a.raw?sig=2"), None),
+    ("incomplete", dict(complete=False, filler=dict(host="h", boot="b", pid=1, start=1)), dict(source="https://h/a.raw"),
+     "did not complete"),
+    ("other-source", dict(), dict(source="https://h/b.raw"), "filled from https://h/a.raw, not from https://h/b.raw"),
+    ("other-checksum", dict(), dict(source="https://h/a.raw", checksum="sha256:" + "b" * 64), "checksum"),
+    ("other-algorithm", dict(), dict(source="https://h/a.raw", checksum="sha1:" + "a" * 40), "checksum"),
+    ("same-checksum", dict(), dict(source="https://h/a.raw", checksum="SHA256:" + "A" * 64), None),
+    ("clone-other", dict(source="volume:default-pool/x"), dict(clone_from="y"), "not from volume:default-pool/y"),
+]
+
+
+@pytest.mark.parametrize("rec, given, reason", [pytest.param(*r[1:], id=r[0]) for r in REFILLS])
+def test_refill_reasons(test_conn, rec, given, reason, monkeypatch):
+    from ansible_collections.virtops.libvirt.plugins.module_utils import _record
+    from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan
+    monkeypatch.setattr(_record.socket, "gethostname", lambda: "h")
+    resource = VolumeResource(Context(conn=test_conn, params=params(**given), run_command=run_argv))
+    resource._record = _record_of(**rec)
+    got = resource._refill_reason(dict(path="/x"), Plan())
+    assert (got is None) if reason is None else (reason in got)
+
+
+def test_incomplete_without_source_is_a_warning(test_conn):
+    from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan
+    resource = VolumeResource(Context(conn=test_conn, params=params(capacity="1M"), run_command=run_argv))
+    resource._record = _record_of(complete=False, filler=dict(host="elsewhere-but-dead", boot=None, pid=1, start=1))
+    with pytest.raises(ConflictError, match="being filled from another host"):
+        resource._refill_reason(dict(path="/x"), Plan())
+    resource._record["filler"]["host"] = __import__("socket").gethostname()
+    plan = Plan()
+    assert resource._refill_reason(dict(path="/x"), plan) is None
+    assert "incomplete" in plan.warnings[0]
+
+
+def test_volume_created_by_another_task_meanwhile_is_used(test_conn):
+    """Two tasks create the same volume: the one that loses the race uses the other's volume."""
+    from ansible_collections.virtops.libvirt.plugins.module_utils._diff import DifferenceTracker
+    from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan
+    ctx = Context(conn=test_conn, params=params(capacity="1M"), run_command=run_argv)
+    resource = VolumeResource(ctx)
+    plan = Plan()
+    resource.plan(resource.read(), resource.desired(), DifferenceTracker(), plan)
+    assert run(test_conn, capacity="1M")["changed"]  # the other task
+    plan.execute()
+    assert "created at the same time by another task" in ctx.warnings[0]
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == ["v1.qcow2"]
+
+
+def test_volume_of_another_format_created_meanwhile_is_a_conflict(test_conn):
+    from ansible_collections.virtops.libvirt.plugins.module_utils._diff import DifferenceTracker
+    from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan
+    resource = VolumeResource(Context(conn=test_conn, params=params(capacity="1M"), run_command=run_argv))
+    plan = Plan()
+    resource.plan(resource.read(), resource.desired(), DifferenceTracker(), plan)
+    assert run(test_conn, capacity="1M", format="raw")["changed"]
+    with pytest.raises(ConflictError, match="as raw, not qcow2"):
+        plan.execute()
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == ["v1.qcow2"]  # the other task's volume stays
+
+
+class _DeadConn:
+    """A connection whose daemon went away."""
+
+    def __getattr__(self, name):
+        def dead(*_args, **_kwargs):
+            raise libvirt.libvirtError("internal error: client socket is closed")
+        return dead
+
+
+def test_undo_of_a_creation_runs_again_on_a_new_connection(test_conn):
+    """The undo fails on the lost connection, keeps what it must delete, and deletes it on the new one."""
+    from ansible_collections.virtops.libvirt.plugins.module_utils._diff import DifferenceTracker
+    from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan
+    ctx = Context(conn=test_conn, params=params(capacity="1M"), run_command=run_argv)
+    resource = VolumeResource(ctx)
+
+    def renew():
+        ctx.conn = test_conn
+        return True
+
+    plan = Plan(reconnect=renew)
+    resource.plan(resource.read(), resource.desired(), DifferenceTracker(), plan)
+
+    def daemon_goes_away():
+        ctx.conn = _DeadConn()
+        raise BackendError("uploading: Cannot write data: Broken pipe")
+
+    plan.add("upload", daemon_goes_away)
+    with pytest.raises(BackendError, match="Broken pipe") as err:
+        plan.execute()
+    assert "rollback_errors" not in err.value.details
+    assert test_conn.storagePoolLookupByName(POOL).listVolumes() == []
