@@ -732,7 +732,8 @@ class VolumeResource(Resource):
         before, after = super(VolumeResource, self).diff_views(current, desired)
         if current is None and desired is not None:
             predicted = self.predict(current, desired)
-            after = dict((k, v) for k, v in predicted.items() if v is not None and k not in ("allocation", "backing_chain"))
+            after = dict((k, v) for k, v in predicted.items()
+                         if v is not None and k not in ("allocation", "backing_chain", "reported_format", "record"))
             if self.params.get("clone_from"):
                 after["clone_from"] = self.params["clone_from"]
             after["state"] = "present"
