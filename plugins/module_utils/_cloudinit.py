@@ -132,7 +132,7 @@ CONVENIENCE_KEYS = (("hostname", "hostname"), ("users", "users"), ("password", "
                     ("runcmd", "runcmd"), ("write_files", "write_files"))
 MAX_CONTENT_BYTES = 16 * 1024 * 1024  # the sum of the seed's files
 MAX_READ_BYTES = 64 * 1024 * 1024  # an existing file/volume larger than this is not read (not a seed)
-DEFAULT_FILE_MODE = 0o644
+DEFAULT_FILE_MODE = 0o600  # a seed holds password hashes and keys; libvirt relabels it for QEMU
 
 # Top-level keys cloud-init knows (its cloud-config schema of 22.4 plus base-config and newer keys).
 # An unknown key is not an error (cloud-init ignores it) but very likely a typo: it gets a warning.

@@ -66,7 +66,7 @@ import tarfile
 import threading
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _archive, _domain, _ovf, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils import _archive, _domain, _ovf, _trust, _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._defined import lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._diff import ABSENT, DifferenceTracker
@@ -92,6 +92,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import 
 from ansible_collections.virtops.libvirt.plugins.module_utils._sizes import human_size
 from ansible_collections.virtops.libvirt.plugins.module_utils._usage import guard_replace
 from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
+    backing_chain,
     disk_users,
     lookup_pool,
     lookup_volume,
@@ -425,7 +426,8 @@ def domain_disks(conn, root, what):
             target=target,
             bus=_xml.find_attr(node, "target", "bus") or "virtio",
             path=path,
-            format=_xml.find_attr(node, "driver", "type"),
+            # what QEMU reads: the definition's driver type, raw without one (libvirt never probes a disk)
+            format=_xml.find_attr(node, "driver", "type") or "raw",
             readonly=node.find("readonly") is not None,
             shareable=node.find("shareable") is not None,
         ))
@@ -543,7 +545,7 @@ def find_leftovers(qemu, live_root, disks, what):
     return found
 
 
-def read_volume(conn, pool_name, name, qemu):
+def read_volume(conn, pool_name, name, qemu, uri=None):
     pool = lookup_pool(conn, pool_name)
     vol = lookup_volume(pool, name)
     if vol is None:
@@ -551,8 +553,10 @@ def read_volume(conn, pool_name, name, qemu):
     model = parse_volume_xml(volume_xml(vol))
     if not model["path"]:
         raise InvalidInputError("volume %r of pool %r has no path to read" % (name, pool_name))
-    disk = dict(target=None, bus=None, path=model["path"], format=model["format"] if model["format"] != "iso" else "raw",
-                readonly=False, shareable=False)
+    # the recorded or checked format, never libvirt's probe alone: a raw volume whose guest wrote a qcow2
+    # header naming a host file must be read as raw, not through that "backing file"
+    trusted = _trust.trusted_volume(conn, uri, model, qemu, "volume %r" % name, chain=lambda: backing_chain(conn, model))
+    disk = dict(target=None, bus=None, path=model["path"], format=trusted["format"], readonly=False, shareable=False)
     users = [u for u in disk_users(conn) if u["path"] == model["path"] or (u["pool"] == pool_name and u["volume"] == name)]
     running = [u for u in users if u["active"]]
     source = dict(kind="volume", name=name, pool=pool_name, dom=None, active=False, definition=None, disks=[disk],
@@ -1101,7 +1105,7 @@ class ExportResource(Resource):
         if opts["kind"] == "vm":
             self.source = read_vm(self.ctx.conn, opts["name"], self.qemu)
         else:
-            self.source = read_volume(self.ctx.conn, opts["pool"], opts["name"], self.qemu)
+            self.source = read_volume(self.ctx.conn, opts["pool"], opts["name"], self.qemu, self.ctx.uri)
         if not self.source["disks"] and opts["format"] in ("ova",) + DISK_FORMATS:
             raise InvalidInputError("VM '%s' has no disk to export as %s" % (opts["name"], opts["format"]))
         self.layout = plan_layout(opts, self.source)

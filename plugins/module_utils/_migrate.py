@@ -706,17 +706,22 @@ class Prechecks:
         return None, None
 
     def _pool_by_name(self, name, target):
+        """The active destination pool ``name``; (None, None) when it is assumed (check mode: an earlier
+        task of the play, the hypervisor role on the destination for one, makes it)."""
         for pool, kind, _target in self._pools():
             if pool.name() == name:
                 return pool, kind
-        raise ConflictError("disks: %s: the destination has no active storage pool '%s' (the disk is a volume of "
-                            "it)" % (target, name))
+        self.assume(ConflictError("disks: %s: the destination has no active storage pool '%s' (the disk is a volume of "
+                                  "it)" % (target, name)))
+        return None, None
 
     def _locate(self, disk):
         """``(pool, kind, volume name, volume or None)`` of a disk on the destination; pool None when
-        no destination pool covers it."""
+        no destination pool covers it (or, for a disk given as a pool volume, the pool is assumed)."""
         if disk["type"] == "volume":
             pool, kind = self._pool_by_name(disk["pool"], disk["target"])
+            if pool is None:
+                return None, None, disk["volume"], None
             return pool, kind, disk["volume"], lookup_volume(pool, disk["volume"])
         pool, kind = self._pool_for(disk["path"])
         name = os.path.basename(disk["path"])
@@ -771,6 +776,9 @@ class Prechecks:
                 continue
             if disk["type"] == "volume":
                 pool, _kind, name, vol = self._locate(disk)
+                if pool is None:
+                    views[target] = "assumed: pool '%s' is made on the destination by an earlier task" % disk["pool"]
+                    continue
                 if vol is None:
                     raise ConflictError("disks: %s: volume '%s' is not in pool '%s' on the destination"
                                         % (target, name, pool.name()))
@@ -804,10 +812,13 @@ class Prechecks:
                                  "libvirt copies into an existing block device, it cannot create one")
         pool, kind, name, existing = self._locate(disk)
         where = disk["path"] or "%s/%s" % (disk["pool"], disk["volume"])
+        if pool is None and disk["type"] == "volume":
+            return "assumed: pool '%s' is made on the destination by an earlier task" % disk["pool"]
         if pool is None:
-            raise ConflictError(
+            self.assume(ConflictError(
                 "disks: %s: no active storage pool on the destination has the directory %s, so the copy of %s "
-                "cannot be created there: define one (virtops.libvirt.pool)" % (target, os.path.dirname(where), where))
+                "cannot be created there: define one (virtops.libvirt.pool)" % (target, os.path.dirname(where), where)))
+            return "assumed: a pool for %s is made on the destination by an earlier task" % os.path.dirname(where)
         if existing is not None:
             raise ConflictError(
                 "disks: %s: %s already exists on the destination (pool %s); copy_storage would overwrite it. If the "

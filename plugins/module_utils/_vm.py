@@ -217,7 +217,7 @@ class VmResource(DefinedObjectResource):
             if model.get("virt_type") == "auto":
                 model["virt_type"] = None if self._current is not None else self._auto_virt_type()
             if self._current is None:
-                if params.get("clone_from"):
+                if params.get("clone_from") and self._clone_source_vm() is not None:
                     model = self._clone_model(model)
                 else:
                     model = _domain.with_creation_defaults(model)
@@ -297,6 +297,9 @@ class VmResource(DefinedObjectResource):
         _vm_checks.check_cpu_model(self.ctx.conn, model["cpu"], model["arch"], model["machine"], model["virt_type"],
                                    "xml: cpu model")
         _vm_checks.check_disk_files(model)
+        for disk in model["disks"]:
+            if not disk.get("readonly") and not disk.get("shareable"):
+                self._check_not_shared(disk, "xml: disks[%s]" % disk["target"])
         have = set(n["mac"] for n in (self._current or {}).get("interfaces") or [] if n.get("mac"))
         new = set(n["mac"] for n in model["interfaces"] if n.get("mac") and n["mac"] not in have)
         _vm_checks.check_macs(self.ctx.conn, model["interfaces"], new, skip=(self.name, self._renaming_from))
@@ -434,7 +437,11 @@ class VmResource(DefinedObjectResource):
         plan.add("wait for cloud-init of instance %s to finish in VM %s" % (iid, self.name),
                  self._wait_cloud_init(iid, self._detach["timeout"]))
         plan.add("detach the cloud-init seed %s from VM %s" % (path, self.name), self._detach_seed(path))
-        plan.add("delete the cloud-init seed volume %s" % path, self._delete_path(path))
+        others, _dependants = usage(self.ctx).users_of(paths=[path], exclude_vms=(self.name, self._renaming_from))
+        if others:
+            plan.warn("cloud_init: the seed %s is kept when it is detached: it is also used by %s" % (path, describe(others)))
+        else:
+            plan.add("delete the cloud-init seed volume %s" % path, self._delete_path(path))
         plan.add("record in VM %s that seed %s was used" % (self.name, iid), self._mark_seed_used(iid))
 
     def _wait_cloud_init(self, instance_id, timeout, sleep=time.sleep, clock=time.monotonic):
@@ -695,11 +702,18 @@ class VmResource(DefinedObjectResource):
 
     # --- clone ----------------------------------------------------------------------------------
 
-    def _clone_model(self, model):
+    def _clone_source_vm(self):
+        """The VM ``clone_from`` names; None when it is assumed (check mode: an earlier task makes it,
+        and the prediction is a new VM from the options)."""
         source_name = self.params["clone_from"]
         src = lookup_or_none(self.ctx.conn.lookupByName, source_name, libvirt.VIR_ERR_NO_DOMAIN, "VM")
         if src is None:
-            raise NotFoundError("clone_from: VM %r does not exist" % source_name)
+            self.ctx.assume(NotFoundError("clone_from: VM %r does not exist" % source_name))
+        return src
+
+    def _clone_model(self, model):
+        source_name = self.params["clone_from"]
+        src = self._clone_source_vm()
         mode = self.params.get("clone_mode") or "full"
         root, snapshot = self._clone_source(src, source_name, mode)
         root.find("name").text = self.name

@@ -71,7 +71,8 @@ options:
   mode:
     description:
       - Permissions of the file at O(path), as an octal string such as V('0644').
-      - Unset keeps the mode of an existing file; a new file gets V('0644').
+      - Unset keeps the mode of an existing file; a new file gets V('0600') (a seed holds password hashes
+        and keys; libvirt gives QEMU access when it starts the VM).
     type: raw
   state:
     description:

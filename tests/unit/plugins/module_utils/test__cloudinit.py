@@ -629,7 +629,7 @@ def test_file_seed_four_times_change_and_absent(tmp_path):
                                    "write %s (a temporary file renamed into place)" % seed_path]
     assert first[1]["path"] == str(seed_path) and first[1]["instance_id"].startswith("iid-")
     assert [f["name"] for f in first[1]["files"]] == ["user-data", "meta-data"]
-    assert stat.S_IMODE(seed_path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(seed_path.stat().st_mode) == 0o600
     back = read_seed_iso(seed_path.read_bytes())
     assert content_sha256(back["files"]) == first[1]["content_sha256"]
     diff = first[0]["diff"]
@@ -685,7 +685,7 @@ def test_replaced_file_keeps_owner_and_group(tmp_path):
     assert run_file(seed_path, hostname="h2")["changed"]
     st = seed_path.stat()
     assert (st.st_uid, st.st_gid) == (12345, 23456)
-    assert stat.S_IMODE(st.st_mode) == 0o644
+    assert stat.S_IMODE(st.st_mode) == 0o600
 
 
 def test_file_seed_refuses_to_overwrite_other_files(tmp_path):

@@ -744,3 +744,21 @@ def test_inactive_network_is_enough_for_a_stopped_vm_only(test_conn):
                                  "destination")
     finally:
         net.create()
+
+
+@pytest.mark.parametrize("copy_storage", ["none", "all"])
+def test_destination_pool_of_a_volume_disk_is_assumed_in_check_mode(test_conn, copy_storage):
+    xml = ("<domain type='kvm'><name>web1</name><os><type arch='x86_64'>hvm</type></os><devices>"
+           "<disk type='volume' device='disk'><driver name='qemu' type='raw'/><source pool='nosuch' volume='web1-data'/>"
+           "<target dev='vdb' bus='virtio'/></disk></devices></domain>")
+    checks = _migrate.Prechecks(None, test_conn, FakeDomain(xml), opts(copy_storage=copy_storage), "offline")
+    with pytest.raises(ConflictError) as err:
+        checks.check_disks()
+    assert err.value.msg == "disks: vdb: the destination has no active storage pool 'nosuch' (the disk is a volume of it)"
+    # check mode: an earlier task (the hypervisor role on the destination) may create the pool
+    warned = []
+    checks = _migrate.Prechecks(None, test_conn, FakeDomain(xml), opts(copy_storage=copy_storage), "offline")
+    checks.assume = Context(check_mode=True, warn=warned.append).assume
+    checks.check_disks()
+    assert len(warned) == 1 and err.value.msg in warned[0]
+    assert checks.checks["disks"]["vdb"] == "assumed: pool 'nosuch' is made on the destination by an earlier task"

@@ -632,7 +632,7 @@ def test_errors_change_nothing(request, test_conn, vm, given, error, fragment, c
         assert result["changed"] and any(fragment in w for w in result["module_warnings"])
         assert (sorted(d.name() for d in test_conn.listAllDomains(0)), volumes(test_conn)) == before
         return
-    if check and error is NotFoundError and not given.get("clone_from") and not given.get("hostdevs"):
+    if check and error is NotFoundError and not given.get("hostdevs"):
         # a missing pool, volume, network or interface that an earlier task may create: check mode predicts
         result = run(test_conn, check=check, **dict(dict(name=vm), **given))
         assert result["changed"] and len(result["assumptions"]) == 1, result
@@ -792,6 +792,22 @@ def test_seed_detach_is_planned_after_the_boot(test_conn, vm):
         "record in VM %s that seed %s was used" % (vm, result["cloud_init"]["instance_id"]),
     ]
     assert not exists(test_conn, vm)
+
+
+def test_seed_detach_keeps_a_seed_another_vm_uses(test_conn, vm):
+    seed = "/default-pool/%s-seed.iso" % vm
+    other = vm + "-other"
+    test_conn.defineXML("<domain type='test'><name>%s</name><memory unit='MiB'>64</memory><os><type>hvm</type></os>"
+                        "<devices><disk type='file' device='cdrom'><source file='%s'/><target dev='sda' bus='sata'/>"
+                        "<readonly/></disk></devices></domain>" % (other, seed))
+    try:
+        result = run(test_conn, check=True, name=vm, disks=[disk()], cloud_init=SEED)
+        assert "detach the cloud-init seed %s from VM %s" % (seed, vm) in result["actions"]
+        assert "delete the cloud-init seed volume %s" % seed not in result["actions"]
+        assert any("is kept when it is detached: it is also used by VM %s (stopped: cdrom sda)" % other in w
+                   for w in result["warnings"])
+    finally:
+        test_conn.lookupByName(other).undefine()
 
 
 def test_a_used_seed_is_not_made_again(test_conn, vm):
@@ -995,3 +1011,19 @@ def _run(argv):
     import subprocess
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def test_xml_with_a_writable_disk_of_another_vm_is_refused(test_conn, vm):
+    other = vm + "-owner"
+    disk_xml = "<disk type='file' device='disk'><source file='/srv/%s-shared.img'/><target dev='vda' bus='virtio'/></disk>" % vm
+    domain = "<domain type='test'><name>%s</name><memory unit='MiB'>64</memory><os><type>hvm</type></os><devices>%s</devices></domain>"
+    test_conn.defineXML(domain % (other, disk_xml))
+    try:
+        for check in (True, False):
+            with pytest.raises(ConflictError, match=r"xml: disks\[vda\]: /srv/.*-shared.img is already a disk of VM '%s'" % other):
+                run(test_conn, check=check, name=vm, xml=domain % (vm, disk_xml))
+        assert not exists(test_conn, vm)
+        shared = disk_xml.replace("</disk>", "<readonly/></disk>")
+        assert run(test_conn, check=True, name=vm, xml=domain % (vm, shared))["changed"]
+    finally:
+        test_conn.lookupByName(other).undefine()
