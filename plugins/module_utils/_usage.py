@@ -307,11 +307,8 @@ def _role_text(use):
 
 
 def vm_names(users):
-    names = []
-    for use in users:
-        if use["vm"] not in names:
-            names.append(use["vm"])
-    return names
+    """The VMs of ``users``, sorted: messages and ``used_by`` read the same on every run."""
+    return sorted(set(use["vm"] for use in users))
 
 
 def describe(users):
