@@ -10,7 +10,7 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # The trust model of disk images (plugins/module_utils/_trust.py, _record.py), for the modules
+    # The trust model of disk images (plugins/module_utils/_storage/trust.py, _record.py), for the modules
     # through which images enter or are attached: volume, vm, vm_import.
     DOCUMENTATION = r"""
 options: {}

@@ -130,8 +130,8 @@ _value:
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.libvirt.plugins.module_utils._placement import place
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import VirtopsError
+from ansible_collections.virtops.libvirt.plugins.module_utils._cluster.placement import place
 
 display = Display()
 

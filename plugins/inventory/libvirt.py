@@ -237,10 +237,10 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.vars import combine_vars
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _inventory
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.libvirt.plugins.module_utils._xml import HAS_LXML, LXML_IMPORT_ERROR
+from ansible_collections.virtops.libvirt.plugins.module_utils._cluster import inventory as _inventory
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import VirtopsError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.xml import HAS_LXML, LXML_IMPORT_ERROR
 
 try:
     from ansible.vars.plugins import get_vars_from_inventory_sources

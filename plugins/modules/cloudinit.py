@@ -284,14 +284,14 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.cloudinit import (
     BUILDERS,
     SEED_ARGUMENT_SPEC,
     CloudInitResource,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._secrets import seed_secrets
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.secrets import seed_secrets
 
 
 def main():

@@ -367,9 +367,9 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._export import FORMATS, ExportResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._export.export import FORMATS, ExportResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
 
 
 def main():

@@ -339,9 +339,9 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._migrate import COPY_STORAGE, run_migration
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_module
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._migrate.migrate import COPY_STORAGE, run_migration
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
 
 ARGUMENT_SPEC = dict(
     COMMON_ARGS,

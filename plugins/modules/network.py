@@ -417,9 +417,9 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._network import NetworkResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import NetworkResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
 
 _RANGE = dict(type="list", elements="dict", options=dict(
     start=dict(type="str", required=True),

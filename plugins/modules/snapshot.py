@@ -248,9 +248,9 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import REVERT_STATES, STATES, SnapshotResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.snapshot import REVERT_STATES, STATES, SnapshotResource
 
 
 ARGUMENT_SPEC = dict(

@@ -127,9 +127,9 @@ tree:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_module
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import gather_snapshot_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.snapshot import gather_snapshot_info
 
 
 def main():

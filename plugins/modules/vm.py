@@ -797,11 +797,11 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import SEED_ARGUMENT_SPEC
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._secrets import vm_secrets
-from ansible_collections.virtops.libvirt.plugins.module_utils._vm import VmResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.cloudinit import SEED_ARGUMENT_SPEC
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.secrets import vm_secrets
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource
 
 _DISK = dict(
     target=dict(type="str"),

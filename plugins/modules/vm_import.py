@@ -321,9 +321,9 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._import import ImportResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._import.vm_import import ImportResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
 
 ARGUMENT_SPEC = dict(
     COMMON_ARGS,

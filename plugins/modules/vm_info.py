@@ -328,9 +328,9 @@ vms:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_module
-from ansible_collections.virtops.libvirt.plugins.module_utils._vm_info import STATE_FILTERS, gather_vm_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.info import STATE_FILTERS, gather_vm_info
 
 
 def main():

@@ -283,10 +283,10 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import run_resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._secrets import url_secrets
-from ansible_collections.virtops.libvirt.plugins.module_utils._volume import VolumeResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.secrets import url_secrets
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import VolumeResource
 
 
 def main():

@@ -8,7 +8,7 @@ import gc
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import Connection
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.virtops.libvirt.plugins.filter import placement as filter_module
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import Connection
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import ConflictError, InvalidInputError
-from ansible_collections.virtops.libvirt.plugins.module_utils._host import gather_host_info
-from ansible_collections.virtops.libvirt.plugins.module_utils._placement import place
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
-from ansible_collections.virtops.libvirt.plugins.module_utils._vm_info import gather_vm_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import gather_host_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._cluster.placement import place
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.info import gather_vm_info
 from ansible_collections.virtops.libvirt.tests.unit.plugins.inventory.nodes import node_xml
 
 GIB = 1024 ** 3

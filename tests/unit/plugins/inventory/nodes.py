@@ -11,8 +11,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _domain, _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
 #: libvirt's virDomainState numbers, for <test:runstate>
 RUNSTATES = dict(running=1, paused=3, stopped=5)

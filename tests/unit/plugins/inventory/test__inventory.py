@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _inventory
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import Connection
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._cluster import inventory as _inventory
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 
 WEB = dict(name="web1", state="running", memory=512, vcpus=2, tags=["web", "prod"], metadata=dict(role="frontend"),
            interfaces=[dict(network="default", mac="52:54:00:00:01:01")],

@@ -23,8 +23,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
 
 from ansible_collections.virtops.libvirt.plugins.inventory import libvirt as plugin_module
-from ansible_collections.virtops.libvirt.plugins.module_utils import _inventory
-
+from ansible_collections.virtops.libvirt.plugins.module_utils._cluster import inventory as _inventory
 NAME = "virtops.libvirt.libvirt"
 STAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(_inventory.__file__)))))))

@@ -15,8 +15,8 @@ import tarfile
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _archive
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 
 needs_zstd = pytest.mark.skipif(shutil.which("zstd") is None, reason="the zstd command is not installed")
 

@@ -26,8 +26,8 @@ import yaml
 from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _cloudinit
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import cloudinit as _cloudinit
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.cloudinit import (
     CloudInitResource,
     CommandBuilder,
     IsoReadError,
@@ -49,7 +49,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import 
     sha512_crypt_builtin,
     verify_password,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     CommandError,
     ConflictError,
@@ -57,8 +57,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     MissingDependencyError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan, reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan, reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 from ansible_collections.virtops.libvirt.plugins.modules import cloudinit as cloudinit_module
 
 try:
@@ -902,8 +902,7 @@ def test_volume_not_a_seed_and_in_use(test_conn, clean_pool, volume_store):
 
 
 def _domain_with_disk(conn, name, path):
-    from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
-
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
     root = _xml.parse(conn.lookupByName("test").XMLDesc(0))
     root.find("name").text = name
     root.remove(root.find("uuid"))

@@ -6,7 +6,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import (
     Connection,
     check_uri,
     explain_connect_failure,
@@ -14,7 +14,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._connection import
     libvirt_errors,
     translated,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     ConflictError,
     ConnectionFailedError,

@@ -6,7 +6,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._diff import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import (
     DifferenceTracker,
     compare_specified,
     merge,

@@ -11,10 +11,10 @@ import subprocess
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._diff import values_equal
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import values_equal
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import (
     apply_model,
     assign_targets,
     build_xml,
@@ -24,7 +24,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import (
     normalize,
     with_creation_defaults,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 
 VIRT_XML_VALIDATE = "/usr/bin/virt-xml-validate"
 UUID = "8d1c1a57-3f5e-4f4b-9a59-6f1a5c1f0b42"

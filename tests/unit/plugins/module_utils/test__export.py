@@ -15,15 +15,21 @@ import tarfile
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _archive, _export, _ovf, _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._export import export as _export
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._export import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._export.export import (
     DestinationFullError,
     ExportQemuImg,
     ExportResource,
@@ -34,8 +40,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._export import (
     volume_stem,
     write_tar,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
 MiB = 1024 ** 2
 VM = "virtops-exp1"

@@ -16,14 +16,14 @@ import sys
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _firewall
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._network import firewall as _firewall
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     CommandError,
     ConflictError,
     InvalidInputError,
     MissingDependencyError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._firewall import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall import (
     Iptables,
     PortForwards,
     chain_name,
@@ -38,9 +38,9 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._firewall import (
     run_commands,
     uri_is_local,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._network import NetworkResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import NetworkResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
 SUBNET = ipaddress.ip_network("192.168.150.0/24")
 BUILTIN = {"nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"), "filter": ("INPUT", "FORWARD", "OUTPUT")}

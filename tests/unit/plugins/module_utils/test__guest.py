@@ -19,14 +19,16 @@ import time
 import libvirt
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _guest, _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     ConflictError,
     InvalidInputError,
     OperationTimeoutError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._guest import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.guest import (
     agent_command,
     console_facts,
     disk_sizes,

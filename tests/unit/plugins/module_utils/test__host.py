@@ -6,8 +6,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._host import gather_host_info, version_string
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import gather_host_info, version_string
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
 
 @pytest.mark.parametrize("number, text", [(9000000, "9.0.0"), (7002001, "7.2.1"), (0, "0.0.0"), (10010012, "10.10.12")])

@@ -23,15 +23,23 @@ import tarfile
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _archive, _domain, _import, _ovf, _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._import import vm_import as _import
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 from ansible_collections.virtops.libvirt.plugins.modules.vm_import import ARGUMENT_SPEC
 
 POOL = "default-pool"
@@ -703,7 +711,7 @@ def test_assign_targets():
 @pytest.mark.parametrize("fmt", ["tar", "tar.gz", pytest.param("tar.zst", marks=needs_zstd), "ova"])
 def test_reads_what_the_export_writer_writes(conn, tmp_path, uploads, fmt):
     """The contract with ``export``: archives and OVAs packed by its tar writer import as they are."""
-    export = pytest.importorskip("ansible_collections.virtops.libvirt.plugins.module_utils._export")
+    export = pytest.importorskip("ansible_collections.virtops.libvirt.plugins.module_utils._export.export")
     name = PREFIX + "rt-" + fmt.replace(".", "")
     path = str(tmp_path / ("out." + fmt))
     if fmt == "ova":

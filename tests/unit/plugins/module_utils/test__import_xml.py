@@ -16,8 +16,12 @@ import subprocess
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _domain, _import, _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._import import vm_import as _import
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 
 MARK = "virtops-hostile"
 QEMU = "http://libvirt.org/schemas/domain/qemu/1.0"

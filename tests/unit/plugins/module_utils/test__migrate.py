@@ -22,9 +22,11 @@ import threading
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _migrate, _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import Connection, libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._migrate import migrate as _migrate
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection, libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     ConflictError,
     ConnectionFailedError,
@@ -32,7 +34,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
     NotFoundError,
     OperationTimeoutError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 from ansible_collections.virtops.libvirt.plugins.modules.migrate import ARGUMENT_SPEC
 
 SRC_URI = "qemu+ssh://kvm1/system"

@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import BackendError, ConflictError, InvalidInputError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._network import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, ConflictError, InvalidInputError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import (
     apply_model,
     bridge_update_xml,
     network_update_xml,
@@ -25,8 +25,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._network import (
     xml_from_model,
     NetworkResource,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
 VIRT_XML_VALIDATE = "/usr/bin/virt-xml-validate"
 SCHEMA = "network"

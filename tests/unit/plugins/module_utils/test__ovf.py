@@ -19,8 +19,8 @@ import copy
 import pytest
 from lxml import etree
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _ovf
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 
 NS = "{%s}" % _ovf.OVF_NS
 RASD = "{%s}" % _ovf.RASD_NS

@@ -10,10 +10,10 @@ import subprocess
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import ConflictError, InvalidInputError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._pool import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool import (
     PoolResource,
     apply_model,
     gather_pool_info,
@@ -24,8 +24,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._pool import (
     validate_name,
     xml_from_model,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
 VIRT_XML_VALIDATE = "/usr/bin/virt-xml-validate"
 #: libvirt 9 names the pool schema "storagepool" ("pool" is not accepted by its virt-xml-validate)

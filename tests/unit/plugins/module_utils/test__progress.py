@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import BackendError, InvalidInputError
-from ansible_collections.virtops.libvirt.plugins.module_utils._progress import Progress, run_with_percent
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.progress import Progress, run_with_percent
 
 MiB = 1024 ** 2
 

@@ -7,8 +7,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import CommandError, InvalidInputError
-from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import CommandError, InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 
 MiB = 1024 ** 2
 

@@ -7,11 +7,11 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt, libvirt_errors
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import BackendError, ConflictError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan, Resource, reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, ConflictError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan, Resource, reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
 
 class NetworkAutostart(Resource):

@@ -7,9 +7,9 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import Connection, libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import ConnectionFailedError
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection, libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConnectionFailedError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
 
 class _Conn:

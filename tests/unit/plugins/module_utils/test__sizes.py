@@ -6,8 +6,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.virtops.libvirt.plugins.module_utils._sizes import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import (
     from_libvirt_units,
     human_size,
     parse_size,

@@ -17,15 +17,17 @@ import subprocess
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _snapshot, _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import snapshot as _snapshot
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 from ansible_collections.virtops.libvirt.plugins.modules.snapshot import ARGUMENT_SPEC
 
 VM = "u-snap-vm"

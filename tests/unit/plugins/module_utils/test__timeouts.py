@@ -9,13 +9,17 @@ __metaclass__ = type
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _inventory, _migrate, _vm_info
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
-from ansible_collections.virtops.libvirt.plugins.module_utils._timeouts import check_timeouts, timeout_seconds
-from ansible_collections.virtops.libvirt.plugins.module_utils._vm import VmResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._volume import VolumeResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._cluster import inventory as _inventory
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._migrate import migrate as _migrate
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import info as _vm_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import check_timeouts, timeout_seconds
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import VolumeResource
 from ansible_collections.virtops.libvirt.plugins.modules.vm import ARGUMENT_SPEC as VM_SPEC
 
 

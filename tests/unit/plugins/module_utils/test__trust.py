@@ -15,9 +15,11 @@ import subprocess
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _record, _trust
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.virtops.libvirt.plugins.module_utils._qemu_img import QemuImg
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage import trust as _trust
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 
 MiB = 1024 ** 2
 TiB = 1024 ** 4

@@ -8,10 +8,10 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import ConflictError
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
-from ansible_collections.virtops.libvirt.plugins.module_utils._usage import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import (
     Usage,
     describe,
     guard,

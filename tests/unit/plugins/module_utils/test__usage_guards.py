@@ -12,17 +12,17 @@ import subprocess
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import CloudInitResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import ConflictError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._export import ExportResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._network import NetworkResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._pool import PoolResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import SnapshotResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._vm import VmResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._volume import VolumeResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.cloudinit import CloudInitResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._export.export import ExportResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import NetworkResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool import PoolResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.snapshot import SnapshotResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import VolumeResource
 from ansible_collections.virtops.libvirt.plugins.modules.network import ARGUMENT_SPEC as NETWORK_SPEC
 from ansible_collections.virtops.libvirt.plugins.modules.pool import ARGUMENT_SPEC as POOL_SPEC
 from ansible_collections.virtops.libvirt.plugins.modules.snapshot import ARGUMENT_SPEC as SNAPSHOT_SPEC

@@ -24,18 +24,18 @@ import re
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _domain
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
     OperationTimeoutError,
     VirtopsError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
-from ansible_collections.virtops.libvirt.plugins.module_utils._vm import MASK, VmResource, run_state
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import MASK, VmResource, run_state
 from ansible_collections.virtops.libvirt.plugins.modules.vm import ARGUMENT_SPEC
 
 POOL = "default-pool"
@@ -811,8 +811,8 @@ def test_seed_detach_keeps_a_seed_another_vm_uses(test_conn, vm):
 
 
 def test_a_used_seed_is_not_made_again(test_conn, vm):
-    from ansible_collections.virtops.libvirt.plugins.module_utils import _cloudinit, _vm
-
+    from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import cloudinit as _cloudinit
+    from ansible_collections.virtops.libvirt.plugins.module_utils._domain import vm as _vm
     run(test_conn, name=vm, disks=[disk()])
     iid = _cloudinit.build_seed(dict(hostname="h1"), "volume:%s/%s-seed.iso" % (POOL, vm)).instance_id
     test_conn.lookupByName(vm).setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, '<cloud-init detached="%s"/>' % iid,
@@ -904,7 +904,7 @@ def test_shutdown_power_off_racing_the_guest_is_no_error():
 
 
 def test_secrets_of_cloud_init_and_xml_are_masked(test_conn, vm):
-    from ansible_collections.virtops.libvirt.plugins.module_utils._secrets import vm_secrets
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.secrets import vm_secrets
 
     cloud_init = dict(pool="nopool-" + vm, password="Pw-default-1", users=[dict(name="ops", password="Pw-ops-2")],
                       user_data={"chpasswd": {"list": "root:Pw-chpasswd-3"}})
@@ -933,8 +933,8 @@ def test_secrets_of_cloud_init_and_xml_are_masked(test_conn, vm):
 # as on a remote hypervisor.  The checks of the files themselves are in test__trust.py.
 
 def _volume(conn, name, fmt="qcow2", backing=None, backing_format="raw"):
-    from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
-    from ansible_collections.virtops.libvirt.plugins.module_utils._volume import build_volume_xml
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+    from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import build_volume_xml
     xml = build_volume_xml(name, 16 * 1024 ** 2, fmt, backing_path=backing, backing_format=backing_format if backing else None)
     conn.storagePoolLookupByName(POOL).createXML(_xml.to_string(xml), 0)
 
@@ -968,7 +968,7 @@ def test_untrusted_base_of_a_linked_clone_is_refused(test_conn, vm):
 
 
 def test_a_disk_of_the_vm_is_not_checked_again(test_conn, vm, monkeypatch):
-    from ansible_collections.virtops.libvirt.plugins.module_utils import _trust
+    from ansible_collections.virtops.libvirt.plugins.module_utils._storage import trust as _trust
     _volume(test_conn, vm + "-d.qcow2")
     given = dict(name=vm, memory="256", disks=[dict(pool=POOL, volume=vm + "-d.qcow2")])
     run(test_conn, **given)

@@ -10,14 +10,20 @@ import json
 import libvirt
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _domain, _guest, _vm_info, _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import info as _vm_info
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     InvalidInputError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
-from ansible_collections.virtops.libvirt.plugins.module_utils._vm_info import gather_vm_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.info import gather_vm_info
 
 PASSWORD = "Pw9xQz7k"
 WEB = "vinfo-u-web"

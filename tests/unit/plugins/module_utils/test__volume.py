@@ -13,17 +13,17 @@ import subprocess
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils import _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._errors import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import reconcile
-from ansible_collections.virtops.libvirt.plugins.module_utils._runner import Context
-from ansible_collections.virtops.libvirt.plugins.module_utils._volume import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
     VolumeResource,
     build_volume_xml,
     decompress_file,
@@ -421,7 +421,7 @@ def test_hostile_source_refused_and_nothing_made(test_conn, tmp_path):
 
 
 def _record_of(**kw):
-    from ansible_collections.virtops.libvirt.plugins.module_utils import _record
+    from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
     rec = _record.new_record("raw", "volume", source=kw.pop("source", "https://h/a.raw"),
                              checksum=kw.pop("checksum", "sha256:" + "a" * 64), complete=kw.pop("complete", True))
     rec.update(kw)
@@ -443,8 +443,8 @@ REFILLS = [
 
 @pytest.mark.parametrize("rec, given, reason", [pytest.param(*r[1:], id=r[0]) for r in REFILLS])
 def test_refill_reasons(test_conn, rec, given, reason, monkeypatch):
-    from ansible_collections.virtops.libvirt.plugins.module_utils import _record
-    from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan
+    from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan
     monkeypatch.setattr(_record.socket, "gethostname", lambda: "h")
     resource = VolumeResource(Context(conn=test_conn, params=params(**given), run_command=run_argv))
     resource._record = _record_of(**rec)
@@ -453,7 +453,7 @@ def test_refill_reasons(test_conn, rec, given, reason, monkeypatch):
 
 
 def test_incomplete_without_source_is_a_warning(test_conn):
-    from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan
     resource = VolumeResource(Context(conn=test_conn, params=params(capacity="1M"), run_command=run_argv))
     resource._record = _record_of(complete=False, filler=dict(host="elsewhere-but-dead", boot=None, pid=1, start=1))
     with pytest.raises(ConflictError, match="being filled from another host"):
@@ -466,8 +466,8 @@ def test_incomplete_without_source_is_a_warning(test_conn):
 
 def test_volume_created_by_another_task_meanwhile_is_used(test_conn):
     """Two tasks create the same volume: the one that loses the race uses the other's volume."""
-    from ansible_collections.virtops.libvirt.plugins.module_utils._diff import DifferenceTracker
-    from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import DifferenceTracker
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan
     ctx = Context(conn=test_conn, params=params(capacity="1M"), run_command=run_argv)
     resource = VolumeResource(ctx)
     plan = Plan()
@@ -479,8 +479,8 @@ def test_volume_created_by_another_task_meanwhile_is_used(test_conn):
 
 
 def test_volume_of_another_format_created_meanwhile_is_a_conflict(test_conn):
-    from ansible_collections.virtops.libvirt.plugins.module_utils._diff import DifferenceTracker
-    from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import DifferenceTracker
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan
     resource = VolumeResource(Context(conn=test_conn, params=params(capacity="1M"), run_command=run_argv))
     plan = Plan()
     resource.plan(resource.read(), resource.desired(), DifferenceTracker(), plan)
@@ -501,8 +501,8 @@ class _DeadConn:
 
 def test_undo_of_a_creation_runs_again_on_a_new_connection(test_conn):
     """The undo fails on the lost connection, keeps what it must delete, and deletes it on the new one."""
-    from ansible_collections.virtops.libvirt.plugins.module_utils._diff import DifferenceTracker
-    from ansible_collections.virtops.libvirt.plugins.module_utils._reconcile import Plan
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import DifferenceTracker
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan
     ctx = Context(conn=test_conn, params=params(capacity="1M"), run_command=run_argv)
     resource = VolumeResource(ctx)
 

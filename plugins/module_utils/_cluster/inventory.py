@@ -1,0 +1,288 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the inventory plugin ``virtops.libvirt.libvirt`` reads from its hypervisors.
+
+Nothing here knows about Ansible's inventory: :func:`list_hypervisor` returns plain,
+JSON-serialisable dicts (they go into the inventory cache as they are) and
+:func:`run_concurrently` runs one such listing per hypervisor in threads, giving up on a
+hypervisor that does not answer in time.
+
+Per hypervisor: one connection, three ``listAllDomains`` calls (all, persistent, autostart), one
+``getAllDomainStats`` for every state, then per VM its saved definition (one ``XMLDesc``),
+parsed by :func:`_domain.model_from_xml` exactly as ``vm`` and ``vm_info`` parse it, and, for
+running VMs, the addresses from :func:`_guest.interface_addresses` (what ``vm_info`` reports).
+
+The definition is read without ``VIR_DOMAIN_XML_SECURE``, so it holds no graphics password, and
+only the keys in ``DEFINITION_KEYS`` are kept.  This module does not import ``_vm`` (and with
+it cloud-init, volumes, snapshots...): ``ansible-inventory`` loads less.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import threading
+import time
+from urllib.parse import urlsplit
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection, libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
+    InvalidInputError,
+    NotFoundError,
+    VirtopsError,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import state_word
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.names import fill_volume_names
+
+#: ``ip_source`` values: ``vm_info``'s sources, and ``none`` (do not read addresses at all)
+IP_SOURCES = _guest.SOURCES + ("none",)
+
+#: the keys of the domain model (``_domain.model_from_xml``) that the inventory keeps (the rest is in ``vm_info``)
+DEFINITION_KEYS = (
+    "name", "uuid", "title", "description", "vcpus", "max_vcpus", "memory", "max_memory", "arch",
+    "machine", "virt_type", "firmware", "tags", "metadata", "disks", "interfaces",
+)
+#: what a disk / an interface carries in the inventory
+DISK_KEYS = ("target", "bus", "path", "pool", "volume", "format")
+INTERFACE_KEYS = ("type", "source", "model", "mac", "addresses")
+
+_XML_INACTIVE = getattr(libvirt, "VIR_DOMAIN_XML_INACTIVE", 2) if libvirt else 2
+
+
+def _flag(name, default):
+    return getattr(libvirt, name, default) if libvirt else default
+
+
+# ----------------------------------------------------------------------- hypervisor names ---
+
+def name_from_uri(uri):
+    """The host part of a remote URI (``qemu+ssh://root@kvm1:22/system`` -> ``kvm1``), or None."""
+    try:
+        host = urlsplit(uri).hostname
+    except ValueError:
+        return None
+    return host or None
+
+
+def check_options(options):
+    """The listing options, checked and with defaults: ``ip_source``, ``agent_timeout``, ``read_only``."""
+    source = options.get("ip_source") or "lease"
+    if source not in IP_SOURCES:
+        raise InvalidInputError("ip_source: %r is not one of %s" % (source, ", ".join(IP_SOURCES)))
+    timeout = timeout_seconds(options.get("agent_timeout"), "agent_timeout", 5)
+    return dict(ip_source=source, agent_timeout=timeout, read_only=bool(options.get("read_only")))
+
+
+# ---------------------------------------------------------------------------- one VM ---
+
+def _states(conn, domains):
+    """``{uuid: (state, reason)}`` (libvirt's numbers) in one call where the driver can."""
+    try:
+        stats = conn.getAllDomainStats(_flag("VIR_DOMAIN_STATS_STATE", 1), 0)
+    except libvirt.libvirtError:
+        stats = None
+    out = {}
+    if stats is not None:
+        for dom, values in stats:
+            out[dom.UUIDString()] = (values.get("state.state", 0), values.get("state.reason", 0))
+    for dom in domains:
+        uuid = dom.UUIDString()
+        if uuid not in out:
+            try:
+                out[uuid] = tuple(dom.state(0)[:2])
+            except libvirt.libvirtError:
+                pass  # removed while we looked: skipped below
+    return out
+
+
+def _uuids(conn, flags):
+    with libvirt_errors("listing VMs"):
+        return set(d.UUIDString() for d in conn.listAllDomains(flags))
+
+
+def first_address(vm, networks=None):
+    """The address ``ansible_host`` gets: in the first of ``networks`` that has one, else the VM's ``ip``,
+    else its first global IPv6 address; None when no address is known."""
+    own = [a for nic in vm["interfaces"] for a in nic.get("addresses") or ()]
+    parsed = []
+    for address in own:
+        try:
+            parsed.append((ipaddress.ip_address(address["address"].split("%")[0]), address["address"]))
+        except ValueError:
+            continue
+    for network in networks or ():
+        for ip, text in parsed:
+            if ip.version == network.version and ip in network:
+                return text
+    if networks:
+        return None
+    if vm.get("ip"):
+        return vm["ip"]
+    for ip, text in parsed:
+        if ip.version == 6 and not (ip.is_link_local or ip.is_loopback):
+            return text
+    return None
+
+
+def vm_record(conn, dom, state, persistent, autostart, options):
+    """One VM as the inventory keeps it (see ``DEFINITION_KEYS``), or None if it vanished meanwhile."""
+    try:
+        text = dom.XMLDesc(_XML_INACTIVE)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == _flag("VIR_ERR_NO_DOMAIN", 42):
+            return None
+        with libvirt_errors("reading VM '%s'" % dom.name()):
+            raise
+    model = _domain.model_from_xml(_xml.parse(text, "domain XML of %s" % dom.name()))
+    fill_volume_names(conn, model)
+    libvirt_state, reason = _guest.state_names(*state)
+    vm = dict((key, model.get(key)) for key in DEFINITION_KEYS)
+    vm["disks"] = [dict((k, d.get(k)) for k in DISK_KEYS) for d in model.get("disks") or ()]
+    vm["interfaces"] = [dict((k, n.get(k)) for k in INTERFACE_KEYS if k != "addresses") for n in model.get("interfaces") or ()]
+    vm["tags"] = list(vm["tags"] or [])
+    vm["metadata"] = dict(vm["metadata"] or {})
+    vm.update(
+        state=state_word(libvirt_state),
+        reason=reason,
+        active=dom.ID() not in (None, -1),
+        persistent=persistent,
+        autostart=autostart,
+        macs=[n["mac"] for n in vm["interfaces"] if n["mac"]],
+    )
+    try:
+        _addresses(conn, dom, vm, options)
+    except NotFoundError:
+        return None  # removed while we looked
+    vm["ip_addresses"] = [a["address"] for nic in vm["interfaces"] for a in nic["addresses"]]
+    return vm
+
+
+def _addresses(conn, dom, vm, options):
+    """Each NIC's ``addresses``, the VM's ``ip`` and ``address_error``, as ``vm_info`` reports them."""
+    _guest.merge_addresses(conn, dom, vm, options["ip_source"], options["agent_timeout"])
+
+
+# -------------------------------------------------------------------- one hypervisor ---
+
+def list_hypervisor(uri, options, name=None, connection_class=Connection):
+    """Every VM of the hypervisor at ``uri``: ``{name, uri, hostname, vms, seconds}``.
+
+    ``name`` is the hypervisor's name in the inventory; without one, the host of a remote URI,
+    else the host name libvirt reports.  VMs are sorted by name.  Raises VirtopsError (the
+    connection failed, listing failed); a VM that disappears while it is read is left out.
+    """
+    started = time.monotonic()
+    options = check_options(options)
+    connection = connection_class(uri, read_only=options["read_only"])
+    conn = connection.open()
+    try:
+        with libvirt_errors("reading the host name of %s" % uri):
+            hostname = conn.getHostname()
+        with libvirt_errors("listing VMs"):
+            domains = conn.listAllDomains(0)
+        persistent = _uuids(conn, _flag("VIR_CONNECT_LIST_DOMAINS_PERSISTENT", 4))
+        autostart = _uuids(conn, _flag("VIR_CONNECT_LIST_DOMAINS_AUTOSTART", 64))
+        states = _states(conn, domains)
+        vms = []
+        for dom in domains:
+            uuid = dom.UUIDString()
+            if uuid not in states:
+                continue
+            vm = vm_record(conn, dom, states[uuid], uuid in persistent, uuid in autostart, options)
+            if vm is not None:
+                vms.append(vm)
+    finally:
+        connection.close()
+    vms.sort(key=lambda v: (v["name"], v["uuid"]))
+    return dict(
+        name=name or name_from_uri(uri) or hostname,
+        uri=uri,
+        hostname=hostname,
+        vms=vms,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+# ---------------------------------------------------------------------- concurrency ---
+
+def run_concurrently(jobs, workers=8, timeout=60, clock=time.monotonic):
+    """Run ``jobs`` (a list of callables) in at most ``workers`` threads at a time.
+
+    Returns one outcome per job, in order: ``("ok", value)``, ``("error", exception)`` or
+    ``("timeout", seconds)`` for a job still running ``timeout`` seconds after it started.  Such a
+    job is abandoned: its daemon thread may stay blocked (in a libvirt call to a host that does
+    not answer) until the process exits, and its result, if it ever comes, is dropped.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidInputError("workers must be a positive integer, got %r" % (workers,))
+    timeout = timeout_seconds(timeout, "timeout", 60)
+    cond = threading.Condition()
+    outcomes = [None] * len(jobs)
+    waiting = list(range(len(jobs)))
+    running = {}  # job index -> start time
+
+    def run(index):
+        try:
+            outcome = ("ok", jobs[index]())
+        except Exception as exc:  # pylint: disable=broad-except
+            outcome = ("error", exc)  # handed to the caller's thread
+        with cond:
+            if index in running:  # not abandoned
+                del running[index]
+                outcomes[index] = outcome
+            cond.notify_all()
+
+    with cond:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                index = waiting.pop(0)
+                running[index] = clock()
+                thread = threading.Thread(target=run, args=(index,), name="virtops-inventory-%d" % index)
+                thread.daemon = True
+                thread.start()
+            now = clock()
+            for index, started in list(running.items()):
+                if now - started >= timeout:
+                    del running[index]
+                    outcomes[index] = ("timeout", timeout)
+            if running:
+                deadline = min(running.values()) + timeout
+                cond.wait(max(min(deadline - clock(), 1.0), 0.01))
+    return outcomes
+
+
+def gather(hypervisors, options, workers=8, timeout=60, connection_class=Connection):
+    """List every hypervisor of ``hypervisors`` (``[{name, uri}]``) concurrently.
+
+    Returns one dict per hypervisor, in order: what :func:`list_hypervisor` returns, or
+    ``{name, uri, error, vms: []}`` for one that failed or did not answer within ``timeout`` s.
+    """
+    options = check_options(options)
+
+    def job(item):
+        return lambda: list_hypervisor(item["uri"], options, item.get("name"), connection_class)
+
+    outcomes = run_concurrently([job(h) for h in hypervisors], workers=workers, timeout=timeout)
+    results = []
+    for item, (kind, value) in zip(hypervisors, outcomes):
+        if kind == "ok":
+            results.append(value)
+            continue
+        if kind == "timeout":
+            error = "no answer from %s within %s s" % (item["uri"], value)
+        elif isinstance(value, VirtopsError):
+            error = value.msg
+        else:
+            error = "%s: %s" % (type(value).__name__, value)
+        results.append(dict(name=item.get("name") or name_from_uri(item["uri"]), uri=item["uri"],
+                            hostname=None, vms=[], error=error))
+    return results
