@@ -1337,7 +1337,7 @@ class CloudInitResource(Resource):
     def read(self):
         return self.target.read()
 
-    def desired(self):
+    def desired(self, current):
         if self.seed is None:
             return None
         return dict(content_sha256=self.seed.content_sha256,
@@ -1370,7 +1370,7 @@ class CloudInitResource(Resource):
                     content_sha256=self.seed.content_sha256, instance_id=self.seed.instance_id,
                     mode=self.target.desired_mode(current))
 
-    def result(self, state):
+    def result(self, state, outcome):
         if state is None:
             return dict(path=None, instance_id=None, content_sha256=None, files=[])
         return dict(
@@ -1420,16 +1420,6 @@ def _seed_params(options, pool, name, path, state, force, iso_builder, mode=None
     return params
 
 
-def _plan_into(resource, plan):
-    current = resource.read()
-    desired = resource.desired()
-    before = len(plan.steps)
-    resource.plan(current, desired, resource.compare(current, desired), plan)
-    changed = len(plan.steps) > before
-    state = resource.predict(current, desired) if changed else current
-    return changed, state
-
-
 def ensure_seed(ctx, plan, options, pool=None, name=None, path=None, force=False, iso_builder="auto"):
     """Add to ``plan`` the steps that make the seed volume ``pool``/``name`` (or the file ``path``) hold ``options``.
 
@@ -1444,9 +1434,8 @@ def ensure_seed(ctx, plan, options, pool=None, name=None, path=None, force=False
     ConflictError when the volume exists and is not a seed (unless ``force``).
     """
     resource = CloudInitResource(ctx, params=_seed_params(options, pool, name, path, "present", force, iso_builder))
-    changed, state = _plan_into(resource, plan)
-    result = resource.result(state)
-    result.update(changed=changed, pool=pool, name=name)
+    result = plan.include(resource).result()
+    result.update(pool=pool, name=name)
     return result
 
 

@@ -4,8 +4,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Read current -> build desired -> diff -> plan -> apply.
 
-A resource type subclasses :class:`Resource` and implements ``read``, ``desired``, ``plan`` and
-``result``.  :func:`reconcile` does the rest the same way for every module:
+A resource type subclasses :class:`Resource` and implements the contract, with state passed as
+arguments and nothing of one run kept on the resource:
+
+* ``read()`` -> ``current`` (a plain dict, or None when the object does not exist);
+* ``desired(current)`` -> ``desired`` (what the user asked for; None for "absent");
+* ``plan(current, desired, diff, plan)`` adds steps to ``plan`` and returns an :class:`Outcome`
+  (or None for an empty one): what the run found out beyond its steps (``reboot_required``,
+  ``pending_changes``, ``removed_volumes``, and return values of its own in ``values``);
+* ``result(state, outcome)`` -> the module's return values.
+
+A parent resource puts a child resource (a seed, a volume) into its own plan with
+:meth:`Plan.include`, which runs the child's read/desired/compare/plan and returns an
+:class:`Included`.  :func:`reconcile` does the rest the same way for every module:
 
 * ``changed`` is "the plan has steps" (the plan is built from the differences, in check mode too);
 * check mode builds the same plan and skips only the side effects;
@@ -45,6 +56,64 @@ class Step:
         self.partial = partial
 
 
+class Outcome:
+    """What ``Resource.plan`` found out besides its steps, for ``Resource.result``.
+
+    ``reboot_required``: a change was saved that takes effect at the next (re)start;
+    ``pending_changes``: the names of those changes; ``removed_volumes``: paths the plan deletes;
+    ``values``: further return values of the resource (a seed's result, a restart flag...).
+    """
+
+    __slots__ = ("reboot_required", "pending_changes", "removed_volumes", "values")
+
+    def __init__(self, reboot_required=False, pending_changes=None, removed_volumes=None, **values):
+        self.reboot_required = reboot_required
+        self.pending_changes = list(pending_changes or [])
+        self.removed_volumes = list(removed_volumes or [])
+        self.values = values
+
+    def require_reboot(self, *changes):
+        """Record changes that wait for the next (re)start."""
+        self.reboot_required = True
+        for change in changes:
+            if change not in self.pending_changes:
+                self.pending_changes.append(change)
+
+    def absorb(self, other):
+        """Take over what a child's outcome found (reboot, pending changes, removed volumes)."""
+        if other is None:
+            return self
+        if other.reboot_required:
+            self.require_reboot(*other.pending_changes)
+        self.removed_volumes.extend(v for v in other.removed_volumes if v not in self.removed_volumes)
+        return self
+
+    def __repr__(self):
+        return "Outcome(reboot_required=%r, pending_changes=%r, removed_volumes=%r, values=%r)" % (
+            self.reboot_required, self.pending_changes, self.removed_volumes, self.values)
+
+
+class Included:
+    """What :meth:`Plan.include` learnt of a child resource: its states, steps and outcome."""
+
+    __slots__ = ("resource", "current", "desired", "outcome", "changed", "state")
+
+    def __init__(self, resource, current, desired, outcome, changed):
+        self.resource = resource
+        self.current = current
+        self.desired = desired
+        self.outcome = outcome
+        self.changed = changed
+        #: the state after the plan ran: predicted when it has steps, else the current one
+        self.state = resource.predict(current, desired) if changed else current
+
+    def result(self):
+        """The child's own return values for ``state``, plus ``changed``."""
+        out = self.resource.result(self.state, self.outcome)
+        out["changed"] = self.changed
+        return out
+
+
 class Plan:
     """An ordered list of described side effects, each with an optional undo.
 
@@ -67,6 +136,18 @@ class Plan:
 
     def warn(self, text):
         self.warnings.append(text)
+
+    def include(self, child):
+        """Add the steps of the child resource ``child`` (read, desired, compared, planned) to this plan.
+
+        The child's steps run in this plan, so a later failing step undoes them too.  Returns an
+        :class:`Included` with the child's current, desired and predicted state and its outcome.
+        """
+        current = child.read()
+        desired = child.desired(current)
+        before = len(self.steps)
+        outcome = child.plan(current, desired, child.compare(current, desired), self) or Outcome()
+        return Included(child, current, desired, outcome, len(self.steps) > before)
 
     def __bool__(self):
         return bool(self.steps)
@@ -156,16 +237,23 @@ class Resource:
         """The current state as a plain dict in the same shape as ``desired()``, or None if absent."""
         raise NotImplementedError
 
-    def desired(self):
-        """The state the user asked for (None values = unspecified), or None for "must be absent"."""
+    def desired(self, current):
+        """The state the user asked for (None values = unspecified), or None for "must be absent".
+
+        ``current`` is what ``read()`` returned; no I/O here beyond what deciding needs.
+        """
         raise NotImplementedError
 
     def plan(self, current, desired, diff, plan):
-        """Add to ``plan`` the steps that turn ``current`` into ``desired``; ``diff`` is a tracker."""
+        """Add to ``plan`` the steps that turn ``current`` into ``desired``; ``diff`` is a tracker.
+
+        Returns an :class:`Outcome` (None: nothing beyond the steps).
+        """
         raise NotImplementedError
 
-    def result(self, state):
-        """Return values for the module result, from the state after the run (or the prediction)."""
+    def result(self, state, outcome):
+        """Return values for the module result, from the state after the run (or the prediction)
+        and the plan's :class:`Outcome`."""
         return {}
 
     # --- overridable defaults -------------------------------------------------------------------
@@ -205,10 +293,10 @@ class Resource:
 def reconcile(resource, check_mode=False, want_diff=False):
     """Run the read/desired/diff/plan/apply cycle for ``resource``; return the module result dict."""
     current = resource.read()
-    desired = resource.desired()
+    desired = resource.desired(current)
     differences = resource.compare(current, desired)
     plan = Plan(reconnect=getattr(resource.ctx, "reconnect_if_lost", None))
-    resource.plan(current, desired, differences, plan)
+    outcome = resource.plan(current, desired, differences, plan) or Outcome()
 
     if plan and not check_mode:
         plan.execute()
@@ -219,7 +307,7 @@ def reconcile(resource, check_mode=False, want_diff=False):
         final = current
 
     result = dict(changed=bool(plan), actions=plan.descriptions)
-    result.update(resource.result(final))
+    result.update(resource.result(final, outcome))
     if plan.warnings:
         result["warnings"] = list(plan.warnings)
     assumptions = getattr(resource.ctx, "assumptions", None)

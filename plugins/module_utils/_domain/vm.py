@@ -202,7 +202,7 @@ class VmResource(DefinedObjectResource):
             raise InvalidInputError("state: %r is not one of %s" % (state, ", ".join(STATES)))
         return None if state == "absent" else state
 
-    def desired(self):
+    def desired(self, current):
         state = self.requested_state()
         if state is None:
             return None
@@ -1410,7 +1410,7 @@ class VmResource(DefinedObjectResource):
                 view["xml"] = _secrets.mask_xml_passwords(view["xml"])
         return _secrets.mask(before, self.ctx.no_log_values), _secrets.mask(after, self.ctx.no_log_values)
 
-    def result(self, state):
+    def result(self, state, outcome):
         vm = vm_view(state) if state else None
         reboot = bool(self.reboot_required and state and state.get("state") != "stopped")
         out = dict(vm=vm, reboot_required=reboot, pending_changes=list(self.pending_changes) if reboot else [])

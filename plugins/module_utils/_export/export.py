@@ -1162,7 +1162,7 @@ class ExportResource(Resource):
     def _options(self):
         return dict(format=self.opts["format"], compressed=self.opts["compressed"])
 
-    def desired(self):
+    def desired(self, current):
         if self.source is None:  # assumed (check mode)
             return dict(options=self._options())
         return dict(
@@ -1645,7 +1645,7 @@ class ExportResource(Resource):
     def predict(self, current, desired):
         return None
 
-    def result(self, state):
+    def result(self, state, outcome):
         layout, source = self.layout, self.source
         if source is None:  # assumed (check mode)
             return dict(format=self.opts["format"], directory=None, record=None, artefacts=[], total_size=None,

@@ -483,7 +483,7 @@ class ImportResource(Resource):
 
     # --- desired -------------------------------------------------------------------------------
 
-    def desired(self):
+    def desired(self, current):
         state = self.params.get("state") or "present"
         # before any disk is read: the definition made from the source is checked again (VmResource)
         asked = dict(memory=_domain.memory_mib(self.params.get("memory"), "memory"), vcpus=self.params.get("vcpus"))
@@ -507,9 +507,7 @@ class ImportResource(Resource):
         if current is not None and not desired["force"]:
             if desired["state"] == "running":
                 vm = self._vm(state="running")
-                have = vm.read()
-                want = vm.desired()
-                vm.plan(have, want, vm.compare(have, want), plan)
+                plan.include(vm)
             return
         src = self._load()
         self._resolve_pool()
@@ -610,7 +608,7 @@ class ImportResource(Resource):
         else:
             self._new = self._vm(state=state, **self._model_params(src))
         self._new.paths_made.update(v["path"] for v in self._volumes)
-        self._new_desired = self._new.desired()
+        self._new_desired = self._new.desired(None)
 
     def _archive_xml(self, src):
         p = self.params
@@ -884,7 +882,7 @@ class ImportResource(Resource):
             raise BackendError("VM %r is not there after the import" % self.name)
         return dict(vm=vm_view(current), replaced=self._old is not None)
 
-    def result(self, state):
+    def result(self, state, outcome):
         out = dict(vm=state["vm"] if state else None, replaced=bool(state and state.get("replaced")),
                    disks=self._disks_view(), source=self.source.view() if self.source is not None else None)
         return out

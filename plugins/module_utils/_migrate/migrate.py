@@ -976,7 +976,7 @@ class MigrationResource(Resource):
         self._dst_dom = find_domain(self.dst, self.name, "destination")
         return dict(source=summary(self._src_dom), destination=summary(self._dst_dom))
 
-    def desired(self):
+    def desired(self, current):
         return dict(host="destination")
 
     def compare(self, current, desired):
@@ -1213,7 +1213,7 @@ class MigrationResource(Resource):
         return dict(source=summary(find_domain(self.src, self.name, "source")),
                     destination=summary(find_domain(self.dst, self.name, "destination")))
 
-    def result(self, state):
+    def result(self, state, outcome):
         decision = self.decision
         mode = decision.mode if decision is not None and decision.action == "migrate" else None
         dest = state["destination"] if state else None

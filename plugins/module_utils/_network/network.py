@@ -723,7 +723,7 @@ class NetworkResource(DefinedObjectResource):
     def apply_model(self, root, model):
         return apply_model(root, model)
 
-    def desired(self):
+    def desired(self, current):
         params = self.params
         state = self.requested_state()
         if state is None:
@@ -1031,7 +1031,7 @@ class NetworkResource(DefinedObjectResource):
         state["predicted"] = True
         return state
 
-    def result(self, state):
+    def result(self, state, outcome):
         if state is None:
             return dict(network=dict(name=self.name, state=ABSENT), restart_required=False, reattached=[])
         if state.get("predicted"):

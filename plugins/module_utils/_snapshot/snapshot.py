@@ -290,7 +290,7 @@ class SnapshotResource(Resource):
 
     # --- desired -------------------------------------------------------------------------------
 
-    def desired(self):
+    def desired(self, current):
         state = self.params.get("state") or "present"
         if state == "absent":
             return None
@@ -676,7 +676,7 @@ class SnapshotResource(Resource):
     def diff_views(self, current, desired):
         return self._view(current), self._view(self.predict(current, desired))
 
-    def result(self, state):
+    def result(self, state, outcome):
         return dict(
             vm=self.vm_name,
             vm_state=state["vm_state"],

@@ -453,7 +453,7 @@ class PoolResource(DefinedObjectResource):
 
     # --- desired ----------------------------------------------------------------------------
 
-    def desired(self):
+    def desired(self, current):
         params = self.params
         state = self.requested_state()
         if state is None:
@@ -720,7 +720,7 @@ class PoolResource(DefinedObjectResource):
         state["predicted"] = True
         return state
 
-    def result(self, state):
+    def result(self, state, outcome):
         if state is None:
             return dict(pool=dict(name=self.name, state=ABSENT), restart_required=False)
         if state.get("predicted"):

@@ -697,7 +697,7 @@ class VolumeResource(Resource):
                                     % (self.name, (rec.get("filler") or {}).get("pid"), FILL_WAIT_SECONDS))
             sleep(1.0)
 
-    def desired(self):
+    def desired(self, current):
         if self.params["state"] == "absent":
             return None
         return dict(
@@ -743,7 +743,7 @@ class VolumeResource(Resource):
             after["state"] = "present"
         return before, after
 
-    def result(self, state):
+    def result(self, state, outcome):
         return dict(volume=state)
 
     def plan(self, current, desired, diff, plan):

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, ConflictError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan, Resource, reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Outcome, Plan, Resource, reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
 
@@ -31,7 +31,7 @@ class NetworkAutostart(Resource):
             return None
         return dict(name=self.name, autostart=bool(net.autostart()))
 
-    def desired(self):
+    def desired(self, current):
         if self.params["state"] == "absent":
             return None
         return dict(name=self.name, autostart=self.params.get("autostart"))
@@ -57,7 +57,7 @@ class NetworkAutostart(Resource):
         if diff.touches("autostart") or (current is None and desired["autostart"]):
             plan.add("set autostart", lambda: self._lookup().setAutostart(bool(desired["autostart"])))
 
-    def result(self, state):
+    def result(self, state, outcome):
         return dict(network=state)
 
 
@@ -152,7 +152,7 @@ class _NeedsPool(Resource):
     def read(self):
         return None
 
-    def desired(self):
+    def desired(self, current):
         self.ctx.assume(NotFoundError("storage pool 'later' does not exist"))
         return dict(size=1)
 
@@ -256,7 +256,7 @@ def test_reconcile_gives_the_plan_the_contexts_reconnect():
         def read(self):
             return None
 
-        def desired(self):
+        def desired(self, current):
             return dict(size=1)
 
         def plan(self, current, desired, diff, plan):
@@ -266,3 +266,80 @@ def test_reconcile_gives_the_plan_the_contexts_reconnect():
     ctx = Context(params=dict(name="t"))
     reconcile(_Broken(ctx), check_mode=True)
     assert seen[0] == ctx.reconnect_if_lost
+
+
+class _Ctx:
+    params = dict(name="c")
+
+
+class _Child(Resource):
+    """A child resource for Plan.include: present or absent in a dict ``store``."""
+
+    kind = "child"
+
+    def __init__(self, store, want):
+        super(_Child, self).__init__(_Ctx())
+        self.store = store
+        self.want = want
+
+    def read(self):
+        return self.store.get("c")
+
+    def desired(self, current):
+        return self.want
+
+    def plan(self, current, desired, diff, plan):
+        if diff:
+            plan.add("set child", lambda: self.store.__setitem__("c", desired), undo=lambda: self.store.pop("c", None))
+            return Outcome(removed_volumes=["/v/old"], reboot_required=True, pending_changes=["memory"], seed="made")
+        return None
+
+    def result(self, state, outcome):
+        return dict(child=state, seed=outcome.values.get("seed"))
+
+
+def test_include_puts_a_childs_steps_into_the_parent_plan_and_returns_its_outcome():
+    store = {}
+    plan = Plan()
+    included = plan.include(_Child(store, {"size": 1}))
+    assert included.changed and plan.descriptions == ["set child"]
+    assert included.current is None and included.state == {"size": 1}  # predicted
+    assert included.outcome.removed_volumes == ["/v/old"] and included.outcome.values == {"seed": "made"}
+    assert included.result() == dict(child={"size": 1}, seed="made", changed=True)
+    assert store == {}  # nothing ran yet
+    plan.execute()
+    assert store == {"c": {"size": 1}}
+
+
+def test_include_of_a_child_in_its_state_adds_nothing():
+    store = {"c": {"size": 1}}
+    plan = Plan()
+    included = plan.include(_Child(store, {"size": 1}))
+    assert not included.changed and not plan
+    assert included.state == {"size": 1} and included.result()["changed"] is False
+    assert included.outcome.reboot_required is False
+
+
+def test_an_included_childs_steps_are_undone_when_a_later_step_fails():
+    store = {}
+    plan = Plan()
+    plan.include(_Child(store, {"size": 1}))
+
+    def boom():
+        raise RuntimeError("later step broke")
+
+    plan.add("later", boom)
+    with pytest.raises(BackendError):
+        plan.execute()
+    assert store == {}
+
+
+def test_outcome_absorbs_a_childs_reboot_and_removed_volumes_once():
+    parent = Outcome(removed_volumes=["/v/a"])
+    parent.require_reboot("vcpus")
+    child = Outcome(removed_volumes=["/v/a", "/v/b"])
+    child.require_reboot("memory", "vcpus")
+    parent.absorb(child).absorb(None)
+    assert parent.reboot_required
+    assert parent.pending_changes == ["vcpus", "memory"]
+    assert parent.removed_volumes == ["/v/a", "/v/b"]

@@ -471,7 +471,8 @@ def test_volume_created_by_another_task_meanwhile_is_used(test_conn):
     ctx = Context(conn=test_conn, params=params(capacity="1M"), run_command=run_argv)
     resource = VolumeResource(ctx)
     plan = Plan()
-    resource.plan(resource.read(), resource.desired(), DifferenceTracker(), plan)
+    current = resource.read()
+    resource.plan(current, resource.desired(current), DifferenceTracker(), plan)
     assert run(test_conn, capacity="1M")["changed"]  # the other task
     plan.execute()
     assert "created at the same time by another task" in ctx.warnings[0]
@@ -483,7 +484,8 @@ def test_volume_of_another_format_created_meanwhile_is_a_conflict(test_conn):
     from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan
     resource = VolumeResource(Context(conn=test_conn, params=params(capacity="1M"), run_command=run_argv))
     plan = Plan()
-    resource.plan(resource.read(), resource.desired(), DifferenceTracker(), plan)
+    current = resource.read()
+    resource.plan(current, resource.desired(current), DifferenceTracker(), plan)
     assert run(test_conn, capacity="1M", format="raw")["changed"]
     with pytest.raises(ConflictError, match="as raw, not qcow2"):
         plan.execute()
@@ -511,7 +513,8 @@ def test_undo_of_a_creation_runs_again_on_a_new_connection(test_conn):
         return True
 
     plan = Plan(reconnect=renew)
-    resource.plan(resource.read(), resource.desired(), DifferenceTracker(), plan)
+    current = resource.read()
+    resource.plan(current, resource.desired(current), DifferenceTracker(), plan)
 
     def daemon_goes_away():
         ctx.conn = _DeadConn()
