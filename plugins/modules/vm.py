@@ -797,130 +797,23 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.cloudinit import SEED_ARGUMENT_SPEC
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.secrets import vm_secrets
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import (
+    MUTUALLY_EXCLUSIVE,
+    REQUIRED_BY,
+    vm_argument_spec,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource
 
-_DISK = dict(
-    target=dict(type="str"),
-    bus=dict(type="str", choices=["virtio", "scsi", "sata", "ide", "usb"]),
-    pool=dict(type="str"),
-    volume=dict(type="str"),
-    path=dict(type="path"),
-    size=dict(type="str"),
-    format=dict(type="str", choices=["qcow2", "raw"]),
-    backing_volume=dict(type="str"),
-    backing_pool=dict(type="str"),
-    cache=dict(type="str", choices=["default", "none", "writethrough", "writeback", "directsync", "unsafe"]),
-    discard=dict(type="str", choices=["unmap", "ignore"]),
-    serial=dict(type="str"),
-    readonly=dict(type="bool"),
-    boot_order=dict(type="int"),
-)
-_CDROM = dict(
-    target=dict(type="str"),
-    bus=dict(type="str", choices=["sata", "ide", "scsi", "usb"]),
-    path=dict(type="path"),
-    pool=dict(type="str"),
-    volume=dict(type="str"),
-    boot_order=dict(type="int"),
-)
-_INTERFACE = dict(
-    network=dict(type="str"),
-    bridge=dict(type="str"),
-    direct=dict(type="str"),
-    mode=dict(type="str", choices=["bridge", "vepa", "private", "passthrough"]),
-    model=dict(type="str", choices=["virtio", "e1000", "e1000e", "rtl8139", "vmxnet3"]),
-    mac=dict(type="str"),
-    boot_order=dict(type="int"),
-)
-
-ARGUMENT_SPEC = dict(
-    COMMON_ARGS,
-    name=dict(type="str", required=True),
-    state=dict(type="str", default="running", choices=["present", "running", "stopped", "paused", "restarted", "absent"]),
-    title=dict(type="str"),
-    description=dict(type="str"),
-    vcpus=dict(type="int"),
-    max_vcpus=dict(type="int"),
-    cpu=dict(type="dict", options=dict(
-        mode=dict(type="str", choices=["host-passthrough", "host-model", "custom", "maximum"]),
-        model=dict(type="str"),
-        sockets=dict(type="int"),
-        cores=dict(type="int"),
-        threads=dict(type="int"),
-    )),
-    memory=dict(type="str"),
-    max_memory=dict(type="str"),
-    machine=dict(type="str"),
-    arch=dict(type="str"),
-    virt_type=dict(type="str", choices=["kvm", "qemu", "auto"]),
-    firmware=dict(type="str", choices=["bios", "uefi"]),
-    secure_boot=dict(type="bool"),
-    nvram_template=dict(type="path"),
-    boot=dict(type="list", elements="str", choices=["hd", "cdrom", "network", "fd"]),
-    kernel=dict(type="path"),
-    initrd=dict(type="path"),
-    cmdline=dict(type="str"),
-    disks=dict(type="list", elements="dict", options=_DISK),
-    cdroms=dict(type="list", elements="dict", options=_CDROM),
-    interfaces=dict(type="list", elements="dict", options=_INTERFACE),
-    graphics=dict(type="dict", options=dict(
-        type=dict(type="str", choices=["vnc", "spice", "none"]),
-        listen=dict(type="str"),
-        port=dict(type="int"),
-        password=dict(type="str", no_log=True),
-    )),
-    serial=dict(type="dict", options=dict(
-        type=dict(type="str", choices=["pty", "file"]),
-        path=dict(type="path"),
-    )),
-    guest_agent=dict(type="bool"),
-    rng=dict(type="bool"),
-    watchdog=dict(type="dict", options=dict(
-        model=dict(type="str", choices=["i6300esb", "itco", "ib700"]),
-        action=dict(type="str", choices=["reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi"]),
-    )),
-    hostdevs=dict(type="list", elements="str"),
-    tags=dict(type="list", elements="str"),
-    metadata=dict(type="dict"),
-    xml=dict(type="str"),
-    autostart=dict(type="bool"),
-    shutdown_timeout=dict(type="int", default=120),
-    force=dict(type="bool", default=False),
-    remove_storage=dict(type="bool", default=False),
-    apply=dict(type="str", default="config", choices=["config", "restart"]),
-    rename_from=dict(type="str"),
-    clone_from=dict(type="str"),
-    clone_snapshot=dict(type="str"),
-    clone_mode=dict(type="str", default="full", choices=["full", "linked"]),
-    cloud_init=dict(type="dict", options=dict(
-        SEED_ARGUMENT_SPEC,
-        pool=dict(type="str", default="default"),
-        volume=dict(type="str"),
-        bus=dict(type="str", choices=["sata", "ide", "scsi", "usb", "virtio"]),
-        detach=dict(type="bool", default=False),
-        detach_timeout=dict(type="int", default=900),
-    )),
-    wait_for_ip=dict(type="bool", default=False),
-    wait_for_ip_timeout=dict(type="int", default=300),
-    ip_source=dict(type="str", default="any", choices=["lease", "agent", "arp", "any"]),
-)
-
-MODEL_OPTIONS = ("cloud_init", "title", "description", "vcpus", "max_vcpus", "cpu", "memory", "max_memory", "machine", "arch",
-                 "virt_type", "firmware", "secure_boot", "nvram_template", "boot", "kernel", "initrd", "cmdline",
-                 "disks", "cdroms", "interfaces", "graphics", "serial", "guest_agent", "rng", "watchdog",
-                 "hostdevs", "tags", "metadata")
+ARGUMENT_SPEC = vm_argument_spec()
 
 
 def main():
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=[("xml", k) for k in MODEL_OPTIONS + ("clone_from",)]
-        + [("clone_from", "disks"), ("clone_from", "rename_from")],
-        required_by=dict(clone_snapshot="clone_from"),
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+        required_by=REQUIRED_BY,
         supports_check_mode=True,
     )
     run_resource(module, VmResource, secrets=vm_secrets)

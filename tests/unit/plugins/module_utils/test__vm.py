@@ -35,6 +35,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.power import PowerPlan
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import MASK, VmResource, run_state
 from ansible_collections.virtops.libvirt.plugins.modules.vm import ARGUMENT_SPEC
 
@@ -812,11 +813,11 @@ def test_seed_detach_keeps_a_seed_another_vm_uses(test_conn, vm):
 
 def test_a_used_seed_is_not_made_again(test_conn, vm):
     from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import cloudinit as _cloudinit
-    from ansible_collections.virtops.libvirt.plugins.module_utils._domain import vm as _vm
+    from ansible_collections.virtops.libvirt.plugins.module_utils._domain import seed as _seed
     run(test_conn, name=vm, disks=[disk()])
     iid = _cloudinit.build_seed(dict(hostname="h1"), "volume:%s/%s-seed.iso" % (POOL, vm)).instance_id
     test_conn.lookupByName(vm).setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, '<cloud-init detached="%s"/>' % iid,
-                                           "virtops-ci", _vm.SEED_NS,
+                                           "virtops-ci", _seed.SEED_NS,
                                            libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_AFFECT_LIVE)
     result = run(test_conn, name=vm, cloud_init=SEED)
     assert not result["changed"] and result["actions"] == []
@@ -872,9 +873,9 @@ class _Clock(object):
 
 def _shutdown(dom, force, timeout=5):
     holder = type("Holder", (), dict(name="vsnap", _lookup=lambda self: dom,
-                                     _acpi_shutdown=staticmethod(VmResource._acpi_shutdown)))()
+                                     _acpi_shutdown=staticmethod(PowerPlan._acpi_shutdown)))()
     clock = _Clock()
-    VmResource._shutdown(holder, timeout, force, sleep=clock.sleep, clock=clock)()
+    PowerPlan._shutdown(holder, timeout, force, sleep=clock.sleep, clock=clock)()
 
 
 @pytest.mark.parametrize("force", [False, True])
@@ -1027,3 +1028,27 @@ def test_xml_with_a_writable_disk_of_another_vm_is_refused(test_conn, vm):
         assert run(test_conn, check=True, name=vm, xml=domain % (vm, shared))["changed"]
     finally:
         test_conn.lookupByName(other).undefine()
+
+
+# ------------------------------------------------------------------- the resource contract ---
+
+def test_plan_returns_what_the_run_found_in_its_outcome(test_conn, vm):
+    """reboot_required, pending_changes and removed_volumes are the Outcome of plan(), not fields of the
+    resource; desired(current) needs no read() before it."""
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import DifferenceTracker
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan
+    run(test_conn, name=vm, disks=[disk()], **BASE)
+    ctx = Context(conn=test_conn, params=module_params(name=vm, memory="512", max_memory="1024", vcpus=3, max_vcpus=3))
+    resource = VmResource(ctx)
+    current = resource.read()
+    desired = VmResource(ctx).desired(current)
+    outcome = resource.plan(current, desired, resource.compare(current, desired), Plan())
+    assert outcome.reboot_required and outcome.pending_changes == ["vcpus", "max_vcpus"]
+    assert resource.result(current, outcome)["reboot_required"]
+    assert not hasattr(resource, "reboot_required") and not hasattr(resource, "pending_changes")
+    ctx = Context(conn=test_conn, params=module_params(name=vm, state="absent", remove_storage=True))
+    resource = VmResource(ctx)
+    current = resource.read()
+    outcome = resource.plan(current, None, DifferenceTracker(), Plan())
+    assert outcome.removed_volumes == ["/default-pool/%s-vda.qcow2" % vm]
+    assert not hasattr(resource, "removed_volumes")
