@@ -35,9 +35,10 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     InvalidInputError,
     NotFoundError,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import from_libvirt_units
 
-_XML_INACTIVE = getattr(libvirt, "VIR_DOMAIN_XML_INACTIVE", 2) if libvirt else 2
+_XML_INACTIVE = flag("VIR_DOMAIN_XML_INACTIVE", 2)
 
 
 # --- host limits ---------------------------------------------------------------------------------
