@@ -27,11 +27,12 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume im
 
 class CloneSource:
     """The clone source of VM ``vm`` (a VmResource); ``info`` (xml, source, mode) once the desired
-    model is a clone."""
+    model is a clone; the volumes the clone needs go to ``volumes`` (:class:`.volumes.NewVolumes`)."""
 
-    def __init__(self, vm):
+    def __init__(self, vm, volumes):
         self.vm = vm
         self.ctx = vm.ctx
+        self.volumes = volumes
         self.info = None
 
     def source_vm(self):
@@ -109,7 +110,7 @@ class CloneSource:
         new["path"] = volume_path(pool, new["volume"])
         if lookup_volume(pool, new["volume"]) is not None:
             raise ConflictError("%s: volume %r already exists in pool %r" % (what, new["volume"], pool.name()))
-        volumes = self.vm.volumes
+        volumes = self.volumes
         if mode == "linked":
             new["format"] = "qcow2"
             xml = build_volume_xml(new["volume"], info["capacity"], "qcow2", allocation=0,

@@ -124,8 +124,9 @@ def prediction_xml(vm, current, desired):
         return desired["xml"]
     if current is not None:
         return _xml.to_string(vm.apply_model(_xml.parse(current["xml"], "domain XML"), definition_model(desired)))
-    if vm.clone.info is not None:
-        return _xml.to_string(_domain.apply_model(_xml.parse(vm.clone.info["xml"]), definition_model(desired)))
+    clone = desired["_run"].clone.info if desired.get("_run") is not None else None
+    if clone is not None:
+        return _xml.to_string(_domain.apply_model(_xml.parse(clone["xml"]), definition_model(desired)))
     return _xml.to_string(_domain.build_xml(vm.name, definition_model(desired)))
 
 

@@ -16,34 +16,58 @@ import hashlib
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import checks as _vm_checks
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.clone import CloneSource
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.seed import SeedDevice
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.volumes import NewVolumes
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import guest_facts, host_capabilities, host_limits, kvm_usable
 
 
+class DesiredRun:
+    """What resolving the desired state found for the plan to act on, kept in the desired model as
+    ``_run`` (never compared or shown): the volumes to make, the clone source, the seed, and the
+    sha256 of the user's canonical ``xml``."""
+
+    def __init__(self, vm):
+        self.volumes = NewVolumes(vm)
+        self.clone = CloneSource(vm, self.volumes)
+        self.seed = SeedDevice(vm)
+        self.xml_digest = None
+
+    def planned_names(self):
+        """``{path: (pool, volume)}`` of the volumes (and the seed) the plan makes."""
+        made = self.volumes.planned_names()
+        made.update(self.seed.planned_names())
+        return made
+
+
 class DesiredModel:
-    """Builds the desired model of VM ``vm`` (a VmResource) from its parameters and ``current``."""
+    """Builds the desired model of VM ``vm`` (a VmResource) from its parameters and ``current``;
+    keeps only what the host says (capabilities, limits) between calls."""
 
     def __init__(self, vm):
         self.vm = vm
         self.ctx = vm.ctx
-        self.xml_digest = None  # sha256 of the user's canonical ``xml``
         self._host = None
         self._caps = None
 
     def build(self, current):
-        """The model (without state and autostart) for the parameters; ``current`` as read()."""
+        """The model (without state and autostart) for the parameters; ``current`` as read().
+        Its ``_run`` is a new :class:`DesiredRun`."""
         vm, params = self.vm, self.vm.params
+        run = DesiredRun(vm)
         if params.get("xml"):
-            model = dict(xml=self._user_xml(params["xml"]))
+            model = dict(xml=self._user_xml(params["xml"], run))
             self.check_xml(model["xml"], current)
+            model["_run"] = run
             return model
         model = _domain.normalize(params)
         if model.get("virt_type") == "auto":
             model["virt_type"] = None if current is not None else self._auto_virt_type()
         if current is None:
-            if params.get("clone_from") and vm.clone.source_vm() is not None:
-                model = vm.clone.model(model)
+            if params.get("clone_from") and run.clone.source_vm() is not None:
+                model = run.clone.model(model)
             else:
                 model = _domain.with_creation_defaults(model)
                 if model.get("virt_type") is None:
@@ -54,20 +78,21 @@ class DesiredModel:
             _vm_checks.check_machine(self.capabilities(), model["machine"], arch)
         machine = model.get("machine") or (current or {}).get("machine")
         if params.get("cloud_init") is not None:
-            vm.seed.add_device(model, params["cloud_init"], current)
+            run.seed.add_device(model, params["cloud_init"], current)
         self._targets_by_source(model, current)
         _domain.assign_targets(model, _domain.default_cdrom_bus(machine), current)
         self._check_unique_targets(model)
-        vm.disks.resolve_disks(model, current)
+        vm.disks.resolve_disks(model, current, run.volumes)
         vm.disks.resolve_cdroms(model)
         vm.disks.check_interfaces(model)
         self._check_host_limits(model)
         self._check_devices(model, current)
+        model["_run"] = run
         return model
 
-    def _user_xml(self, text):
+    def _user_xml(self, text, run):
         root = self.vm._user_root(text)
-        self.xml_digest = hashlib.sha256(_xml.canonical(root)).hexdigest()
+        run.xml_digest = hashlib.sha256(_xml.canonical(root)).hexdigest()
         return _xml.to_string(root)
 
     def _auto_virt_type(self):

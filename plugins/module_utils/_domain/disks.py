@@ -47,7 +47,8 @@ class DiskResolver:
             self._users = disk_users(self.ctx.conn)
         return self._users
 
-    def resolve_disks(self, model, current):
+    def resolve_disks(self, model, current, volumes):
+        """Paths, formats and volumes of ``model``'s disks; volumes to make go to ``volumes`` (:class:`.volumes.NewVolumes`)."""
         have_disks = by_target((current or {}).get("disks"))
         for disk in model.get("disks") or []:
             what = "disks[%s]" % disk["target"]
@@ -60,13 +61,13 @@ class DiskResolver:
                     disk["volume"] = "%s-%s.%s" % (self.vm.name, disk["target"], "img" if disk.get("format") == "raw" else "qcow2")
             if disk.get("volume"):
                 disk["pool"] = disk.get("pool") or "default"
-                self._resolve_volume(disk, what, have_disks)
+                self._resolve_volume(disk, what, have_disks, volumes)
             else:
                 disk["format"] = self.format_of_path(disk["path"], have_disks.get(disk["target"]), disk.get("format"), what)
             if not disk.get("readonly"):
                 self.check_not_shared(disk, what, current)
 
-    def _resolve_volume(self, disk, what, have_disks):
+    def _resolve_volume(self, disk, what, have_disks, volumes):
         pool = self.vm._pool(disk["pool"], what)
         vol = lookup_volume(pool, disk["volume"]) if pool is not None else None
         if vol is not None:
@@ -117,7 +118,7 @@ class DiskResolver:
         label = "create %s volume %s in pool %s" % (disk["format"], disk["volume"], disk["pool"])
         if backing_path:
             label += " on backing volume %s" % disk["backing_volume"]
-        self.vm.volumes.add(disk["pool"], xml, label)
+        volumes.add(disk["pool"], xml, label)
 
     def format_of_path(self, path, have, declared=None, what=None):
         """The format of a disk given by path (see :meth:`trusted_format`)."""

@@ -75,7 +75,7 @@ def needs_reboot(vm, current, desired):
     """(reboot, paths): whether the running guest differs from the definition in what cannot change
     live, and the paths that differ (none are named for a definition given as ``xml``)."""
     if desired.get("xml") is not None:
-        if vm._xml_unchanged(current["_live"]):
+        if vm._xml_unchanged(current["_live"], desired):
             return False, []
         return not _xml.xml_subset(_xml.parse(desired["xml"]), _xml.parse(current["_live_xml"])), []
     definition = definition_model(predicted_definition(vm, current, desired))

@@ -31,15 +31,12 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import com
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import live as _live
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.clone import CloneSource
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.compare import MASK, definition_model, vm_view
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.desired import DesiredModel
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.disks import DiskResolver
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DEFAULTS, STATES, TIMEOUTS
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.power import PowerPlan
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.remove import plan_absent, undefine_flags
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.seed import SeedDevice
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.volumes import NewVolumes
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import secrets as _secrets
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
@@ -66,11 +63,8 @@ class VmResource(DefinedObjectResource):
     def __init__(self, ctx):
         super(VmResource, self).__init__(ctx)
         self.paths_made = set()     # files an enclosing plan makes before this one starts the VM (vm_import)
-        self.requested = DesiredModel(self)
-        self.disks = DiskResolver(self)
-        self.volumes = NewVolumes(self)
-        self.seed = SeedDevice(self)
-        self.clone = CloneSource(self)
+        self.requested = DesiredModel(self)  # keeps the host's capabilities and limits once read
+        self.disks = DiskResolver(self)      # keeps the disk users and trusted formats once read
         self.power = PowerPlan(self)
 
     # --- DefinedObjectResource hooks ------------------------------------------------------------
@@ -140,17 +134,13 @@ class VmResource(DefinedObjectResource):
         text = super(VmResource, self)._definition_xml(desired, base_xml, uuid)
         if desired.get("xml") is None:
             return text
-        return _xml.to_string(_domain.mark_xml_source(_xml.parse(text), self.requested.xml_digest))
+        return _xml.to_string(_domain.mark_xml_source(_xml.parse(text), desired["_run"].xml_digest))
 
-    def _xml_unchanged(self, model):
+    @staticmethod
+    def _xml_unchanged(model, desired):
         """A VM defined from this very user XML before: what libvirt made of it is not compared again."""
-        return self.requested.xml_digest is not None and model.get("xml_sha256") == self.requested.xml_digest
-
-    def _planned_volume_names(self):
-        """``{path: (pool, volume)}`` of the volumes (and the seed) this plan makes."""
-        made = self.volumes.planned_names()
-        made.update(self.seed.planned_names())
-        return made
+        digest = desired["_run"].xml_digest
+        return digest is not None and model.get("xml_sha256") == digest
 
     # --- read -----------------------------------------------------------------------------------
 
@@ -190,13 +180,18 @@ class VmResource(DefinedObjectResource):
         model.update(state=state, autostart=self.params.get("autostart"))
         return model
 
+    @staticmethod
+    def _shown(desired):
+        """``desired`` without what only the plan reads (``_run``): what is compared and shown."""
+        return None if desired is None else dict((k, v) for k, v in desired.items() if not k.startswith("_"))
+
     # --- compare --------------------------------------------------------------------------------
 
     def compare(self, current, desired):
-        if current is not None and desired is not None and desired.get("xml") is not None and self._xml_unchanged(current):
-            tracker = compare_specified(dict((k, v) for k, v in desired.items() if k != "xml"), current)
+        if current is not None and desired is not None and desired.get("xml") is not None and self._xml_unchanged(current, desired):
+            tracker = compare_specified(dict((k, v) for k, v in self._shown(desired).items() if k != "xml"), current)
         elif current is None or desired is None or desired.get("xml") is not None:
-            tracker = super(VmResource, self).compare(current, desired)
+            tracker = super(VmResource, self).compare(current, self._shown(desired))
         else:
             tracker = _compare.compare_model(current, desired)
         if current is not None and current.get("_rename_from"):
@@ -209,30 +204,31 @@ class VmResource(DefinedObjectResource):
         if desired is None:
             return plan_absent(self, current, plan) if current is not None else None
         outcome = Outcome()
-        seed = self.seed.plan(plan)
+        run = desired["_run"]
+        seed = run.seed.plan(plan)
         if current is None:
             start_xml = self._plan_create(desired, plan)
         else:
             start_xml = self._plan_update(current, desired, diff, plan, outcome)
-        self._check_start(plan, start_xml)
-        self.seed.plan_detach(current, plan, seed)
+        self._check_start(plan, start_xml, run)
+        run.seed.plan_detach(current, plan, seed)
         if seed is not None:
             outcome.values["cloud_init"] = seed
         return outcome
 
-    def _check_start(self, plan, start_xml):
+    def _check_start(self, plan, start_xml, run):
         """A plan that starts the VM: what would make the start fail, found before anything is done
         (before a restart shuts the guest down)."""
         starts = "start VM %s" % self.name
         if start_xml is None or not any(d == starts or d.startswith(starts + " ") for d in plan.descriptions):
             return
-        made = set(self._planned_volume_names()) | self.paths_made
+        made = set(run.planned_names()) | self.paths_made
         _vm_checks.check_startable(self.ctx, _xml.parse(start_xml, "domain XML"), made)
 
     def _plan_create(self, desired, plan):
         """Volumes, definition, autostart, start; returns the definition the start boots."""
-        self.volumes.plan(plan)
-        clone = self.clone.info
+        desired["_run"].volumes.plan(plan)
+        clone = desired["_run"].clone.info
         if clone is not None:
             xml_text = _xml.to_string(_domain.apply_model(_xml.parse(clone["xml"]), definition_model(desired)))
         else:
@@ -264,7 +260,7 @@ class VmResource(DefinedObjectResource):
         definition = definition_model(desired) if desired.get("xml") is None else None
         config_changed = [p for p in diff.paths if p.split(".")[0] in _domain.DEFINITION_KEYS or p == "xml"]
         config_changed = [p for p in config_changed if not p.endswith(".size")]
-        self.volumes.plan(plan)
+        desired["_run"].volumes.plan(plan)
         start_xml, redefined = current["xml"], False
         if config_changed:
             if desired.get("xml") is not None:
@@ -275,7 +271,7 @@ class VmResource(DefinedObjectResource):
             start_xml, redefined = xml_text, True
             plan.add("redefine VM %s (%s)" % (self.name, ", ".join(sorted(set(p.split(".")[0] for p in config_changed)))),
                      lambda: self._define(xml_text), undo=lambda: self._define(old_xml))
-        self.volumes.plan_growth(current, desired, plan)
+        desired["_run"].volumes.plan_growth(current, desired, plan)
         active = current["active"]
         if active and definition is not None and desired["state"] not in ("stopped", "restarted"):
             _live.plan_live(self, current, definition, diff, plan)
@@ -297,7 +293,7 @@ class VmResource(DefinedObjectResource):
         elif state == "restarted":
             state = "running"
         base = _compare.predicted_definition(self, current, desired)
-        names = VolumeNames(self.ctx.conn, self._planned_volume_names())
+        names = VolumeNames(self.ctx.conn, desired["_run"].planned_names())
         names.fill(base["disks"])
         names.fill(base["cdroms"])
         base.update(state=state, autostart=desired.get("autostart") if desired.get("autostart") is not None
@@ -305,7 +301,7 @@ class VmResource(DefinedObjectResource):
         return base
 
     def diff_views(self, current, desired):
-        before, after = super(VmResource, self).diff_views(current, desired)
+        before, after = super(VmResource, self).diff_views(current, self._shown(desired))
         if current is not None and desired is not None and desired.get("xml") is None:
             _compare.device_diff_views(current, desired, before, after)
             _compare.implied_diff_views(self, current, desired, before, after)
