@@ -1052,3 +1052,15 @@ def test_plan_returns_what_the_run_found_in_its_outcome(test_conn, vm):
     outcome = resource.plan(current, None, DifferenceTracker(), Plan())
     assert outcome.removed_volumes == ["/default-pool/%s-vda.qcow2" % vm]
     assert not hasattr(resource, "removed_volumes")
+
+
+def test_desired_twice_plans_each_volume_once(test_conn, vm):
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan
+    ctx = Context(conn=test_conn, params=module_params(name=vm, disks=[disk()]), check_mode=True)
+    resource = VmResource(ctx)
+    resource.desired(None)
+    desired = resource.desired(None)
+    plan = Plan()
+    resource.plan(None, desired, resource.compare(None, desired), plan)
+    assert [d for d in plan.descriptions if d.startswith("create ")] == ["create qcow2 volume %s-vda.qcow2 in pool %s" % (vm, POOL)]
+    assert "_run" not in resource.diff_views(None, desired)[1]
