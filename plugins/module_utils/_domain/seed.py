@@ -20,7 +20,13 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options im
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.remove import delete_path
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError, NotFoundError, OperationTimeoutError, VirtopsError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    OperationTimeoutError,
+    VirtopsError,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import describe, usage
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import lookup_volume

@@ -49,7 +49,13 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile im
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import check_timeouts, timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.names import VolumeNames, fill_volume_names
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import lookup_pool_or_assume, lookup_volume, parse_volume_xml, volume_path, volume_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
+    lookup_pool_or_assume,
+    lookup_volume,
+    parse_volume_xml,
+    volume_path,
+    volume_xml,
+)
 
 _XML_SECURE = flag("VIR_DOMAIN_XML_SECURE", 1)
 _XML_INACTIVE = flag("VIR_DOMAIN_XML_INACTIVE", 2)
