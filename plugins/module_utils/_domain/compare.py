@@ -15,6 +15,7 @@ __metaclass__ = type
 import copy
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DEFINITION_KEYS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import ABSENT, DifferenceTracker, compare_specified, project, values_equal
 
@@ -38,7 +39,7 @@ def device_view(dev):
 
 def definition_model(desired):
     """The part of a desired model that is the persistent definition."""
-    return dict((k, v) for k, v in desired.items() if k in _domain.DEFINITION_KEYS)
+    return dict((k, v) for k, v in desired.items() if k in DEFINITION_KEYS)
 
 
 # --- compare ------------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ def predicted_definition(vm, current, desired):
         base = definition
     else:
         base = copy.deepcopy(current)
-        base.update((k, definition[k]) for k in _domain.DEFINITION_KEYS + ("nvram",))
+        base.update((k, definition[k]) for k in DEFINITION_KEYS + ("nvram",))
         base["name"] = vm.name
     predict_sizes(base, current, desired)
     return base
@@ -172,7 +173,7 @@ def implied_diff_views(vm, current, desired, before, after):
     """Values the user did not give that change with those given (``max_memory`` raised with
     ``memory``, ``max_vcpus`` with ``vcpus``, ...): shown, since the run changes them."""
     predicted = predicted_definition(vm, current, desired)
-    for key in _domain.DEFINITION_KEYS:
+    for key in DEFINITION_KEYS:
         if desired.get(key) is not None or key in ("disks", "cdroms", "interfaces"):
             continue
         old, new = current.get(key), predicted.get(key)

@@ -34,7 +34,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import mod
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.compare import MASK, definition_model, vm_view
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.desired import DesiredModel
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.disks import DiskResolver
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DEFAULTS, STATES, TIMEOUTS
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DEFAULTS, DEFINITION_KEYS, STATES, TIMEOUTS
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.power import PowerPlan
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.remove import plan_absent, undefine_flags
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import secrets as _secrets
@@ -264,7 +264,7 @@ class VmResource(DefinedObjectResource):
             plan.add("rename VM %s to %s" % (old, self.name), _live.rename_step(self.ctx, old, self.name),
                      undo=_live.rename_step(self.ctx, self.name, old))
         definition = definition_model(desired) if desired.get("xml") is None else None
-        config_changed = [p for p in diff.paths if p.split(".")[0] in _domain.DEFINITION_KEYS or p == "xml"]
+        config_changed = [p for p in diff.paths if p.split(".")[0] in DEFINITION_KEYS or p == "xml"]
         config_changed = [p for p in config_changed if not p.endswith(".size")]
         desired["_run"].volumes.plan(plan)
         start_xml, redefined = current["xml"], False
