@@ -20,7 +20,7 @@ import copy
 import hashlib
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import cloudinit as _cloudinit
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import seed as _cloudinit
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record

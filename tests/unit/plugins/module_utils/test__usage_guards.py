@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.cloudinit import CloudInitResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.resource import CloudInitResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.export import ExportResource

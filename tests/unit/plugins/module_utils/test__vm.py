@@ -811,7 +811,7 @@ def test_seed_detach_keeps_a_seed_another_vm_uses(test_conn, vm):
 
 
 def test_a_used_seed_is_not_made_again(test_conn, vm):
-    from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import cloudinit as _cloudinit
+    from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import seed as _cloudinit
     from ansible_collections.virtops.libvirt.plugins.module_utils._domain import vm as _vm
     run(test_conn, name=vm, disks=[disk()])
     iid = _cloudinit.build_seed(dict(hostname="h1"), "volume:%s/%s-seed.iso" % (POOL, vm)).instance_id
