@@ -14,20 +14,18 @@ __metaclass__ = type
 import io
 import os
 import stat
-import tempfile
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, ConflictError, InvalidInputError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.filemode import parse_mode
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool, retry_busy
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
     build_volume_xml,
     disk_users,
     lookup_pool,
     lookup_volume,
     parse_volume_xml,
-    refresh_pool,
-    retry_busy,
     users_of,
     validate_name,
     volume_path,
@@ -35,6 +33,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume im
     volume_xml,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.options import DEFAULT_FILE_MODE, MAX_READ_BYTES
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import atomic_write
 from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.content import inspect_seed
 
 
@@ -91,25 +90,14 @@ class FileTarget:
             self.on_missing_dir(error)
 
     def _write(self, data, mode, owner=None):
-        """Write ``data`` to a temporary file beside the target, then rename it over the target (atomic)."""
-        parent = os.path.dirname(self.path)
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix="." + os.path.basename(self.path) + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            if owner is not None and owner != (os.getuid(), os.getgid()):
-                try:
-                    os.chown(tmp, owner[0], owner[1])  # a replaced file keeps its owner and group
-                except PermissionError:
-                    pass
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write ``data`` atomically (a temporary file beside the target, renamed over it); a replaced
+        file keeps its owner and group."""
+        atomic_write(self.path, data, mode)
+        if owner is not None and owner != (os.getuid(), os.getgid()):
+            try:
+                os.chown(self.path, owner[0], owner[1])
+            except PermissionError:
+                pass
 
     def plan_write(self, plan, seed, builder, current):
         self.check_writable()

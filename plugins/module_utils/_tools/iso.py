@@ -22,6 +22,7 @@ import struct
 import tempfile
 import traceback
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.binaries import find_binary
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     CommandError,
@@ -245,11 +246,12 @@ class CommandBuilder(IsoBuilder):
             shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def choose_builder(preference="auto", run_command=None, which=shutil.which):
+def choose_builder(preference="auto", run_command=None, which=find_binary):
     """The ISO builder to use: ``preference`` is ``auto`` or one of :data:`BUILDERS`.
 
     ``auto`` takes pycdlib when it can be imported, else the first of xorriso, genisoimage and mkisofs
-    found in PATH.  Commands run through ``run_command(argv) -> (rc, stdout, stderr)``.
+    found by ``which(name)`` (default :func:`~.._core.binaries.find_binary`: PATH and the sbin
+    directories).  Commands run through ``run_command(argv) -> (rc, stdout, stderr)``.
     MissingDependencyError names what to install when nothing fits.
     """
     preference = preference or "auto"
