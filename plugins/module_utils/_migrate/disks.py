@@ -89,14 +89,31 @@ class DiskPlan:
                     format=self.format, capacity=self.capacity, note=self.note)
 
 
+def _raise(error):
+    raise error
+
+
 class DiskChecks:
     """The disk half of the pre-checks, a base of :class:`~.prechecks.Prechecks`: every disk of the VM
     is on the destination, or (``copy_storage``) can be copied there.  Fills ``checks["disks"]`` and
-    ``disks`` (:class:`DiskPlan` of each copy); uses the attributes ``Prechecks`` sets (``src``,
-    ``dst``, ``dom``, ``opts``, ``live``, ``root``, ``assume``, ``checks``, ``warnings``, ``disks``).
+    ``disks`` (:class:`DiskPlan` of each copy).  ``Prechecks`` sets ``root``, the VM's definition.
     """
 
-    _dst_pools = None
+    def __init__(self, src, dst, dom, opts, mode):
+        self.src = src
+        self.dst = dst
+        self.dom = dom
+        self.opts = opts
+        self.mode = mode
+        self.live = mode != "offline"
+        self.name = opts["name"]
+        self.root = None
+        self.checks = {}
+        self.warnings = []
+        self.disks = []
+        self._dst_pools = None
+        #: what a check does with something an earlier task may create: raise it (check mode: Context.assume)
+        self.assume = _raise
 
     def _pools(self):
         """Active destination pools: ``[(pool, type, normalized target dir)]``."""

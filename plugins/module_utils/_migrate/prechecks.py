@@ -45,10 +45,6 @@ def _mib(num_bytes):
     return "%d MiB" % (int(num_bytes) // MIB)
 
 
-def _raise(error):
-    raise error
-
-
 class Prechecks(DiskChecks):
     """The checks against the destination, run before anything moves (in check mode too).
 
@@ -57,19 +53,7 @@ class Prechecks(DiskChecks):
     """
 
     def __init__(self, src, dst, dom, opts, mode):
-        self.src = src
-        self.dst = dst
-        self.dom = dom
-        self.opts = opts
-        self.mode = mode
-        self.live = mode != "offline"
-        self.name = opts["name"]
-        self.checks = {}
-        self.warnings = []
-        self.disks = []
-        self._dst_pools = None
-        #: what a check does with something an earlier task may create: raise it (check mode: Context.assume)
-        self.assume = _raise
+        super(Prechecks, self).__init__(src, dst, dom, opts, mode)
         flags = flag("VIR_DOMAIN_XML_MIGRATABLE") | flag("VIR_DOMAIN_XML_SECURE")
         if not self.live:
             flags |= flag("VIR_DOMAIN_XML_INACTIVE")
