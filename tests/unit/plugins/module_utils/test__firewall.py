@@ -17,15 +17,16 @@ import sys
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._network import firewall as _firewall
+from ansible_collections.virtops.libvirt.plugins.module_utils._network import firewall_hook as _firewall_hook
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     CommandError,
     ConflictError,
     InvalidInputError,
     MissingDependencyError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall import PortForwards, uri_is_local
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall_rules import (
     Iptables,
-    PortForwards,
     chain_name,
     forward_label,
     in_sync,
@@ -36,9 +37,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall 
     parse_rules,
     rule_comment,
     run_commands,
-    uri_is_local,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import NetworkResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.resource import NetworkResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
@@ -375,16 +375,16 @@ def test_other_networks_rules_are_refused(tmp_path):
 
 def test_hook_present_like_libvirt(tmp_path):
     hooks = tmp_path / "hooks"
-    assert not _firewall.network_hook_present(str(hooks))
+    assert not _firewall_hook.network_hook_present(str(hooks))
     (hooks / "network.d").mkdir(parents=True)
     (hooks / "network.d" / "plain").write_text("x")
-    assert not _firewall.network_hook_present(str(hooks))
+    assert not _firewall_hook.network_hook_present(str(hooks))
     os.chmod(str(hooks / "network.d" / "plain"), 0o755)
-    assert _firewall.network_hook_present(str(hooks))
+    assert _firewall_hook.network_hook_present(str(hooks))
     (hooks / "network.d" / "plain").unlink()
     (hooks / "network").write_text("#!/bin/sh\n")
     os.chmod(str(hooks / "network"), 0o755)
-    assert _firewall.network_hook_present(str(hooks))
+    assert _firewall_hook.network_hook_present(str(hooks))
 
 
 def _hook_setup(tmp_path, uuid="3f1b0d4e-0000-4000-8000-000000000001"):
@@ -399,7 +399,7 @@ def _hook_setup(tmp_path, uuid="3f1b0d4e-0000-4000-8000-000000000001"):
     state_dir = tmp_path / "state"
     state_dir.mkdir()
     hook = tmp_path / "hook"
-    hook.write_text(_firewall.hook_text(str(state_dir), python=sys.executable))
+    hook.write_text(_firewall_hook.hook_text(str(state_dir), python=sys.executable))
     os.chmod(str(hook), 0o755)
     state = dict(uuid=uuid, apply=[dict(argv=[str(tool), "apply", "FAIL"]), dict(argv=[str(tool), "apply", "2"])],
                  remove=[dict(argv=[str(tool), "remove"], repeat=True)])
@@ -435,9 +435,9 @@ def test_hook_ignores_other_networks_and_operations(tmp_path):
 
 
 def test_hook_text_is_stable_python():
-    text = _firewall.hook_text("/etc/libvirt/virtops/port-forwards", python="/usr/bin/python3")
+    text = _firewall_hook.hook_text("/etc/libvirt/virtops/port-forwards", python="/usr/bin/python3")
     assert text.startswith("#!/usr/bin/python3\n")
-    assert text == _firewall.hook_text("/etc/libvirt/virtops/port-forwards", python="/usr/bin/python3")
+    assert text == _firewall_hook.hook_text("/etc/libvirt/virtops/port-forwards", python="/usr/bin/python3")
     compile(text, "hook", "exec")
 
 
@@ -449,12 +449,12 @@ def test_daemon_found_by_socket_peer(tmp_path, monkeypatch):
     server.bind(path)
     server.listen(1)
     try:
-        assert _firewall._socket_peer(path) == os.getpid()
-        monkeypatch.setattr(_firewall, "_comm", lambda pid: "libvirtd" if pid == os.getpid() else None)
-        assert _firewall.network_daemon_pids("qemu:///system?socket=%s" % path) == [os.getpid()]
+        assert _firewall_hook._socket_peer(path) == os.getpid()
+        monkeypatch.setattr(_firewall_hook, "_comm", lambda pid: "libvirtd" if pid == os.getpid() else None)
+        assert _firewall_hook.network_daemon_pids("qemu:///system?socket=%s" % path) == [os.getpid()]
     finally:
         server.close()
-    assert _firewall._socket_peer(str(tmp_path / "missing")) is None
+    assert _firewall_hook._socket_peer(str(tmp_path / "missing")) is None
 
 
 # ------------------------------------------------------------------- network runs (test driver) ---

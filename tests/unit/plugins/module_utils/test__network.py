@@ -11,20 +11,11 @@ import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, ConflictError, InvalidInputError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import (
-    apply_model,
-    bridge_update_xml,
-    network_update_xml,
-    reattach_interfaces,
-    gather_network_info,
-    ip_for_mac,
-    model_from_xml,
-    normalize_model,
-    validate_bridge_name,
-    validate_name,
-    xml_from_model,
-    NetworkResource,
-)
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.codec import apply_model, model_from_xml, xml_from_model
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.live import bridge_update_xml, network_update_xml, reattach_interfaces
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.model import normalize_model, validate_bridge_name, validate_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.resource import NetworkResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.view import gather_network_info, ip_for_mac
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 

@@ -16,7 +16,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.cloudin
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.export import ExportResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import NetworkResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.resource import NetworkResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool import PoolResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
