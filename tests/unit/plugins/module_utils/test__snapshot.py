@@ -17,7 +17,8 @@ import subprocess
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import snapshot as _snapshot
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import resource as _snapshot_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import view as _snapshot
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
@@ -42,7 +43,7 @@ def params(**given):
 def run(conn, check=False, clock=None, **given):
     given.setdefault("vm", VM)
     ctx = Context(conn=conn, params=params(**given), check_mode=check, diff=True)
-    resource = _snapshot.SnapshotResource(ctx) if clock is None else _snapshot.SnapshotResource(ctx, clock=clock)
+    resource = _snapshot_resource.SnapshotResource(ctx) if clock is None else _snapshot_resource.SnapshotResource(ctx, clock=clock)
     return reconcile(resource, check_mode=check, want_diff=True)
 
 
@@ -213,7 +214,7 @@ def test_readonly_raw_disk_is_left_out(test_conn):
 def test_disk_only_plan_names_overlays(test_conn, vm):
     result = run(test_conn, check=True, name="d1", disk_only=True)
     assert result["actions"] == ["create external disk-only snapshot d1 of VM %s" % VM]
-    resource = _snapshot.SnapshotResource(Context(conn=test_conn, params=params(vm=VM, name="d1", disk_only=True)))
+    resource = _snapshot_resource.SnapshotResource(Context(conn=test_conn, params=params(vm=VM, name="d1", disk_only=True)))
     current = resource.read()
     _memory, root, flags = resource._creation(current)
     disk = root.find("disks/disk")
