@@ -23,8 +23,8 @@ import copy
 import json
 import os
 import re
-import shutil
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.binaries import find_binary
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt_errors, uri_is_local
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
@@ -40,7 +40,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall_
     read_file,
     reload_daemon,
     remove_file,
-    write_file,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall_rules import (
     Iptables,
@@ -51,24 +50,18 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall_
     run_commands,
     sort_forwards,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import atomic_write
 
 ETC_LIBVIRT = "/etc/libvirt"
 STATE_SUBDIR = os.path.join("virtops", "port-forwards")
 HOOK_NAME = "virtops-port-forwards"
 LIBVIRT_NFT_VERSION = 10004000  # libvirt 10.4.0 added the nftables firewall backend
-_SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
 
 # ------------------------------------------------------------------------------ where we run ---
 
 def is_root():
     return os.geteuid() == 0
-
-
-def find_command(name):
-    """Absolute path of ``name`` (the sbin directories included), or None."""
-    path = os.environ.get("PATH", "")
-    return shutil.which(name, path=os.pathsep.join([path] + list(_SBIN)))
 
 
 def libvirt_firewall_backend(lib_version, etc_dir=ETC_LIBVIRT):
@@ -84,7 +77,7 @@ def libvirt_firewall_backend(lib_version, etc_dir=ETC_LIBVIRT):
     except (IOError, OSError):
         pass
     # libvirt's default: nftables when nft is installed, iptables otherwise
-    return "nftables" if find_command("nft") else "iptables"
+    return "nftables" if find_binary("nft") else "iptables"
 
 # ------------------------------------------------------------------------------ the manager ---
 
@@ -125,7 +118,7 @@ class PortForwards:
             raise ConflictError(
                 "libvirt on this hypervisor uses its %s firewall backend; port_forwards supports libvirt's iptables "
                 "backend only (set firewall_backend = \"iptables\" in %s)" % (backend, os.path.join(self.etc_dir, "network.conf")))
-        iptables = find_command("iptables")
+        iptables = find_binary("iptables")
         if iptables is None:
             raise MissingDependencyError("port_forwards needs the iptables command on the hypervisor (libvirt's firewall tool)")
         self.backend = Iptables(self.ctx.run_command, iptables)
@@ -191,7 +184,7 @@ class PortForwards:
         if forwards:
             if uuid is None or self.state is None or self._dump(self.state_doc(forwards, uuid)) != old_text:
                 plan.add("record port forwards of network %s in %s" % (self.network, self.state_path),
-                         lambda: write_file(self.state_path, self._dump(self.state_doc(forwards, uuid or get_uuid())), 0o644),
+                         lambda: atomic_write(self.state_path, self._dump(self.state_doc(forwards, uuid or get_uuid())), 0o644, make_dirs=True),
                          undo=self._restore(self.state_path, old_text, 0o644))
             self._plan_hook(plan)
         elif self.state is not None:
@@ -226,7 +219,7 @@ class PortForwards:
         if have == text and mode == 0o755:
             return
         present = network_hook_present(self.hooks_dir)
-        plan.add("install the libvirt network hook %s" % self.hook_path, lambda: write_file(self.hook_path, text, 0o755),
+        plan.add("install the libvirt network hook %s" % self.hook_path, lambda: atomic_write(self.hook_path, text, 0o755, make_dirs=True),
                  undo=self._restore(self.hook_path, have, mode or 0o755))
         if not present:
             pids = network_daemon_pids(self.ctx.uri)
@@ -244,7 +237,7 @@ class PortForwards:
             if text is None:
                 remove_file(path)
             else:
-                write_file(path, text, mode)
+                atomic_write(path, text, mode, make_dirs=True)
         return undo
 
     def _undo_live(self):

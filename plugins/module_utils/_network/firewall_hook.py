@@ -22,7 +22,6 @@ import socket
 import stat
 import struct
 import sys
-import tempfile
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError
 
@@ -123,25 +122,6 @@ def read_file(path):
         return None, None
     except (IOError, OSError) as exc:
         raise BackendError("cannot read %s: %s" % (path, exc))
-
-
-def write_file(path, text, mode):
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        os.makedirs(parent, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def remove_file(path):

@@ -20,6 +20,7 @@ import copy
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._network.codec import dns_host_element, host_element, ip_nodes
 from ansible_collections.virtops.libvirt.plugins.module_utils._network.view import interface_summary, running_interfaces
 
@@ -56,7 +57,7 @@ def reattach_interfaces(conn, name):
         bridge = _xml.find_attr(_xml.parse(conn.networkLookupByName(name).XMLDesc(0), "network XML"), "bridge", "name")
     if not bridge:
         return [], ["network '%s' runs without a bridge device to put them into" % name]
-    live = getattr(libvirt, "VIR_DOMAIN_AFFECT_LIVE", 1)
+    live = flag("VIR_DOMAIN_AFFECT_LIVE", 1)
     done, failures = [], []
     for dom, iface in running_interfaces(conn, name):
         summary = interface_summary(dom.name(), iface)
@@ -75,12 +76,12 @@ def plan_live_updates(plan, name, current, desired, flags, update_call):
 
     ``update_call(command, section, parent_index, node, flags)`` returns the plan action of one update.
     """
-    add = getattr(libvirt, "VIR_NETWORK_UPDATE_COMMAND_ADD_LAST", 3)
-    delete = getattr(libvirt, "VIR_NETWORK_UPDATE_COMMAND_DELETE", 2)
-    modify = getattr(libvirt, "VIR_NETWORK_UPDATE_COMMAND_MODIFY", 1)
+    add = flag("VIR_NETWORK_UPDATE_COMMAND_ADD_LAST", 3)
+    delete = flag("VIR_NETWORK_UPDATE_COMMAND_DELETE", 2)
+    modify = flag("VIR_NETWORK_UPDATE_COMMAND_MODIFY", 1)
     wanted = ((desired.get("ipv4") or {}).get("dhcp_hosts"))
     if wanted is not None:
-        section = getattr(libvirt, "VIR_NETWORK_SECTION_IP_DHCP_HOST", 4)
+        section = flag("VIR_NETWORK_SECTION_IP_DHCP_HOST", 4)
         root = _xml.parse(current["xml"])
         parent = root.findall("ip").index(ip_nodes(root, 4)[0])
         have = dict((h["mac"], h) for h in current["ipv4"]["dhcp_hosts"])
@@ -100,7 +101,7 @@ def plan_live_updates(plan, name, current, desired, flags, update_call):
                      undo=update_call(delete, section, parent, host_element(want[mac]), flags))
     wanted = (desired.get("dns") or {}).get("hosts")
     if wanted is not None:
-        section = getattr(libvirt, "VIR_NETWORK_SECTION_DNS_HOST", 10)
+        section = flag("VIR_NETWORK_SECTION_DNS_HOST", 10)
         have = dict((h["ip"], h) for h in current["dns"]["hosts"])
         want = dict((h["ip"], h) for h in wanted)
         for ip in sorted(set(have) - set(want)) + sorted(k for k in set(have) & set(want) if have[k] != want[k]):
@@ -115,7 +116,7 @@ def plan_live_updates(plan, name, current, desired, flags, update_call):
 
 def update_flags(active):
     """virNetworkUpdate flags: the saved definition, and the running network when it is ``active``."""
-    flags = getattr(libvirt, "VIR_NETWORK_UPDATE_AFFECT_CONFIG", 2)
+    flags = flag("VIR_NETWORK_UPDATE_AFFECT_CONFIG", 2)
     if active:
-        flags |= getattr(libvirt, "VIR_NETWORK_UPDATE_AFFECT_LIVE", 1)
+        flags |= flag("VIR_NETWORK_UPDATE_AFFECT_LIVE", 1)
     return flags

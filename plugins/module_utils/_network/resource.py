@@ -46,6 +46,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._network.view impo
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import DefinedObjectResource, inactive_xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import ABSENT, compare_specified
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, InvalidInputError, NotFoundError
@@ -80,7 +81,7 @@ class NetworkResource(DefinedObjectResource):
         return self.ctx.conn.networkDefineXML(xml_text)
 
     def _inactive_xml(self, obj):
-        return inactive_xml(obj, getattr(libvirt, "VIR_NETWORK_XML_INACTIVE", 1))
+        return inactive_xml(obj, flag("VIR_NETWORK_XML_INACTIVE", 1))
 
     def model_from_xml(self, text):
         return model_from_xml(text)
@@ -264,7 +265,7 @@ class NetworkResource(DefinedObjectResource):
         mode = mode or current["forward_mode"]
         names = sorted(set(dom.name() for dom, _iface in found))
         if mode not in OWN_BRIDGE_MODES:
-            plan.warn("network '%s' (forward mode %s) was restarted: check the interfaces of the running domain(s) %s"
+            plan.warn("network '%s' (forward mode %s) was restarted: check the interfaces of the running VM(s) %s"
                       % (self.name, mode, ", ".join(names)))
             return
         outcome.values["reattached"] = [interface_summary(dom.name(), iface) for dom, iface in found]

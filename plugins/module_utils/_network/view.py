@@ -12,8 +12,9 @@ __metaclass__ = type
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import lookup_or_none
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_network
 from ansible_collections.virtops.libvirt.plugins.module_utils._network.codec import model_from_xml, subnets
 from ansible_collections.virtops.libvirt.plugins.module_utils._network.leases import dhcp_leases
 from ansible_collections.virtops.libvirt.plugins.module_utils._network.model import mac_address, validate_name
@@ -21,7 +22,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._network.model imp
 
 def lookup(conn, name):
     """The virNetwork called ``name``, or None."""
-    return lookup_or_none(conn.networkLookupByName, name, libvirt.VIR_ERR_NO_NETWORK, "network")
+    return find_network(conn, name)
 
 
 def attached_domains(conn, name):
@@ -31,10 +32,9 @@ def attached_domains(conn, name):
 
 def running_interfaces(conn, name):
     """``[(domain, interface element)]``: the <interface type='network'> on ``name`` of running domains."""
-    flag = getattr(libvirt, "VIR_CONNECT_LIST_DOMAINS_ACTIVE", 1)
     out = []
-    with libvirt_errors("listing running domains"):
-        domains = conn.listAllDomains(flag)
+    with libvirt_errors("listing running VMs"):
+        domains = conn.listAllDomains(flag("VIR_CONNECT_LIST_DOMAINS_ACTIVE", 1))
     for dom in domains:
         try:
             root = _xml.parse(dom.XMLDesc(0), "domain XML")
@@ -55,7 +55,7 @@ def check_overlap(conn, name, wanted):
     if not wanted:
         return
     with libvirt_errors("listing the active networks"):
-        networks = conn.listAllNetworks(getattr(libvirt, "VIR_CONNECT_LIST_NETWORKS_ACTIVE", 2))
+        networks = conn.listAllNetworks(flag("VIR_CONNECT_LIST_NETWORKS_ACTIVE", 2))
     for network in networks:
         try:
             other = network.name()
@@ -68,7 +68,7 @@ def check_overlap(conn, name, wanted):
             for subnet in theirs:
                 if mine.version == subnet.version and mine.overlaps(subnet):
                     raise ConflictError(
-                        "network '%s': its subnet %s overlaps %s of the active network '%s' (the guests of both would "
+                        "network '%s': its subnet %s overlaps %s of the active network '%s' (the VMs of both would "
                         "share addresses and routes): choose another subnet, or stop or remove '%s' first"
                         % (name, mine, subnet, other, other),
                         overlapping_network=other,

@@ -15,11 +15,9 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.view imp
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state
 
-
-def _flag(name, default=0):
-    return getattr(libvirt, name, default) if libvirt else default
 
 
 class SnapshotCalls:
@@ -55,15 +53,15 @@ class SnapshotCalls:
             with libvirt_errors("updating snapshot %s of VM %s" % (name, self.vm_name)):
                 snap = self.dom.snapshotLookupByName(name, 0)
                 is_current = snap.isCurrent(0)
-                root = _xml.parse(snap.getXMLDesc(_flag("VIR_DOMAIN_SNAPSHOT_XML_SECURE", 1)), "snapshot XML")
+                root = _xml.parse(snap.getXMLDesc(flag("VIR_DOMAIN_SNAPSHOT_XML_SECURE", 1)), "snapshot XML")
                 node = root.find("description")
                 if node is None:
                     node = _xml.element("description")
                     root.insert(1, node)
                 node.text = description
-                flags = _flag("VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE", 1)
+                flags = flag("VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE", 1)
                 if is_current:
-                    flags |= _flag("VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT", 2)
+                    flags |= flag("VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT", 2)
                 self.dom.snapshotCreateXML(_xml.to_string(root), flags)
 
         return call
@@ -71,7 +69,7 @@ class SnapshotCalls:
     def refresh_pools(self):
         """Let the pools that hold the VM's disks see overlays that came or went."""
         try:
-            pools = self.conn.listAllStoragePools(_flag("VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE", 2))
+            pools = self.conn.listAllStoragePools(flag("VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE", 2))
         except libvirt.libvirtError:
             return
         dirs = set(d["path"].rsplit("/", 1)[0] for d in self.model["disks"] if d.get("path"))
@@ -88,10 +86,10 @@ class SnapshotCalls:
             dom = self.dom
             flags = 0
             if wanted == "running":
-                flags = _flag("VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING", 1)
+                flags = flag("VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING", 1)
             elif wanted == "paused" or (wanted == "stopped" and memory):
                 # a snapshot with memory is restored paused, then stopped: the guest never runs
-                flags = _flag("VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED", 2)
+                flags = flag("VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED", 2)
             with libvirt_errors("reverting VM %s to snapshot %s" % (self.vm_name, name)):
                 snap = dom.snapshotLookupByName(name, 0)
                 dom.revertToSnapshot(snap, flags)
@@ -106,17 +104,17 @@ class SnapshotCalls:
                 elif wanted == "paused" and have == "running":
                     dom.suspend()
                 elif wanted == "paused" and not dom.isActive():
-                    dom.createWithFlags(_flag("VIR_DOMAIN_START_PAUSED", 1))
+                    dom.createWithFlags(flag("VIR_DOMAIN_START_PAUSED", 1))
                 self._mark_reverted(name)
 
         return call
 
     def _mark_reverted(self, name):
         node = _xml.element("snapshot", attrs={"reverted-to": name})
-        flags = _flag("VIR_DOMAIN_AFFECT_CONFIG", 2) if self.dom.isPersistent() else 0
+        flags = flag("VIR_DOMAIN_AFFECT_CONFIG", 2) if self.dom.isPersistent() else 0
         if self.dom.isActive():
-            flags |= _flag("VIR_DOMAIN_AFFECT_LIVE", 1)
-        self.dom.setMetadata(_flag("VIR_DOMAIN_METADATA_ELEMENT", 2), _xml.to_string(node, pretty=False),
+            flags |= flag("VIR_DOMAIN_AFFECT_LIVE", 1)
+        self.dom.setMetadata(flag("VIR_DOMAIN_METADATA_ELEMENT", 2), _xml.to_string(node, pretty=False),
                              REVERT_KEY, REVERT_NS, flags)
 
     def delete(self, names, external):

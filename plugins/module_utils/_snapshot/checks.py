@@ -18,12 +18,10 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.view imp
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import dependants
 
-
-def _flag(name, default=0):
-    return getattr(libvirt, name, default) if libvirt else default
 
 
 def creation(conn, params, vm_name, model, current):
@@ -58,9 +56,9 @@ def creation(conn, params, vm_name, model, current):
             disks.append(dict(name=disk["target"], snapshot="external", file=overlay_path(conn, vm_name, p["name"], disk)))
         for cdrom in model.get("cdroms") or []:
             disks.append(dict(name=cdrom["target"], snapshot="no"))
-        flags |= _flag("VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY", 16) | _flag("VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC", 128)
+        flags |= flag("VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY", 16) | flag("VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC", 128)
         if p.get("quiesce"):
-            flags |= _flag("VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE", 64)
+            flags |= flag("VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE", 64)
     else:
         for disk in writable:
             if (disk.get("format") or "raw") != "qcow2":

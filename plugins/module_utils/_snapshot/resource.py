@@ -38,6 +38,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.view imp
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import ABSENT, DifferenceTracker
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     ConflictError,
@@ -105,7 +106,7 @@ class SnapshotResource(Resource):
 
     def _revert_marker(self):
         try:
-            text = self._dom.metadata(getattr(libvirt, "VIR_DOMAIN_METADATA_ELEMENT", 2), REVERT_NS, 0)
+            text = self._dom.metadata(flag("VIR_DOMAIN_METADATA_ELEMENT", 2), REVERT_NS, 0)
         except libvirt.libvirtError:
             return None
         node = _xml.parse(text, "snapshot metadata")

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import lookup_or_none
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm, lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state, state_word
@@ -145,7 +145,7 @@ def snapshot_tree(facts):
 
 def lookup_vm(conn, name, what="vm"):
     validate_object_name(name, "VM")
-    dom = lookup_or_none(conn.lookupByName, name, libvirt.VIR_ERR_NO_DOMAIN, "VM")
+    dom = find_vm(conn, name)
     if dom is None:
         raise NotFoundError("%s: VM %r does not exist" % (what, name))
     return dom

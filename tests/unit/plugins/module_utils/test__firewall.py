@@ -144,12 +144,12 @@ def test_uri_is_local(uri, local):
 
 def test_firewall_backend(tmp_path, monkeypatch):
     assert _firewall.libvirt_firewall_backend(9000000, str(tmp_path)) == "iptables"
-    monkeypatch.setattr(_firewall, "find_command", lambda name: "/usr/sbin/nft" if name == "nft" else None)
+    monkeypatch.setattr(_firewall, "find_binary", lambda name: "/usr/sbin/nft" if name == "nft" else None)
     assert _firewall.libvirt_firewall_backend(10004000, str(tmp_path)) == "nftables"
     (tmp_path / "network.conf").write_text('# comment\nfirewall_backend = "iptables"\n')
     assert _firewall.libvirt_firewall_backend(10004000, str(tmp_path)) == "iptables"
     (tmp_path / "network.conf").write_text('firewall_backend = "nftables"\n')
-    monkeypatch.setattr(_firewall, "find_command", lambda name: None)
+    monkeypatch.setattr(_firewall, "find_binary", lambda name: None)
     assert _firewall.libvirt_firewall_backend(11000000, str(tmp_path)) == "nftables"
 
 
@@ -466,7 +466,7 @@ def hypervisor(tmp_path, monkeypatch):
     fake = FakeIptables()
     reloads = []
     monkeypatch.setattr(NetworkResource, "firewall_etc", str(tmp_path))
-    monkeypatch.setattr(_firewall, "find_command", lambda name: "/usr/sbin/" + name if name == "iptables" else None)
+    monkeypatch.setattr(_firewall, "find_binary", lambda name: "/usr/sbin/" + name if name == "iptables" else None)
     monkeypatch.setattr(_firewall, "is_root", lambda: True)
     monkeypatch.setattr(_firewall, "network_daemon_pids", lambda uri: [4242])
     monkeypatch.setattr(_firewall, "reload_daemon", reloads.append)
@@ -620,7 +620,7 @@ def test_not_root_and_nftables_and_no_iptables(test_conn, hypervisor, networks, 
         run(test_conn, hypervisor, name="pf-env", port_forwards=FORWARDS, **NAT)
     assert "uses its nftables firewall backend" in info.value.msg
     monkeypatch.setattr(_firewall, "libvirt_firewall_backend", lambda version, etc: "iptables")
-    monkeypatch.setattr(_firewall, "find_command", lambda name: None)
+    monkeypatch.setattr(_firewall, "find_binary", lambda name: None)
     with pytest.raises(MissingDependencyError):
         run(test_conn, hypervisor, name="pf-env", port_forwards=FORWARDS, **NAT)
 
