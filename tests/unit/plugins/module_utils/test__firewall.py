@@ -35,6 +35,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall_
     normalize_port_forwards,
     parse_comment,
     parse_rules,
+    port_forwards_for,
     rule_comment,
     run_commands,
 )
@@ -369,6 +370,19 @@ def test_other_networks_rules_are_refused(tmp_path):
     with pytest.raises(ConflictError) as info:
         forwards.read_live()
     assert "also used by network(s) other" in info.value.msg
+
+
+def test_port_forwards_for_a_network():
+    ipv4 = dict(address="192.168.150.1", prefix=24)
+    got = port_forwards_for([dict(host_port=8080, guest_address="192.168.150.10", guest_port=80)], "pf", "nat", ipv4)
+    assert got == [dict(protocol="tcp", host_address=None, host_port=8080, guest_address="192.168.150.10", guest_port=80)]
+    assert port_forwards_for([], "pf", "isolated", None) == []
+    with pytest.raises(InvalidInputError, match="network 'pf' is isolated; port forwards need forward_mode nat"):
+        port_forwards_for([dict(host_port=80, guest_address="192.168.150.10")], "pf", "isolated", ipv4)
+    with pytest.raises(InvalidInputError, match="network 'pf' is a route network"):
+        port_forwards_for([dict(host_port=80, guest_address="192.168.150.10")], "pf", "route", ipv4)
+    with pytest.raises(InvalidInputError, match="is the hypervisor's own address"):
+        port_forwards_for([dict(host_port=80, guest_address="192.168.150.1")], "pf", "nat", ipv4)
 
 
 # ------------------------------------------------------------------------------------- hook ---
