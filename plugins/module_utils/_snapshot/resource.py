@@ -46,7 +46,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     NotFoundError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state, version_string
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Outcome, Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import parse_duration
 
 
@@ -63,7 +63,6 @@ class SnapshotResource(Resource):
         super(SnapshotResource, self).__init__(ctx)
         self._clock = clock
         self._dom = None
-        self._deleting = []
 
     @property
     def vm_name(self):
@@ -136,10 +135,18 @@ class SnapshotResource(Resource):
     # --- desired -------------------------------------------------------------------------------
 
     def desired(self, current):
+        """``state``, and the snapshots that go: ``delete`` (names, in the order they are reported)
+        and ``kept`` (``(name, reason)`` of those the retention rules spare)."""
         state = self.params.get("state") or "present"
-        if state == "absent":
-            return None
-        return dict(state=state)
+        delete, kept = [], []
+        if not current.get("vm_missing"):
+            if state == "present":
+                delete, kept = self._retention(current)
+            elif state == "absent" and current["snapshot"] is not None:
+                delete = [self.name]
+                if self.params.get("children"):
+                    delete += [f["name"] for f in current["_snapshots"] if _checks.descends_from(f, self.name, current["_snapshots"])]
+        return dict(state=state, delete=delete, kept=kept)
 
     # --- compare and plan ----------------------------------------------------------------------
 
@@ -154,17 +161,17 @@ class SnapshotResource(Resource):
                 plan.add("create snapshot %s of VM %s" % (self.name, self.vm_name))
             elif state == "reverted":
                 plan.add("revert VM %s to snapshot %s" % (self.vm_name, self.name))
-            return None
+            return Outcome(deleted=[])
         calls = SnapshotCalls(self.ctx.conn, self._dom, self.vm_name, current["_model"])
         if state == "present":
             if self.name is not None:
                 self._plan_present(current, plan, calls)
-            self._plan_retention(current, plan, calls)
+            self._plan_retention(current, desired, plan, calls)
         elif state == "reverted":
             self._plan_revert(current, plan, calls)
         else:
-            self._plan_absent(current, plan, calls)
-        return None
+            self._plan_absent(current, desired, plan, calls)
+        return Outcome(deleted=list(desired["delete"]))
 
     # present
 
@@ -199,43 +206,49 @@ class SnapshotResource(Resource):
 
     # retention
 
-    def _plan_retention(self, current, plan, calls):
+    def _retention(self, current):
+        """(names the retention rules delete, oldest first; [(name, why kept)] of those they spare)."""
         keep_last = self.params.get("keep_last")
         max_age = parse_duration(self.params.get("max_age"), "max_age")
         if keep_last is None and max_age is None:
-            return
+            return [], []
         pattern = self.params.get("retention_pattern") or "*"
         now = self._clock()
         candidates = [f for f in current["_snapshots"] if fnmatch.fnmatchcase(f["name"], pattern)]
         newest_first = sorted(candidates, key=lambda f: (f["created"], f["name"]), reverse=True)
         created_now = self.name is not None and current["snapshot"] is None and fnmatch.fnmatchcase(self.name, pattern)
         keep_slots = None if keep_last is None else max(keep_last - (1 if created_now else 0), 0)
-        doomed = []
+        doomed, kept = [], []
         for index, facts in enumerate(newest_first):
             kept_by_count = keep_slots is not None and index < keep_slots
             kept_by_age = max_age is not None and now - facts["created"] <= max_age
             if keep_last is None:
-                kept = kept_by_age
+                keep = kept_by_age
             elif max_age is None:
-                kept = kept_by_count
+                keep = kept_by_count
             else:
-                kept = kept_by_count or kept_by_age
-            if kept or facts["name"] == self.name:
+                keep = kept_by_count or kept_by_age
+            if keep or facts["name"] == self.name:
                 continue
             if facts["current"] and not self.params.get("prune_current"):
-                plan.warn("kept snapshot %s although the retention rules would delete it: it is the current snapshot "
-                          "(prune_current: true deletes it too)" % facts["name"])
+                kept.append((facts["name"], "it is the current snapshot (prune_current: true deletes it too)"))
                 continue
             why = _checks.unmergeable(facts, current, self.vm_name)
             if why:
-                plan.warn("kept snapshot %s although the retention rules would delete it: %s" % (facts["name"], why))
+                kept.append((facts["name"], why))
                 continue
-            doomed.append(facts)
-        for facts in reversed(doomed):  # oldest first
+            doomed.append(facts["name"])
+        return list(reversed(doomed)), kept
+
+    def _plan_retention(self, current, desired, plan, calls):
+        for name, why in desired["kept"]:
+            plan.warn("kept snapshot %s although the retention rules would delete it: %s" % (name, why))
+        by_name = dict((f["name"], f) for f in current["_snapshots"])
+        for name in desired["delete"]:  # oldest first
+            facts = by_name[name]
             _checks.check_deletable(self.ctx.conn, self.vm_name, facts, current["_model"], current["_snapshots"])
-            self._deleting.append(facts["name"])
-            plan.add("delete snapshot %s of VM %s (retention)" % (facts["name"], self.vm_name),
-                     calls.delete([facts["name"]], external=facts["external"]))
+            plan.add("delete snapshot %s of VM %s (retention)" % (name, self.vm_name),
+                     calls.delete([name], external=facts["external"]))
 
     # revert
 
@@ -255,20 +268,18 @@ class SnapshotResource(Resource):
 
     # absent
 
-    def _plan_absent(self, current, plan, calls):
+    def _plan_absent(self, current, desired, plan, calls):
         facts = current["snapshot"]
         if facts is None:
             return
         snapshots = current["_snapshots"]
-        doomed = [facts]
-        if self.params.get("children"):
-            doomed += [f for f in snapshots if _checks.descends_from(f, self.name, snapshots)]
-        elif _checks.unmergeable(facts, current, self.vm_name):
+        by_name = dict((f["name"], f) for f in snapshots)
+        doomed = [facts] + [by_name[n] for n in desired["delete"][1:]]
+        if not self.params.get("children") and _checks.unmergeable(facts, current, self.vm_name):
             raise ConflictError("snapshot %s of VM %s cannot be deleted now: %s; or delete it with children: true (its "
                                 "descendants go too)" % (self.name, self.vm_name, _checks.unmergeable(facts, current, self.vm_name)))
         for item in doomed:
             _checks.check_deletable(self.ctx.conn, self.vm_name, item, current["_model"], snapshots)
-        self._deleting.extend(f["name"] for f in doomed)
         label = "delete snapshot %s of VM %s" % (self.name, self.vm_name)
         if len(doomed) > 1:
             label += " and its descendants %s" % ", ".join(f["name"] for f in doomed[1:])
@@ -281,7 +292,7 @@ class SnapshotResource(Resource):
 
     def predict(self, current, desired):
         state = self.params.get("state") or "present"
-        names = [n for n in current["snapshots"] if n not in self._deleting]
+        names = [n for n in current["snapshots"] if n not in desired["delete"]]
         predicted = dict(current, snapshots=names, snapshot=current["snapshot"])
         if state == "present" and self.name is not None:
             if current["snapshot"] is None:
@@ -298,7 +309,7 @@ class SnapshotResource(Resource):
             predicted["snapshot"] = dict(current["snapshot"], current=True)
         elif state == "absent":
             predicted["snapshot"] = None
-            if current["current"] in self._deleting:
+            if current["current"] in desired["delete"]:
                 predicted["current"] = None
         return predicted
 
@@ -319,5 +330,5 @@ class SnapshotResource(Resource):
             current=state["current"],
             snapshot=state["snapshot"],
             snapshots=list(state["snapshots"]),
-            deleted=list(self._deleting),
+            deleted=list(outcome.values.get("deleted") or []) if outcome is not None else [],
         )

@@ -27,7 +27,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     InvalidInputError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan, reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 from ansible_collections.virtops.libvirt.plugins.modules.snapshot import ARGUMENT_SPEC
 
@@ -312,6 +312,21 @@ def test_keep_last_counts_the_new_one(test_conn, vm):
     assert result["deleted"] == ["n1", "n2"] and names(vm) == ["n3", "n4"]
     again = run(test_conn, name="n4", keep_last=2)
     assert not again["changed"] and again["deleted"] == []
+
+
+def test_deletions_are_decided_in_desired_and_reported_by_the_outcome(test_conn, vm):
+    """The contract: desired(current) names the snapshots that go; plan's Outcome reports them."""
+    _make(test_conn, vm, ["n1", "n2", "n3"])
+    resource = _snapshot_resource.SnapshotResource(Context(conn=test_conn, params=params(vm=VM, keep_last=1)))
+    current = resource.read()
+    desired = resource.desired(current)
+    assert desired["delete"] == ["n1", "n2"] and desired["kept"] == []
+    plan = Plan()
+    outcome = resource.plan(current, desired, resource.compare(current, desired), plan)
+    assert outcome.values == dict(deleted=["n1", "n2"])
+    assert plan.descriptions == ["delete snapshot n1 of VM %s (retention)" % VM, "delete snapshot n2 of VM %s (retention)" % VM]
+    assert resource.predict(current, desired)["snapshots"] == ["n3"]
+    assert names(vm) == ["n1", "n2", "n3"]  # nothing ran
 
 
 def test_retention_pattern_and_current(test_conn, vm):
