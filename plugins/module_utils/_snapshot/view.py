@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm, lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm, lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state, state_word
 
@@ -131,6 +132,16 @@ def list_snapshots(dom):
     facts = [snapshot_facts(s) for s in snaps]
     return sorted(facts, key=lambda f: (f["created"], f["name"]))
 
+
+def snapshot_count(dom):
+    """How many snapshots ``dom`` has (0 where the driver keeps none): the "has it snapshots?" question."""
+    try:
+        return int(dom.snapshotNum(0))
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == flag("VIR_ERR_NO_SUPPORT", 3):
+            return 0
+        with libvirt_errors("counting the snapshots of VM '%s'" % dom.name()):
+            raise
 
 def snapshot_tree(facts):
     """The snapshots as a forest: ``[{"name", "current", "children": [...]}]`` from the roots down."""
