@@ -25,7 +25,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import mod
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import secrets as _secrets
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import snapshot as _snapshot
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import view as _snapshot
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import trust as _trust
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import checks as _vm_checks
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
