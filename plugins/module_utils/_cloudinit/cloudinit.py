@@ -60,19 +60,19 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.filemode import parse_mode
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import Usage, guard, in_use_error, usage
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
-    build_volume_xml,
-    disk_users,
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool, retry_busy
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users, users_of
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
     lookup_pool,
     lookup_volume,
     parse_volume_xml,
-    refresh_pool,
-    retry_busy,
-    users_of,
     validate_name,
     volume_path,
-    volume_stream,
     volume_xml,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import (
+    build_volume_xml,
+    volume_stream,
 )
 
 YAML_IMPORT_ERROR = None

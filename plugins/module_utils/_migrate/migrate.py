@@ -61,14 +61,15 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Resource, reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import human_size
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
-    build_volume_xml,
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool, retry_busy
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
     lookup_volume,
     parse_volume_xml,
     pool_target_path,
-    refresh_pool,
-    retry_busy,
     volume_path,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import (
+    build_volume_xml,
     volume_stream,
 )
 

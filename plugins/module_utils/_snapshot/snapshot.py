@@ -41,7 +41,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state, state_word
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import parse_duration
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import dependants
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import dependants
 
 STATES = ("present", "reverted", "absent")
 REVERT_STATES = ("running", "paused", "stopped")

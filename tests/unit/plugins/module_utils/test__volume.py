@@ -23,19 +23,23 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
-    VolumeResource,
-    build_volume_xml,
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import retry_busy
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import VolumeResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_source import (
     decompress_file,
     detect_compression,
-    disk_users,
-    gather_volume_info,
-    normal_capacity,
     parse_checksum,
-    parse_volume_xml,
-    retry_busy,
-    validate_name,
     verify_checksum,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
+    gather_volume_info,
+    parse_volume_xml,
+    validate_name,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import (
+    build_volume_xml,
+    normal_capacity,
 )
 
 MiB = 1024 ** 2
