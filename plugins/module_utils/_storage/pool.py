@@ -67,10 +67,6 @@ class PoolResource(DefinedObjectResource):
     noun = "storage pool"
     root_tag = "pool"
 
-    def __init__(self, ctx):
-        super(PoolResource, self).__init__(ctx)
-        self._volumes = None
-
     def validate_name(self, name):
         validate_name(name)
 
@@ -96,7 +92,7 @@ class PoolResource(DefinedObjectResource):
         refresh(obj)
 
     def _after_read(self, obj, current, active):
-        self._volumes = user_volumes(obj, current["type"]) if active else None
+        current["_volumes"] = user_volumes(obj, current["type"]) if active else None
 
     def desired(self, current):
         state = self.requested_state()
@@ -243,7 +239,7 @@ class PoolResource(DefinedObjectResource):
     def _plan_absent(self, current, plan):
         purge = bool(self.params.get("purge"))
         active = current["state"] == "active"
-        volumes = self._volumes or []
+        volumes = current["_volumes"] or []
         if not purge:
             if volumes:
                 shown = ", ".join(volumes[:10]) + (", ..." if len(volumes) > 10 else "")
@@ -277,7 +273,7 @@ class PoolResource(DefinedObjectResource):
     def _guard_purge(self, current, plan):
         """purge deletes every volume: not one a VM uses or another pool's volume is based on
         (an inactive pool's volumes are not listed: the files in its directory count)."""
-        names = list(self._volumes or [])
+        names = list(current["_volumes"] or [])
         paths = []
         if names:
             with libvirt_errors("listing the volumes of storage pool '%s'" % self.name):
@@ -306,7 +302,7 @@ class PoolResource(DefinedObjectResource):
 
     def _absent_view(self, current):
         return {"state": current["state"], "type": current["type"], "path": current["path"],
-                "volumes": list(self._volumes or [])}
+                "volumes": list(current["_volumes"] or [])}
 
     def predict(self, current, desired):
         if desired is None:
@@ -326,6 +322,7 @@ class PoolResource(DefinedObjectResource):
         if state is None:
             return dict(pool=dict(name=self.name, state=ABSENT), restart_required=False)
         if state.get("predicted"):
+            volumes = state.get("_volumes")  # the volumes read (predict() keeps what was current)
             pool = dict(
                 name=self.name,
                 uuid=_xml.find_text(_xml.parse(state["xml"]), "uuid") if state.get("xml") else None,
@@ -337,7 +334,7 @@ class PoolResource(DefinedObjectResource):
                 capacity=None,
                 allocation=None,
                 available=None,
-                volume_count=len(self._volumes) if self._volumes is not None and state["state"] == "active" else None,
+                volume_count=len(volumes) if volumes is not None and state["state"] == "active" else None,
             )
             if pool["type"] is None and self.params.get("xml"):
                 pool["type"] = _xml.parse(self.params["xml"]).get("type")
