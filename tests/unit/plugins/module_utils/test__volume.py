@@ -385,6 +385,19 @@ def test_volume_info_and_users(test_conn):
                 volume=None) in users
 
 
+def test_volume_info_used_by_counts_every_use(test_conn):
+    """used_by is the shared answer of _core/usage: a VM's kernel file counts, not only its disks."""
+    pool = test_conn.storagePoolLookupByName(POOL)
+    pool.createXML(_xml.to_string(build_volume_xml("vmlinuz", MiB, "raw")), 0)
+    dom = _xml.parse(test_conn.lookupByName("test").XMLDesc(0))
+    dom.find("name").text = "user2"
+    dom.remove(dom.find("uuid"))
+    _xml.sub(dom.find("os"), "kernel", "/default-pool/vmlinuz")
+    test_conn.defineXML(_xml.to_string(dom))
+    info = gather_volume_info(Context(conn=test_conn, params=dict(pool=POOL, name="vmlinuz")))
+    assert info["volumes"][0]["used_by"] == [dict(domain="user2", active=False, target=None)]
+
+
 def test_retry_busy_retries_only_busy_errors():
     calls = []
 
