@@ -3,7 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Storage volumes, read only: names, libvirt's volume XML, lookups, backing chains and the facts
-``volume`` and ``volume_info`` return (``volume_info`` ships this file and nothing that writes).
+``volume`` and ``volume_info`` return.  ``volume_info`` ships this file with the record codec
+(:mod:`.record`) and the usage answer (:mod:`.._core.usage`), and none of the code that makes, fills
+or uploads volumes.
 
 Writers live apart: :mod:`.volume_write` (create, delete, upload: what VMs, imports and seeds
 use), :mod:`.volume_source` (source images), :mod:`.volume_fill` and :mod:`.volume` (the resource).
