@@ -142,9 +142,9 @@ class PoolResource(DefinedObjectResource):
                     pool.build(build_flags(pool_type))
                 except libvirt.libvirtError as exc:
                     message = exc.get_error_message() or ""
-                    if exc.get_error_code() == libvirt.VIR_ERR_STORAGE_POOL_BUILT and "does not match" not in message:
+                    if exc.get_error_code() == flag("VIR_ERR_STORAGE_POOL_BUILT", 76) and "does not match" not in message:
                         return  # already built: nothing was created but the directory, which undo removes
-                    if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+                    if exc.get_error_code() == flag("VIR_ERR_NO_SUPPORT", 3):
                         return  # this pool type has nothing to build
                     if made_dir():
                         remove_directory(self.ctx, self.name, path)  # a failed step is not undone by the plan

@@ -83,6 +83,8 @@ class VolumeResource(SourceSteps, CreateSteps, Resource):
         self._record = None
         self._work = {}
 
+    # --- lookups -----------------------------------------------------------------------------
+
     @property
     def pool(self):
         """The active pool; None when it does not exist (then the volume is absent: in check mode
@@ -108,6 +110,8 @@ class VolumeResource(SourceSteps, CreateSteps, Resource):
         if self._users is None:
             self._users = disk_users(self.ctx.conn)
         return users_of(self._users, self.params["pool"], self.name, path)
+
+    # --- Resource API ------------------------------------------------------------------------
 
     def read(self):
         if self.pool is None:
@@ -206,6 +210,8 @@ class VolumeResource(SourceSteps, CreateSteps, Resource):
             return
         self._plan_update(current, diff, plan)
 
+    # --- delete ------------------------------------------------------------------------------
+
     def _plan_delete(self, current, plan):
         pool = self.params["pool"]
         users, deps = usage(self.ctx).users_of([current["path"]], [(pool, self.name)],
@@ -223,6 +229,8 @@ class VolumeResource(SourceSteps, CreateSteps, Resource):
     def _call(func, *args, **kwargs):
         what = kwargs.pop("what")
         return retry_busy(lambda: func(*args), what)
+
+    # --- update ------------------------------------------------------------------------------
 
     def _plan_update(self, current, diff, plan):
         want_fmt = self.params.get("format")

@@ -71,6 +71,8 @@ FILL_WAIT_SECONDS = 600
 class CreateSteps:
     """Planning the creation of a volume: empty, linked clone, full clone."""
 
+    # --- what the new volume is --------------------------------------------------------------
+
     def _new_format(self):
         p = self.params
         if p.get("format"):
@@ -103,6 +105,8 @@ class CreateSteps:
         if self.params.get("preallocation") == "metadata":
             return flag("VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA", 1)
         return 0
+
+    # --- creating it, also when another task does at once ------------------------------------
 
     def _create_xml(self, xml, what, rec, from_vol=None):
         """Create the volume (a copy of ``from_vol``) and record ``rec`` on it.  When another task created
@@ -175,6 +179,8 @@ class CreateSteps:
             delete_by_name(self.ctx.conn, self.params["pool"], self.name)
         self._work.pop("ours", None)
         self._work.pop("vol", None)
+
+    # --- plans -------------------------------------------------------------------------------
 
     def _plan_create(self, plan):
         p = self.params
@@ -339,6 +345,8 @@ class SourceSteps:
         if self.capacity is not None:
             plan.add("grow volume %r to the requested capacity" % self.name, self._grow_after_upload)
         plan.add("remove temporary files", self._remove_tmp)
+
+    # --- the source image --------------------------------------------------------------------
 
     def _tmpdir(self):
         if "tmpdir" not in self._work:
