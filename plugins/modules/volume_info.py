@@ -162,7 +162,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import gather_volume_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_info import gather_volume_info
 
 
 def main():

@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Storage volumes, read only: names, libvirt's volume XML, lookups, backing chains and the facts
-``volume`` and ``volume_info`` return.  ``volume_info`` ships this file with the record codec
-(:mod:`.record`) and the usage answer (:mod:`.._core.usage`), and none of the code that makes, fills
-or uploads volumes.
+``volume`` and ``volume_info`` return; what VMs, imports, seeds and migrations look up.  Nothing here
+makes, fills or uploads a volume (that is :mod:`.volume_write`), so ``volume_info`` and every other
+module that only reads volumes ship none of it.
 
 Writers live apart: :mod:`.volume_write` (create, delete, upload: what VMs, imports and seeds
 use), :mod:`.volume_source` (source images), :mod:`.volume_fill` and :mod:`.volume` (the resource).
@@ -23,7 +23,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_pool, find_volume, refresh_pool, retry_busy
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import from_libvirt_units
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import usage
 
 _MAX_NAME_BYTES = 255
 
@@ -227,47 +226,3 @@ def volume_facts(conn, pool_name, vol, uri=None, model=None, rec=None):
         backing_chain=chain,
     )
     return facts
-
-
-def used_by(answer, pool_name, name, path):
-    """The VMs that use the volume (by its file or as ``pool``/``volume``), from the run's usage
-    answer (:func:`.._core.usage.usage`): dicts domain, active, target, once each."""
-    found = []
-    for use in answer.uses_of([path], [(pool_name, name)]):
-        entry = dict(domain=use["vm"], active=use["active"], target=use["target"])
-        if entry not in found:
-            found.append(entry)
-    return found
-
-
-def gather_volume_info(ctx):
-    """``volume_info``: every volume of a pool, or the one named."""
-    pool_name = ctx.params["pool"]
-    name = ctx.params.get("name")
-    pool = lookup_pool(ctx.conn, pool_name)
-    if name is not None:
-        validate_name(name)
-        vol = lookup_volume(pool, name)
-        vols = [vol] if vol is not None else []
-    else:
-        refresh_pool(pool)
-        with libvirt_errors("listing volumes of pool %r" % pool_name):
-            vols = pool.listAllVolumes(0)
-    answer = usage(ctx)
-    facts = []
-    for vol in vols:
-        try:
-            item = volume_facts(ctx.conn, pool_name, vol, uri=ctx.uri)
-        except NotFoundError:  # deleted by someone else meanwhile
-            continue
-        item["used_by"] = used_by(answer, pool_name, item["name"], item["path"])
-        facts.append(item)
-    facts.sort(key=lambda f: f["name"])
-    for item in facts:
-        if item["record"] is not None and item["reported_format"] != item["format"]:
-            ctx.warn("volume %r is recorded as %s, but libvirt probes its content as %s: the content was written by a "
-                     "guest or outside this collection; it is used as %s"
-                     % (item["name"], item["format"], item["reported_format"], item["format"]))
-        if item["record"] is not None and not item["record"]["complete"]:
-            ctx.warn("volume %r is incomplete: its fill from %s did not finish" % (item["name"], item["record"]["source"]))
-    return dict(changed=False, volumes=facts)

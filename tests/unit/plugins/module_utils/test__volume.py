@@ -32,11 +32,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_so
     parse_checksum,
     verify_checksum,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
-    gather_volume_info,
-    parse_volume_xml,
-    validate_name,
-)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_info import gather_volume_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import parse_volume_xml, validate_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import (
     build_volume_xml,
     normal_capacity,
