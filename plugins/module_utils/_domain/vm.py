@@ -56,20 +56,21 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import check_timeouts, timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import describe, usage, vm_names
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool, retry_busy
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
     backing_chain,
-    build_volume_xml,
-    delete_by_name,
-    disk_users,
-    exists_already,
     lookup_pool_or_assume,
     lookup_volume,
     parse_volume_xml,
-    record_fill,
-    refresh_pool,
-    retry_busy,
     volume_path,
     volume_xml,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import (
+    build_volume_xml,
+    delete_by_name,
+    exists_already,
+    record_fill,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.names import VolumeNames, fill_volume_names
 

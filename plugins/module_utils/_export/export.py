@@ -99,9 +99,9 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img im
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import human_size
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import guard_replace
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
     backing_chain,
-    disk_users,
     lookup_pool,
     lookup_volume,
     parse_volume_xml,

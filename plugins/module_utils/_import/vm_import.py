@@ -72,23 +72,23 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img im
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan, Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource, vm_view
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.checks import check_host_limits
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
-    build_volume_xml,
-    delete_by_name,
-    disk_users,
-    exists_already,
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool, retry_busy
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users, users_of
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
     lookup_pool_or_assume,
     lookup_volume,
     model_and_record,
-    normal_capacity,
     parse_volume_xml,
-    record_fill,
-    refresh_pool,
-    retry_busy,
-    upload_file,
-    users_of,
     volume_path,
     volume_xml,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import (
+    build_volume_xml,
+    delete_by_name,
+    exists_already,
+    normal_capacity,
+    record_fill,
+    upload_file,
 )
 
 KINDS = ("auto", "archive", "ova", "ovf")

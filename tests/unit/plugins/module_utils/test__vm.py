@@ -934,7 +934,7 @@ def test_secrets_of_cloud_init_and_xml_are_masked(test_conn, vm):
 
 def _volume(conn, name, fmt="qcow2", backing=None, backing_format="raw"):
     from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
-    from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import build_volume_xml
+    from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml
     xml = build_volume_xml(name, 16 * 1024 ** 2, fmt, backing_path=backing, backing_format=backing_format if backing else None)
     conn.storagePoolLookupByName(POOL).createXML(_xml.to_string(xml), 0)
 
