@@ -17,12 +17,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import human_size
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
-    lookup_volume,
-    parse_volume_xml,
-    pool_target_path,
-    volume_path,
-)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import lookup_volume, parse_volume_xml, pool_target_path, volume_path
 
 #: formats the module can pre-create on the destination for a storage copy
 _COPY_FORMATS = ("qcow2", "raw")

@@ -17,7 +17,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, OperationTimeoutError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import human_size
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import build_volume_xml, volume_stream
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml, volume_stream
 
 MIB = 1024 * 1024
 _STREAM_CHUNK = 4 * MIB

@@ -20,7 +20,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml a
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import dependants
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import dependants
 
 
 
