@@ -172,6 +172,24 @@ class QemuImg:
         _rc, data = self._json(args, "measure")
         return data
 
+    def map(self, path, fmt=None, force_share=True):
+        """``qemu-img map --output=json``: the extents of the image as seen by the guest, each a dict
+        with ``start``, ``length``, ``depth`` (0: in ``path`` itself, 1: in its backing file...), ``data``, ``zero``."""
+        args = ["map"]
+        if force_share:
+            args.append("-U")
+        if fmt:
+            args += ["-f", fmt]
+        args.append(path)
+        _rc, entries = self._json(args, "map")
+        return entries
+
+    def data_bytes(self, path, fmt=None, top_only=False):
+        """Bytes of guest data that reading ``path`` costs: the allocated extents of its whole chain, or with
+        ``top_only`` those allocated in ``path`` itself (what a guest wrote into an overlay)."""
+        return sum(int(e.get("length", 0)) for e in self.map(path, fmt)
+                   if e.get("data") and (not top_only or e.get("depth", 0) == 0))
+
     def compare(self, first, second, strict=False):
         """True when the two images have the same guest-visible content."""
         args = ["compare", "-U"]
@@ -196,6 +214,10 @@ class QemuImg:
         if size is not None:
             args.append(str(int(size)))
         self._call(args, "create")
+
+    def commit(self, path, fmt="qcow2"):
+        """Merge the overlay ``path`` into its backing file (offline: no VM may use the chain)."""
+        self._call(["commit", "-q", "-f", fmt, path], "commit")
 
     def resize(self, path, size, fmt=None, shrink=False):
         args = ["resize", "-q"]

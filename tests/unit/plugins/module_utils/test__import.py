@@ -711,7 +711,7 @@ def test_assign_targets():
 @pytest.mark.parametrize("fmt", ["tar", "tar.gz", pytest.param("tar.zst", marks=needs_zstd), "ova"])
 def test_reads_what_the_export_writer_writes(conn, tmp_path, uploads, fmt):
     """The contract with ``export``: archives and OVAs packed by its tar writer import as they are."""
-    export = pytest.importorskip("ansible_collections.virtops.libvirt.plugins.module_utils._export.export")
+    export = pytest.importorskip("ansible_collections.virtops.libvirt.plugins.module_utils._export.writers")
     name = PREFIX + "rt-" + fmt.replace(".", "")
     path = str(tmp_path / ("out." + fmt))
     if fmt == "ova":
