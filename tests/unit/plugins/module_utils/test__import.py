@@ -28,6 +28,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._tools import arch
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._import import vm_import as _import
+from ansible_collections.virtops.libvirt.plugins.module_utils._import.definition import rewrite_domain_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._import.source import assign_targets
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
 
@@ -687,7 +689,7 @@ def test_rewrite_domain_xml_drops_host_devices():
     text = domain_xml("a", ["vda", "vdb"]).replace(
         b"</devices>", b"<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='1' slot='0' function='0'/>"
                        b"</source></hostdev></devices>")
-    out, notes = _import.rewrite_domain_xml(text, "b", False, {"vda": dict(path="/p/b-vda.qcow2", format="qcow2")},
+    out, notes = rewrite_domain_xml(text, "b", False, {"vda": dict(path="/p/b-vda.qcow2", format="qcow2")},
                                             network="lan", virt_type="qemu")
     model = _domain.model_from_xml(out)
     assert model["name"] == "b" and model["uuid"] is None and model["virt_type"] == "qemu"
@@ -696,13 +698,13 @@ def test_rewrite_domain_xml_drops_host_devices():
     assert model["hostdevs"] == []
     assert any("vdb" in n for n in notes) and any("hostdev type='pci'" in n and "old host" in n for n in notes)
     with pytest.raises(InvalidInputError, match="does not have"):
-        _import.rewrite_domain_xml(text, "b", True, {"vdc": dict(path="/p", format="raw")})
+        rewrite_domain_xml(text, "b", True, {"vdc": dict(path="/p", format="raw")})
 
 
 def test_assign_targets():
     disks = [dict(bus="virtio", target=None), dict(bus="sata", target="sda"), dict(bus="scsi", target=None),
              dict(bus="ide", target=None), dict(bus="virtio", target=None)]
-    assert [d["target"] for d in _import.assign_targets(disks)] == ["vda", "sda", "sdb", "hda", "vdb"]
+    assert [d["target"] for d in assign_targets(disks)] == ["vda", "sda", "sdb", "hda", "vdb"]
 
 
 # --- what the export module writes --------------------------------------------------------------
