@@ -80,7 +80,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._export.run import
     what,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.source import read_vm, read_volume, source_identity
-from ansible_collections.virtops.libvirt.plugins.module_utils._export.writers import compressor_argv, find_binary, free_bytes
+from ansible_collections.virtops.libvirt.plugins.module_utils._export.writers import compressor_argv, free_bytes
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import lookup_pool, lookup_volume
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import sha256_file
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.progress import Progress
@@ -282,7 +282,7 @@ class ExportResource(Resource):
                                                                               len(source["disks"])),
                      run.guard(run.pack_ova))
         elif opts["format"] in _archive.ARCHIVE_FORMATS:
-            tool = {"tar.zst": "zstd -T0", "tar.gz": "pigz" if find_binary("pigz") else "gzip (Python)"}.get(opts["format"])
+            tool = {"tar.zst": "zstd -T0", "tar.gz": "pigz" if _archive.find_tool("pigz") else "gzip (Python)"}.get(opts["format"])
             plan.add("pack %s (manifest, domain.xml, %d qcow2 disk(s))%s" % (
                 layout["artefacts"][0]["name"], len(source["disks"]), " with %s" % tool if tool else ""),
                 run.guard(run.pack_archive))

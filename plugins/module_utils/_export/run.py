@@ -398,7 +398,6 @@ class ExportRun:
         )
         try:
             atomic_write(self.layout["record"], json.dumps(record, indent=2, sort_keys=True) + "\n", mode)
-            os.chmod(self.layout["record"], mode)  # whatever the umask
         except (IOError, OSError) as exc:
             raise write_error(exc, self.layout["record"])
         self.record = record

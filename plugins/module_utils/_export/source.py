@@ -25,7 +25,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml a
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, InvalidInputError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm, get_vm
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import backing_chain, disk_users, lookup_pool, lookup_volume, parse_volume_xml, volume_xml
 
 _XML_INACTIVE = flag("VIR_DOMAIN_XML_INACTIVE", 2)
@@ -173,7 +173,7 @@ def read_volume(conn, pool_name, name, qemu, uri=None):
                   leftovers=[], users=[u["domain"] for u in users])
     if running:
         user = running[0]
-        dom = conn.lookupByName(user["domain"])
+        dom = get_vm(conn, user["domain"])
         root = _xml.parse(dom.XMLDesc(0), "domain XML")
         for live in domain_disks(conn, root, "VM '%s'" % user["domain"]):
             if live["target"] != user["target"]:

@@ -104,20 +104,16 @@ class _CountingReader:
         return data
 
 
-def find_binary(name):
-    return _archive.find_binary(name)
-
-
 def compressor_argv(fmt):
     """The external compressor for an archive format (None: Python does it, or nothing to do)."""
     if fmt == "tar.zst":
-        binary = find_binary("zstd")
+        binary = _archive.find_tool("zstd")
         if binary is None:
             raise MissingDependencyError("format tar.zst needs the zstd command on the managed node: install the "
                                          "'zstd' package")
         return [binary, "-T0", "-%d" % ZSTD_LEVEL, "-q", "-c", "--no-progress"]
     if fmt == "tar.gz":
-        binary = find_binary("pigz")
+        binary = _archive.find_tool("pigz")
         if binary is not None:
             return [binary, "-c", "-%d" % GZIP_LEVEL]
     return None

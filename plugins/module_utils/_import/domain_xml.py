@@ -31,7 +31,7 @@ disks with one target, and interfaces that are not on a libvirt network or bridg
 import gives ``network`` (leaving them out would renumber the guest's NICs).
 
 Disk sources are never copied: the caller points each kept disk at its new volume
-(:func:`._import.rewrite_domain_xml`).
+(:func:`._import.definition.rewrite_domain_xml`).
 """
 
 from __future__ import absolute_import, division, print_function

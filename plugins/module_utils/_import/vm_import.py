@@ -51,6 +51,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml a
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import ABSENT, DifferenceTracker
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, ConflictError, InvalidInputError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool, retry_busy
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Outcome, Plan, Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.checks import check_host_limits
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource, vm_view
@@ -69,8 +70,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume im
     normal_capacity,
     parse_volume_xml,
     record_fill,
-    refresh_pool,
-    retry_busy,
     upload_file,
     users_of,
     volume_path,

@@ -34,6 +34,7 @@ import tempfile
 import time
 import zlib
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.binaries import find_binary
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     InvalidInputError,
@@ -46,6 +47,8 @@ DISKS_DIR = "disks"
 FORMAT_VERSION = 1
 GENERATOR = "virtops.libvirt"
 ARCHIVE_FORMATS = ("tar", "tar.gz", "tar.zst")
+#: where (de)compressors are looked for after PATH
+TOOL_DIRS = ("/usr/bin", "/usr/local/bin", "/bin")
 
 #: image formats a disk member may have (what qemu-img reads and ``export`` writes)
 DISK_FORMATS = ("qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc")
@@ -245,12 +248,9 @@ def scan(path):
 # --- reading a stream ---------------------------------------------------------------------------
 
 
-def find_binary(name, paths=None):
-    for directory in (paths or os.environ.get("PATH", "").split(os.pathsep)) + ["/usr/bin", "/usr/local/bin", "/bin"]:
-        candidate = os.path.join(directory, name)
-        if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+def find_tool(name):
+    """Path of a (de)compressor (``zstd``, ``pigz``) or None: PATH, then the usual bin directories."""
+    return find_binary(name, extra_dirs=TOOL_DIRS)
 
 
 class ArchiveStream:
@@ -281,13 +281,13 @@ class ArchiveStream:
     def open(self):
         try:
             if self.format == "tar.zst":
-                binary = find_binary("zstd")
+                binary = find_tool("zstd")
                 if binary is None:
                     raise MissingDependencyError("reading %s needs the zstd command: install the 'zstd' package" % self.path)
                 self._spawn([binary, "-d", "-c", "-q", "--no-progress", "--", self.path])
                 mode = "r|"
-            elif self.format == "tar.gz" and find_binary("pigz"):
-                self._spawn([find_binary("pigz"), "-d", "-c", "--", self.path])
+            elif self.format == "tar.gz" and find_tool("pigz"):
+                self._spawn([find_tool("pigz"), "-d", "-c", "--", self.path])
                 mode = "r|"
             else:
                 self._file = open(self.path, "rb")

@@ -23,6 +23,7 @@ import re
 import subprocess
 import time
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.binaries import find_binary
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     CommandError,
@@ -45,22 +46,18 @@ def _default_run(argv):
 
 
 def find_qemu_img(paths=None):
-    for directory in (paths or os.environ.get("PATH", "").split(os.pathsep)) + ["/usr/bin", "/usr/local/bin"]:
-        candidate = os.path.join(directory, "qemu-img")
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    raise MissingDependencyError(
-        "qemu-img was not found on the managed node: install 'qemu-utils' (Debian/Ubuntu) or 'qemu-img' (RHEL/Fedora)"
-    )
+    found = find_binary("qemu-img", extra_dirs=("/usr/bin", "/usr/local/bin"),
+                        path=os.pathsep.join(paths) if paths else None)
+    if found is None:
+        raise MissingDependencyError(
+            "qemu-img was not found on the managed node: install 'qemu-utils' (Debian/Ubuntu) or 'qemu-img' (RHEL/Fedora)"
+        )
+    return found
 
 
 def find_prlimit():
     """Path of util-linux's ``prlimit``, or None."""
-    for directory in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin", "/bin"]:
-        candidate = os.path.join(directory, "prlimit")
-        if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return find_binary("prlimit", extra_dirs=("/usr/bin", "/bin"))
 
 
 class QemuImg:
