@@ -13,6 +13,7 @@ __metaclass__ = type
 import os
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive_read as _archive_read
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
 
@@ -27,20 +28,20 @@ def extract(src, scratch):
     first = dict(src.first)
     seen = set()
     late = []
-    with _archive.ArchiveStream(src.path, src.format) as stream:
+    with _archive_read.ArchiveStream(src.path, src.format) as stream:
         for index, (name, size, fileobj) in enumerate(stream.members()):
             seen.add(name)
             if name in first:
                 if index >= len(src.first) or src.first[index][0] != name:
                     raise InvalidInputError("%s: member %r is out of place" % (src.path, name))
-                if _archive.read_small(fileobj, size, name) != first[name]:
+                if _archive_read.read_small(fileobj, size, name) != first[name]:
                     raise InvalidInputError("%s changed while it was imported (member %r differs)" % (src.path, name))
             elif name in by_member:
                 disk = by_member[name]
                 algo, expected = split_digest(disk["digest"])
                 hasher = HASHES[algo or "sha256"]()
                 local = os.path.join(scratch, "disk-%s" % disk["target"])
-                actual = _archive.copy_member(fileobj, local, size, name, declared_size=disk["size"], hasher=hasher,
+                actual = _archive_read.copy_member(fileobj, local, size, name, declared_size=disk["size"], hasher=hasher,
                                               sparse=True)
                 disk["local"] = local
                 disk["actual_digest"] = (algo or "sha256", actual)
@@ -49,7 +50,7 @@ def extract(src, scratch):
                                             % (src.path, name, "manifest" if src.kind == "archive" else "OVA manifest",
                                                algo, expected, algo, actual))
             elif src.kind == "ova" and name.lower().endswith(".mf") and "/" not in name and src.mf is None:
-                src.mf = _ovf.parse_manifest(_archive.read_small(fileobj, size, name, MAX_MF_BYTES))
+                src.mf = _ovf.parse_manifest(_archive_read.read_small(fileobj, size, name, MAX_MF_BYTES))
                 src.mf_name = name
                 done = [d for d in src.disks if "actual_digest" in d]
                 for disk in src.disks:

@@ -14,6 +14,7 @@ import os
 import tarfile
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive_read as _archive_read
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 
@@ -116,7 +117,7 @@ def load_source(path, kind="auto"):
         raise InvalidInputError("src: %s is not an OVF descriptor (XML)" % path)
     fmt = _archive.detect_format(path)
     src = Source(None, path, fmt)
-    with _archive.ArchiveStream(path, fmt) as stream:
+    with _archive_read.ArchiveStream(path, fmt) as stream:
         members = stream.members()
         try:
             name, size, fileobj = next(members)
@@ -124,7 +125,7 @@ def load_source(path, kind="auto"):
             raise InvalidInputError("src: %s is an empty archive" % path)
         if name == _archive.MANIFEST_NAME:
             src.kind = "archive"
-            data = _archive.read_small(fileobj, size, name)
+            data = _archive_read.read_small(fileobj, size, name)
             src.first.append((name, data))
             manifest = _archive.load_manifest(data)
             try:
@@ -133,12 +134,12 @@ def load_source(path, kind="auto"):
                 name = None
             if name != _archive.DOMAIN_XML_NAME:
                 raise InvalidInputError("archive %s: the second member must be %s, not %r" % (path, _archive.DOMAIN_XML_NAME, name))
-            src.domain_xml = _archive.read_small(fileobj, size, name)
+            src.domain_xml = _archive_read.read_small(fileobj, size, name)
             src.first.append((name, src.domain_xml))
             _fill_from_manifest(src, manifest)
         elif name.lower().endswith(".ovf") and "/" not in name:
             src.kind = "ova"
-            data = _archive.read_small(fileobj, size, name)
+            data = _archive_read.read_small(fileobj, size, name)
             src.first.append((name, data))
             _fill_from_ovf(src, _ovf.parse_ovf(data))
         else:
@@ -147,7 +148,7 @@ def load_source(path, kind="auto"):
     if kind not in ("auto", src.kind):
         raise InvalidInputError("src: %s is an %s, not an %s" % (path, "OVA" if src.kind == "ova" else "archive of this collection", kind))
     if fmt == "tar":
-        _check_listing(src, _archive.scan(path))
+        _check_listing(src, _archive_read.scan(path))
     return src
 
 
@@ -165,7 +166,7 @@ def _fill_from_ovf(src, vm):
     for index, disk in enumerate(vm["disks"]):
         if not disk.get("file"):
             raise InvalidInputError("OVF: disk %d has no file (an empty disk): this is not supported" % (index + 1))
-        member = _archive.normal_name(disk["file"])
+        member = _archive_read.normal_name(disk["file"])
         src.disks.append(dict(target=None, bus=disk["bus"], member=member, path=None, format=_ext_format(member),
                               virtual_size=disk["capacity"], size=disk.get("size"), digest=None))
     assign_targets(src.disks)
@@ -202,8 +203,8 @@ def _check_listing(src, listing):
                 src.path, name, sizes[name], "manifest" if src.kind == "archive" else "OVF descriptor", disk["size"]))
     if src.mf_name:
         with tarfile.open(src.path, "r:") as tar:
-            info = [i for i in tar.getmembers() if _archive.normal_name(i.name) == src.mf_name][0]
-            src.mf = _ovf.parse_manifest(_archive.read_small(tar.extractfile(info), info.size, src.mf_name, MAX_MF_BYTES))
+            info = [i for i in tar.getmembers() if _archive_read.normal_name(i.name) == src.mf_name][0]
+            src.mf = _ovf.parse_manifest(_archive_read.read_small(tar.extractfile(info), info.size, src.mf_name, MAX_MF_BYTES))
         _apply_mf(src)
 
 

@@ -16,6 +16,7 @@ import tarfile
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive_read as _archive_read
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._export import overlay as _overlay
 from ansible_collections.virtops.libvirt.plugins.module_utils._export import params as _export_params
@@ -225,7 +226,7 @@ def test_write_tar_round_trips_through_the_import_reader(tmp_path, fmt):
     assert digest == sha256_file(out)
     assert sum(counted) == 300000
     assert _archive.detect_format(out) == fmt
-    with _archive.ArchiveStream(out) as stream:
+    with _archive_read.ArchiveStream(out) as stream:
         seen = [(name, size, handle.read()) for name, size, handle in stream.members()]
     assert [(n, s) for n, s, _d in seen] == [("first.json", 2), ("disks/vda.qcow2", 300000)]
     assert seen[1][2] == disk.read_bytes()
@@ -442,7 +443,7 @@ def test_vm_archive(test_conn, stopped_vm, fmt):
     assert art["name"] == "%s.%s" % (VM, fmt) and art["kind"] == "archive"
     scratch = str(stopped_vm["dest"] / "unpacked")
     os.mkdir(scratch)
-    with _archive.ArchiveStream(art["path"]) as stream:
+    with _archive_read.ArchiveStream(art["path"]) as stream:
         members = []
         for name, size, handle in stream.members():
             members.append(name)
@@ -452,7 +453,7 @@ def test_vm_archive(test_conn, stopped_vm, fmt):
                 definition = handle.read().decode()
             else:
                 entry = [d for d in manifest["disks"] if d["file"] == name][0]
-                digest = _archive.copy_member(handle, os.path.join(scratch, os.path.basename(name)), size, name,
+                digest = _archive_read.copy_member(handle, os.path.join(scratch, os.path.basename(name)), size, name,
                                               declared_size=entry["size"])
                 assert digest == entry["sha256"]
     assert members == [_archive.MANIFEST_NAME, _archive.DOMAIN_XML_NAME, "disks/vda.qcow2", "disks/vdb.qcow2"]
