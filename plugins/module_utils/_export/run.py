@@ -21,6 +21,7 @@ import time
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import ovf as _ovf_tools
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
@@ -437,7 +438,7 @@ def ova_members(source, base, files):
     ovf = _ovf.build_ovf(vm)
     ovf_name, mf_name = "%s.ovf" % base, "%s.mf" % base
     listing = dict([(ovf_name, hashlib.sha256(ovf).hexdigest())] + [(n, digests[n]) for n, _d in files])
-    members = [(ovf_name, ovf), (mf_name, _ovf.manifest(listing))] + [(n, d["tmp"]) for n, d in files]
+    members = [(ovf_name, ovf), (mf_name, _ovf_tools.manifest(listing))] + [(n, d["tmp"]) for n, d in files]
     tar_format = tarfile.USTAR_FORMAT
     if any(os.path.getsize(d["tmp"]) > USTAR_MAX for _n, d in files):
         tar_format = tarfile.GNU_FORMAT

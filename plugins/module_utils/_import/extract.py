@@ -15,7 +15,7 @@ import os
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive_read as _archive_read
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import ovf as _ovf_tools
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._import.source import HASHES, MAX_MF_BYTES, split_digest
@@ -50,7 +50,7 @@ def extract(src, scratch):
                                             % (src.path, name, "manifest" if src.kind == "archive" else "OVA manifest",
                                                algo, expected, algo, actual))
             elif src.kind == "ova" and name.lower().endswith(".mf") and "/" not in name and src.mf is None:
-                src.mf = _ovf.parse_manifest(_archive_read.read_small(fileobj, size, name, MAX_MF_BYTES))
+                src.mf = _ovf_tools.parse_manifest(_archive_read.read_small(fileobj, size, name, MAX_MF_BYTES))
                 src.mf_name = name
                 done = [d for d in src.disks if "actual_digest" in d]
                 for disk in src.disks:

@@ -18,7 +18,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._tools import arch
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
+from ansible_collections.virtops.libvirt.plugins.module_utils._import import ovf as _ovf_read
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import ovf as _ovf_tools
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import trust as _trust
 
@@ -141,7 +142,7 @@ def load_source(path, kind="auto"):
             src.kind = "ova"
             data = _archive_read.read_small(fileobj, size, name)
             src.first.append((name, data))
-            _fill_from_ovf(src, _ovf.parse_ovf(data))
+            _fill_from_ovf(src, _ovf_read.parse_ovf(data))
         else:
             raise InvalidInputError("src: %s is neither an archive of this collection (first member %s) nor an OVA "
                                     "(first member *.ovf); its first member is %r" % (path, _archive.MANIFEST_NAME, name))
@@ -204,7 +205,7 @@ def _check_listing(src, listing):
     if src.mf_name:
         with tarfile.open(src.path, "r:") as tar:
             info = [i for i in tar.getmembers() if _archive_read.normal_name(i.name) == src.mf_name][0]
-            src.mf = _ovf.parse_manifest(_archive_read.read_small(tar.extractfile(info), info.size, src.mf_name, MAX_MF_BYTES))
+            src.mf = _ovf_tools.parse_manifest(_archive_read.read_small(tar.extractfile(info), info.size, src.mf_name, MAX_MF_BYTES))
         _apply_mf(src)
 
 
@@ -223,7 +224,7 @@ def _load_ovf(path):
     with open(path, "rb") as handle:
         data = handle.read()
     src = Source("ovf", path)
-    vm = _ovf.parse_ovf(data)
+    vm = _ovf_read.parse_ovf(data)
     _fill_from_ovf(src, vm)
     base = os.path.realpath(os.path.dirname(path))
     for disk in src.disks:
@@ -241,7 +242,7 @@ def _load_ovf(path):
     if os.path.isfile(mf):
         src.mf_name = mf
         with open(mf, "rb") as handle:
-            src.mf = _ovf.parse_manifest(handle.read(MAX_MF_BYTES + 1))
+            src.mf = _ovf_tools.parse_manifest(handle.read(MAX_MF_BYTES + 1))
         _apply_mf(src)
         own = src.mf.get(os.path.basename(path))
         if own is not None:

@@ -23,7 +23,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._export import par
 from ansible_collections.virtops.libvirt.plugins.module_utils._export import run as _export_run
 from ansible_collections.virtops.libvirt.plugins.module_utils._export import writers as _writers
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
+from ansible_collections.virtops.libvirt.plugins.module_utils._import import ovf as _ovf_read
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import ovf as _ovf_tools
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
@@ -417,11 +418,11 @@ def test_ova(test_conn, stopped_vm, tmp_path):
         assert handle.read(512)[257:265] == b"ustar\x0000"  # POSIX ustar, as OVF wants
     with tarfile.open(dest) as tar:
         data = dict((m.name, tar.extractfile(m.name).read()) for m in members)
-    manifest = _ovf.parse_manifest(data["%s.mf" % VM])
+    manifest = _ovf_tools.parse_manifest(data["%s.mf" % VM])
     assert list(manifest) == [names[0], names[2], names[3]]
     for name, digest in manifest.items():
         assert hashlib.sha256(data[name]).hexdigest() == digest
-    vm = _ovf.parse_ovf(data["%s.ovf" % VM])
+    vm = _ovf_read.parse_ovf(data["%s.ovf" % VM])
     assert (vm["name"], vm["vcpus"], vm["memory_mib"]) == (VM, 2, 256)
     assert [(d["file"], d["capacity"], d["size"]) for d in vm["disks"]] == [
         (names[2], 64 * MiB, len(data[names[2]])), (names[3], 32 * MiB, len(data[names[3]]))]
