@@ -108,7 +108,7 @@ class ExportResource(Resource):
     @property
     def qemu(self):
         if self._qemu is None:
-            self._qemu = QemuImg(run=self.ctx.run_command)
+            self._qemu = QemuImg.of(self.ctx)
         return self._qemu
 
     # --- read / desired / compare -------------------------------------------------------------

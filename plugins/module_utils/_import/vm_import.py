@@ -224,7 +224,7 @@ class ImportResource(Resource):
 
     def _qemu_img(self):
         if self._qemu is None:
-            self._qemu = QemuImg(run=self.ctx.run_command)
+            self._qemu = QemuImg.of(self.ctx)
         return self._qemu
 
     def _load(self):

@@ -66,6 +66,11 @@ class QemuImg:
         self.binary = binary or find_qemu_img()
         self._prlimit = prlimit
 
+    @classmethod
+    def of(cls, ctx):
+        """The qemu-img of a module run: its commands go through ``ctx.run_command``."""
+        return cls(run=ctx.run_command)
+
     # --- plumbing -------------------------------------------------------------------------------
 
     def _limited(self):

@@ -159,3 +159,16 @@ def test_commit_failure_is_a_command_error(qemu_img, tmp_path):
     qemu_img.create(lone, "qcow2", MiB)
     with pytest.raises(CommandError, match="qemu-img commit failed"):
         qemu_img.commit(lone)
+
+
+def test_of_runs_through_the_context():
+    calls = []
+
+    class Ctx:
+        @staticmethod
+        def run_command(argv):
+            calls.append(argv)
+            return 0, "qemu-img version 9.9.9\n", ""
+
+    assert QemuImg.of(Ctx()).version() == "9.9.9"
+    assert calls and calls[0][1:] == ["--version"]
