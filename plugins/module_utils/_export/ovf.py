@@ -226,5 +226,5 @@ def build_ovf(vm):
                             ResourceSubType=_NIC_OUT.get(model, model) if model else None, ResourceType=RT_NIC))
     if vm.get("firmware") == "uefi":
         _xml.sub(hw, qname(VMW_NS, "Config"), attrs={_o("required"): "false", qname(VMW_NS, "key"): "firmware",
-                                                  qname(VMW_NS, "value"): "efi"})
+                                                     qname(VMW_NS, "value"): "efi"})
     return _xml.etree.tostring(env, xml_declaration=True, encoding="UTF-8", pretty_print=True)

@@ -406,7 +406,7 @@ class ExportRun:
         obsolete = [n for n in old if n not in set(a["name"] for a in artefacts)]
         for name in obsolete:
             self.remove([os.path.join(self.layout["directory"], name),
-                          os.path.join(self.layout["directory"], name + CHECKSUM_SUFFIX)])
+                         os.path.join(self.layout["directory"], name + CHECKSUM_SUFFIX)])
         fsync_dir(self.layout["directory"])
         self.made_dir = False
         self.progress.finish(True)

@@ -110,7 +110,6 @@ class _Builder:
         return out
 
 
-
 def _check_document(root, what):
     doc = root.getroottree().docinfo
     if doc.doctype or doc.internalDTD is not None:

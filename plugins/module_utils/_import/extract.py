@@ -41,8 +41,8 @@ def extract(src, scratch):
                 algo, expected = split_digest(disk["digest"])
                 hasher = HASHES[algo or "sha256"]()
                 local = os.path.join(scratch, "disk-%s" % disk["target"])
-                actual = _archive_read.copy_member(fileobj, local, size, name, declared_size=disk["size"], hasher=hasher,
-                                              sparse=True)
+                actual = _archive_read.copy_member(fileobj, local, size, name, declared_size=disk["size"],
+                                                   hasher=hasher, sparse=True)
                 disk["local"] = local
                 disk["actual_digest"] = (algo or "sha256", actual)
                 if expected is not None and actual != expected:

@@ -58,7 +58,14 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import 
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import host_limits
 from ansible_collections.virtops.libvirt.plugins.module_utils._import.definition import archive_xml, model_params
 from ansible_collections.virtops.libvirt.plugins.module_utils._import.extract import extract, verify_files
-from ansible_collections.virtops.libvirt.plugins.module_utils._import.source import FILE_POOL_TYPES, TARGET_FORMATS, assign_targets, inspect_image, load_disks, load_source
+from ansible_collections.virtops.libvirt.plugins.module_utils._import.source import (
+    FILE_POOL_TYPES,
+    TARGET_FORMATS,
+    assign_targets,
+    inspect_image,
+    load_disks,
+    load_source,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
     build_volume_xml,
     delete_by_name,

@@ -54,6 +54,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._import.xml_rules 
     with_common,
 )
 
+
 def _metadata(builder, node, path):
     """Only the collection's own tags/meta and libosinfo's OS id; other applications' data is left out."""
     out = _xml.element("metadata")

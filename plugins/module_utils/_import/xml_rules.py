@@ -83,7 +83,7 @@ def number_leaf(attrs="", values=None):
 
 _FLAG_ATTRS = "state value retries size version driver mode unknown eoi enabled policy unit"
 _ADDRESS = leaf("type domain bus slot function multifunction controller target unit port reg cssid ssid devno "
-                 "iobase irq base uid fid")
+                "iobase irq base uid fid")
 _ALIAS = leaf("name")
 _BOOT = leaf("order loadparm")
 VIRTIO_DRIVER = "iommu ats packed page_per_vq"
@@ -132,12 +132,12 @@ class AnyTag(dict):
 
 
 FEATURES = ("acpi", "apic", "pae", "hap", "viridian", "privnet", "hyperv", "kvm", "xen", "pvspinlock", "pmu",
-             "vmport", "gic", "smm", "ioapic", "hpt", "vmcoreinfo", "htm", "nested-hv", "msrs", "ccf-assist", "cfpc",
-             "sbbc", "ibs", "tcg", "async-teardown", "ras", "ps2")
+            "vmport", "gic", "smm", "ioapic", "hpt", "vmcoreinfo", "htm", "nested-hv", "msrs", "ccf-assist", "cfpc",
+            "sbbc", "ibs", "tcg", "async-teardown", "ras", "ps2")
 ON_ACTIONS = ("destroy", "restart", "preserve", "rename-restart")
 WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "none", "inject-nmi")
 NIC_MODELS = ("virtio", "virtio-transitional", "virtio-non-transitional", "e1000", "e1000e", "rtl8139", "vmxnet3",
-               "ne2k_pci", "pcnet", "i82559er")
+              "ne2k_pci", "pcnet", "i82559er")
 NIC_FALLBACK = "e1000"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 KEYMAP = re.compile(r"^[a-z]{2}(-[a-z]{2,})?$")
@@ -146,7 +146,8 @@ GA_CHANNEL = "org.qemu.guest_agent.0"
 SPICE_CHANNEL = "com.redhat.spice.0"
 
 CPU = Spec("mode match check migratable", children=dict(
-    model=text_leaf("fallback vendor_id"), vendor=text_leaf(), topology=Spec(values=dict((k, NUMBER) for k in ("sockets", "dies", "clusters", "cores", "threads"))),
+    model=text_leaf("fallback vendor_id"), vendor=text_leaf(),
+    topology=Spec(values=dict((k, NUMBER) for k in ("sockets", "dies", "clusters", "cores", "threads"))),
     feature=leaf("policy name"), cache=leaf("level mode"), maxphysaddr=leaf("mode bits"),
     numa=Spec(children=dict(cell=Spec("id cpus memory unit discard", children=dict(
         distances=Spec(children=dict(sibling=leaf("id value"))))))),
@@ -162,7 +163,7 @@ SYSINFO = only_if("type", ("smbios",), Spec("type", children=dict(
 _DISK_CHILDREN = with_common(
     COMMON,
     driver=leaf("name cache error_policy rerror_policy io ioeventfd event_idx copy_on_read discard detect_zeroes "
-                 "iothread queues queue_size " + VIRTIO_DRIVER, values=dict(name=("qemu",), type=("raw", "qcow2"))),
+                "iothread queues queue_size " + VIRTIO_DRIVER, values=dict(name=("qemu",), type=("raw", "qcow2"))),
     target=leaf("dev bus tray removable rotation_rate"), serial=text_leaf(), wwn=text_leaf(), vendor=text_leaf(), product=text_leaf(),
     readonly=leaf(), shareable=leaf(), boot=_BOOT, geometry=leaf("cyls heads secs trans"),
     blockio=leaf("logical_block_size physical_block_size discard_granularity"),
@@ -171,7 +172,7 @@ _DISK_CHILDREN = with_common(
 DISK = Spec("device model", children=_DISK_CHILDREN)
 CONTROLLER = Spec("type index model ports vectors", children=with_common(
     COMMON, model=leaf("name"), target=Spec("chassisNr chassis port busNr index hotplug memReserve",
-                                              children=dict(node=text_leaf())),
+                                            children=dict(node=text_leaf())),
     driver=leaf("queues cmd_per_lun max_sectors ioeventfd iothread " + VIRTIO_DRIVER), pcihole64=text_leaf("unit"),
 ))
 _OFFLOADS = leaf("csum gso tso4 tso6 ecn ufo mrg_rxbuf")

@@ -455,7 +455,7 @@ def test_vm_archive(test_conn, stopped_vm, fmt):
             else:
                 entry = [d for d in manifest["disks"] if d["file"] == name][0]
                 digest = _archive_read.copy_member(handle, os.path.join(scratch, os.path.basename(name)), size, name,
-                                              declared_size=entry["size"])
+                                                   declared_size=entry["size"])
                 assert digest == entry["sha256"]
     assert members == [_archive.MANIFEST_NAME, _archive.DOMAIN_XML_NAME, "disks/vda.qcow2", "disks/vdb.qcow2"]
     assert manifest["vm"]["name"] == VM and manifest["vm"]["vcpus"] == 2 and manifest["vm"]["memory_mib"] == 256

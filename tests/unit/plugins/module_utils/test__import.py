@@ -691,7 +691,7 @@ def test_rewrite_domain_xml_drops_host_devices():
         b"</devices>", b"<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='1' slot='0' function='0'/>"
                        b"</source></hostdev></devices>")
     out, notes = rewrite_domain_xml(text, "b", False, {"vda": dict(path="/p/b-vda.qcow2", format="qcow2")},
-                                            network="lan", virt_type="qemu")
+                                    network="lan", virt_type="qemu")
     model = _domain.model_from_xml(out)
     assert model["name"] == "b" and model["uuid"] is None and model["virt_type"] == "qemu"
     assert [d["target"] for d in model["disks"]] == ["vda"]
