@@ -15,14 +15,15 @@ import copy
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DEFAULTS
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import snapshot as _snapshot
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import view as _snapshot
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors, uri_is_local
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import build_volume_xml, lookup_volume, parse_volume_xml, volume_path, volume_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import lookup_volume, parse_volume_xml, volume_path, volume_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml
 
 
 class CloneSource:

@@ -22,10 +22,10 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_network
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
     backing_chain,
-    build_volume_xml,
-    disk_users,
     lookup_volume,
     parse_volume_xml,
     volume_path,

@@ -60,7 +60,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     OperationTimeoutError,
     VirtopsError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import dhcp_leases
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.leases import dhcp_leases
 
 LIBVIRT_QEMU_IMPORT_ERROR = None
 try:

@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import cloudinit as _cloudinit
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import seed as _cloudinit
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DETACH_TIMEOUT, SEED_KEYS
@@ -29,7 +29,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import describe, usage
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import lookup_volume
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import lookup_volume
 
 #: namespace of the record, in a VM's <metadata>, of the seed it used and that was detached
 SEED_NS = "https://virtops.dev/xmlns/libvirt/cloud-init/1.0"

@@ -49,7 +49,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile im
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import check_timeouts, timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.names import VolumeNames, fill_volume_names
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
     lookup_pool_or_assume,
     lookup_volume,
     parse_volume_xml,

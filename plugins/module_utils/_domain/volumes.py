@@ -19,13 +19,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool, retry_busy
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
-    delete_by_name,
-    exists_already,
-    parse_volume_xml,
-    record_fill,
-    volume_xml,
-)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import parse_volume_xml, volume_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import delete_by_name, exists_already, record_fill
 
 
 class NewVolumes:

@@ -80,7 +80,7 @@ def test_xml_excludes_every_model_option():
 
 
 def test_seed_content_options_come_from_cloudinit():
-    from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import cloudinit as _cloudinit
+    from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import options as _cloudinit
     seed = SPEC["cloud_init"]["options"]
     for name in _cloudinit.SEED_OPTIONS:
         assert seed[name] == _cloudinit.SEED_ARGUMENT_SPEC[name]
