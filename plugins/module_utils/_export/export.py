@@ -81,7 +81,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._export.run import
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.source import read_vm, read_volume, source_identity
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.writers import compressor_argv, free_bytes
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import lookup_pool, lookup_volume
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import lookup_pool, lookup_volume
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import sha256_file
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.progress import Progress
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg

@@ -19,7 +19,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import mod
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.filemode import mode_text, parse_mode
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import validate_name as validate_volume_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import validate_name as validate_volume_name
 
 DISK_FORMATS = ("qcow2", "raw", "vmdk", "vdi", "vhdx")
 PACKED_FORMATS = ("ova",) + _archive.ARCHIVE_FORMATS

@@ -66,22 +66,9 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._import.source imp
     load_disks,
     load_source,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
-    build_volume_xml,
-    delete_by_name,
-    disk_users,
-    exists_already,
-    lookup_pool_or_assume,
-    lookup_volume,
-    model_and_record,
-    normal_capacity,
-    parse_volume_xml,
-    record_fill,
-    upload_file,
-    users_of,
-    volume_path,
-    volume_xml,
-)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users, users_of
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import lookup_pool_or_assume, lookup_volume, model_and_record, parse_volume_xml, volume_path, volume_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml, delete_by_name, exists_already, normal_capacity, record_fill, upload_file
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 
 
