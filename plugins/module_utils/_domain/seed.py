@@ -35,7 +35,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_vi
 SEED_NS = "https://virtops.dev/xmlns/libvirt/cloud-init/1.0"
 
 
-
 def as_desired(device):
     """A current device as a list entry that asks for exactly what it is."""
     return dict((k, v) for k, v in device.items() if k not in ("size", "pool", "volume"))
