@@ -22,6 +22,8 @@ import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import cloudinit as _cloudinit
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import secrets as _secrets
@@ -146,10 +148,10 @@ class VmResource(DefinedObjectResource):
         return _domain.model_from_xml(text)
 
     def xml_from_model(self, model, uuid=None):
-        return _domain.build_xml(self.name, model, uuid)
+        return _codec_write.build_xml(self.name, model, uuid)
 
     def apply_model(self, root, model):
-        return _domain.apply_model(root, model)
+        return _codec_write.apply_model(root, model)
 
     # --- read -----------------------------------------------------------------------------------
 
@@ -211,14 +213,14 @@ class VmResource(DefinedObjectResource):
             model = dict(xml=self._user_xml(params["xml"]))
             self._check_xml(model["xml"])
         else:
-            model = _domain.normalize(params)
+            model = _normalize.normalize(params)
             if model.get("virt_type") == "auto":
                 model["virt_type"] = None if self._current is not None else self._auto_virt_type()
             if self._current is None:
                 if params.get("clone_from") and self._clone_source_vm() is not None:
                     model = self._clone_model(model)
                 else:
-                    model = _domain.with_creation_defaults(model)
+                    model = _normalize.with_creation_defaults(model)
                     if model.get("virt_type") is None:
                         model["virt_type"] = self._auto_virt_type()
             if model.get("machine"):
@@ -229,7 +231,7 @@ class VmResource(DefinedObjectResource):
             if params.get("cloud_init") is not None:
                 self._add_seed_device(model, params["cloud_init"])
             self._targets_by_source(model)
-            _domain.assign_targets(model, _domain.default_cdrom_bus(machine), self._current)
+            _normalize.assign_targets(model, _normalize.default_cdrom_bus(machine), self._current)
             self._check_unique_targets(model)
             self._resolve_disks(model)
             self._resolve_cdroms(model)
@@ -248,7 +250,7 @@ class VmResource(DefinedObjectResource):
         text = super(VmResource, self)._definition_xml(desired, base_xml, uuid)
         if desired.get("xml") is None:
             return text
-        return _xml.to_string(_domain.mark_xml_source(_xml.parse(text), self._xml_digest))
+        return _xml.to_string(_codec_write.mark_xml_source(_xml.parse(text), self._xml_digest))
 
     def _xml_unchanged(self, model):
         """A VM defined from this very user XML before: what libvirt made of it is not compared again."""
@@ -716,7 +718,7 @@ class VmResource(DefinedObjectResource):
         root, snapshot = self._clone_source(src, source_name, mode)
         root.find("name").text = self.name
         for path in ("uuid", "devices/interface/mac", "os/nvram", "devices/graphics", "metadata/{%s}snapshot" % _snapshot.REVERT_NS):
-            _domain._drop(root, path)
+            _codec_write._drop(root, path)
         base = _domain.model_from_xml(root)
         disks = []
         for disk in base["disks"]:
@@ -976,7 +978,7 @@ class VmResource(DefinedObjectResource):
         self._plan_new_volumes(plan)
         if self._clone is not None:
             base = _xml.parse(self._clone["xml"])
-            xml_text = _xml.to_string(_domain.apply_model(base, self._definition_model(desired)))
+            xml_text = _xml.to_string(_codec_write.apply_model(base, self._definition_model(desired)))
         else:
             xml_text = self._definition_xml(self._definition_model(desired) if desired.get("xml") is None else desired)
         label = "define VM %s" % self.name
@@ -1089,7 +1091,7 @@ class VmResource(DefinedObjectResource):
         for cdrom in definition.get("cdroms") or []:
             have = live_cdroms.get(cdrom["target"])
             if have is not None and have["bus"] == cdrom["bus"] and have["path"] != cdrom.get("path"):
-                text = _xml.to_string(_domain.disk_element(cdrom, "cdrom"), pretty=False)
+                text = _xml.to_string(_codec_write.disk_element(cdrom, "cdrom"), pretty=False)
                 what = "insert %s into" % cdrom["path"] if cdrom.get("path") else "eject the medium of"
                 plan.add("%s CD-ROM %s of running VM %s" % (what, cdrom["target"], self.name),
                          self._call("changing the CD-ROM medium of", "updateDeviceFlags", text, flags))
@@ -1106,8 +1108,8 @@ class VmResource(DefinedObjectResource):
         tags = definition.get("tags")
         meta = definition.get("metadata")
         if (tags is not None and tags != live["tags"]) or (meta is not None and meta != live["metadata"]):
-            node = _domain.metadata_element(tags if tags is not None else live["tags"],
-                                            meta if meta is not None else live["metadata"], namespaced=False)
+            node = _codec_write.metadata_element(tags if tags is not None else live["tags"],
+                                                  meta if meta is not None else live["metadata"], namespaced=False)
             text = _xml.to_string(node, pretty=False)
             plan.add("set tags and metadata of running VM %s" % self.name,
                      self._call("setting the metadata of", "setMetadata", libvirt.VIR_DOMAIN_METADATA_ELEMENT,
@@ -1346,8 +1348,8 @@ class VmResource(DefinedObjectResource):
         if current is not None:
             return _xml.to_string(self.apply_model(_xml.parse(current["xml"], "domain XML"), self._definition_model(desired)))
         if self._clone is not None:
-            return _xml.to_string(_domain.apply_model(_xml.parse(self._clone["xml"]), self._definition_model(desired)))
-        return _xml.to_string(_domain.build_xml(self.name, self._definition_model(desired)))
+            return _xml.to_string(_codec_write.apply_model(_xml.parse(self._clone["xml"]), self._definition_model(desired)))
+        return _xml.to_string(_codec_write.build_xml(self.name, self._definition_model(desired)))
 
     @staticmethod
     def _predict_sizes(base, current, desired):

@@ -48,6 +48,8 @@ import tempfile
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._import import domain_xml as _import_xml
 
@@ -135,9 +137,9 @@ def assign_targets(disks):
             continue
         prefix = _domain.BUS_PREFIX.get(disk["bus"], "vd")
         index = 0
-        while "%s%s" % (prefix, _domain.target_letters(index)) in used:
+        while "%s%s" % (prefix, _normalize.target_letters(index)) in used:
             index += 1
-        disk["target"] = "%s%s" % (prefix, _domain.target_letters(index))
+        disk["target"] = "%s%s" % (prefix, _normalize.target_letters(index))
         used.add(disk["target"])
     return disks
 
@@ -187,7 +189,7 @@ def rewrite_domain_xml(text, name, keep_uuid, disks, network=None, virt_type=Non
         update["interfaces"] = [dict(type=None, source=None, model=nic_model) for _n in model["interfaces"]]
     if virt_type:
         update["virt_type"] = virt_type
-    _domain.apply_model(root, update)
+    _codec_write.apply_model(root, update)
     return _xml.to_string(root), notes
 
 
@@ -391,7 +393,7 @@ def load_disks(items, qemu_img):
             raise InvalidInputError("%s.bus must be one of %s" % (what, ", ".join(_domain.DISK_BUSES)))
         target = item.get("target")
         if target is not None:
-            _domain.normalize(dict(disks=[dict(target=target)]))  # validates the name
+            _normalize.normalize(dict(disks=[dict(target=target)]))  # validates the name
         src.disks.append(dict(target=target, bus=bus, member=None, path=path, format=fmt, virtual_size=vsize,
                               size=None, digest=None, inspected=True))
     assign_targets(src.disks)
@@ -486,7 +488,7 @@ class ImportResource(Resource):
     def desired(self, current):
         state = self.params.get("state") or "present"
         # before any disk is read: the definition made from the source is checked again (VmResource)
-        asked = dict(memory=_domain.memory_mib(self.params.get("memory"), "memory"), vcpus=self.params.get("vcpus"))
+        asked = dict(memory=_normalize.memory_mib(self.params.get("memory"), "memory"), vcpus=self.params.get("vcpus"))
         if any(value is not None for value in asked.values()):
             check_host_limits(host_limits(self.ctx.conn), asked)
         return dict(state=state, force=bool(self.params.get("force")))
@@ -636,9 +638,9 @@ class ImportResource(Resource):
         for note in notes:
             self.ctx.warn(note)
         root = _xml.parse(text)
-        override = dict(vcpus=p.get("vcpus"), memory=_domain.memory_mib(p.get("memory"), "memory"))
+        override = dict(vcpus=p.get("vcpus"), memory=_normalize.memory_mib(p.get("memory"), "memory"))
         if any(v is not None for v in override.values()):
-            _domain.apply_model(root, override)
+            _codec_write.apply_model(root, override)
         if not p.get("network"):
             self._check_networks(root)
         return _xml.to_string(root)

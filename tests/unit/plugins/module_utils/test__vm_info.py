@@ -11,6 +11,8 @@ import libvirt
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
 
@@ -32,11 +34,11 @@ DB = "vinfo-u-db"
 
 def _define(conn, name, **params):
     """A domain built the way the vm module builds one (model, creation defaults, build_xml)."""
-    model = _domain.normalize(dict(memory=64, **params))
-    _domain.assign_targets(model)
-    model = _domain.with_creation_defaults(model)
+    model = _normalize.normalize(dict(memory=64, **params))
+    _normalize.assign_targets(model)
+    model = _normalize.with_creation_defaults(model)
     model["virt_type"] = "test"
-    return conn.defineXML(_xml.to_string(_domain.build_xml(name, model)))
+    return conn.defineXML(_xml.to_string(_codec_write.build_xml(name, model)))
 
 
 def _remove(dom):
@@ -275,9 +277,9 @@ def test_password_in_xml_is_removed_even_if_libvirt_returned_it():
 
 
 def test_transient_vm(test_conn):
-    model = _domain.with_creation_defaults(_domain.normalize(dict(memory=64, tags=["tmp"])))
+    model = _normalize.with_creation_defaults(_normalize.normalize(dict(memory=64, tags=["tmp"])))
     model["virt_type"] = "test"
-    dom = test_conn.createXML(_xml.to_string(_domain.build_xml("vinfo-u-transient", model)), 0)
+    dom = test_conn.createXML(_xml.to_string(_codec_write.build_xml("vinfo-u-transient", model)), 0)
     try:
         vm = gather(test_conn, name="vinfo-u-transient", xml=True)["vms"][0]
         assert (vm["persistent"], vm["state"], vm["tags"]) == (False, "running", ["tmp"])
