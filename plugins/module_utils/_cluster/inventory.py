@@ -12,7 +12,7 @@ hypervisor that does not answer in time.
 Per hypervisor: one connection, three ``listAllDomains`` calls (all, persistent, autostart), one
 ``getAllDomainStats`` for every state, then per VM its saved definition (one ``XMLDesc``),
 parsed by :func:`_domain.model_from_xml` exactly as ``vm`` and ``vm_info`` parse it, and, for
-running VMs, the addresses from :func:`_guest.interface_addresses` (what ``vm_info`` reports).
+running VMs, the addresses from :func:`addresses.interface_addresses` (what ``vm_info`` reports).
 
 The definition is read without ``VIR_DOMAIN_XML_SECURE``, so it holds no graphics password, and
 only the keys in ``DEFINITION_KEYS`` are kept.  This module does not import ``_vm`` (and with
@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _vm_addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.states import state_names
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection, libvirt, libvirt_errors
@@ -44,7 +45,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts imp
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.names import fill_volume_names
 
 #: ``ip_source`` values: ``vm_info``'s sources, and ``none`` (do not read addresses at all)
-IP_SOURCES = _guest.SOURCES + ("none",)
+IP_SOURCES = _vm_addresses.SOURCES + ("none",)
 
 #: the keys of the domain model (``_domain.model_from_xml``) that the inventory keeps (the rest is in ``vm_info``)
 DEFINITION_KEYS = (
@@ -144,7 +145,7 @@ def vm_record(conn, dom, state, persistent, autostart, options):
             raise
     model = _domain.model_from_xml(_xml.parse(text, "domain XML of %s" % dom.name()))
     fill_volume_names(conn, model)
-    libvirt_state, reason = _guest.state_names(*state)
+    libvirt_state, reason = state_names(*state)
     vm = dict((key, model.get(key)) for key in DEFINITION_KEYS)
     vm["disks"] = [dict((k, d.get(k)) for k in DISK_KEYS) for d in model.get("disks") or ()]
     vm["interfaces"] = [dict((k, n.get(k)) for k in INTERFACE_KEYS if k != "addresses") for n in model.get("interfaces") or ()]
@@ -168,7 +169,7 @@ def vm_record(conn, dom, state, persistent, autostart, options):
 
 def _addresses(conn, dom, vm, options):
     """Each NIC's ``addresses``, the VM's ``ip`` and ``address_error``, as ``vm_info`` reports them."""
-    _guest.merge_addresses(conn, dom, vm, options["ip_source"], options["agent_timeout"])
+    _vm_addresses.merge_addresses(conn, dom, vm, options["ip_source"], options["agent_timeout"])
 
 
 # -------------------------------------------------------------------- one hypervisor ---

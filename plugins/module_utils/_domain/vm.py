@@ -24,12 +24,14 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import agent as _agent
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import secrets as _secrets
 from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import snapshot as _snapshot
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import trust as _trust
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import checks as _vm_checks
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.view import vm_view
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors, uri_is_local
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import DefinedObjectResource, lookup_or_none
@@ -452,7 +454,7 @@ class VmResource(DefinedObjectResource):
             while True:
                 left = deadline - clock()
                 try:
-                    out = _guest.guest_exec(dom, "/bin/sh", ["-c", script], timeout=max(left, 1))
+                    out = _agent.guest_exec(dom, "/bin/sh", ["-c", script], timeout=max(left, 1))
                     break
                 except VirtopsError as exc:
                     if exc.kind == "invalid_input":
@@ -1427,27 +1429,15 @@ class VmResource(DefinedObjectResource):
         macs = [nic["mac"] for nic in vm.get("interfaces") or [] if nic.get("mac")]
         if not macs:
             raise InvalidInputError("wait_for_ip: VM %r has no network interface" % self.name)
-        found = _guest.wait_for_addresses(self.ctx.conn, self._lookup(), source=self.params.get("ip_source") or "any",
-                                          timeout=self._timeout("wait_for_ip_timeout"), macs=macs)
+        found = _addresses.wait_for_addresses(self.ctx.conn, self._lookup(), source=self.params.get("ip_source") or "any",
+                                              timeout=self._timeout("wait_for_ip_timeout"), macs=macs)
         by_mac = dict((item["mac"], item) for item in found)
         for nic in vm["interfaces"]:
             nic["addresses"] = (by_mac.get(nic.get("mac")) or {}).get("addresses", [])
-        return dict(addresses=found, ip=_guest.domain_ip_summary(found, macs))
+        return dict(addresses=found, ip=_addresses.domain_ip_summary(found, macs))
 
 
 def _same_kind(error, msg, details):
     """A new error of the kind of ``error`` (a libvirt failure keeps its ``error_kind``)."""
     cls = type(error) if type(error) in (InvalidInputError, NotFoundError, ConflictError) else BackendError
     return cls(msg, **details)
-
-
-def vm_view(model):
-    """What the module returns about a VM: the model without secrets and internals."""
-    out = dict((k, copy.deepcopy(v)) for k, v in model.items() if not k.startswith("_") and k not in ("xml", "xml_sha256"))
-    graphics = out.get("graphics")
-    if isinstance(graphics, dict):
-        graphics.pop("password", None)
-    for disk in out.get("disks") or []:
-        for key in ("backing_volume", "backing_pool"):
-            disk.pop(key, None)
-    return out

@@ -72,7 +72,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import guest_facts, host_capabilities, host_limits, kvm_usable
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan, Resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource, vm_view
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.view import vm_view
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.checks import check_host_limits
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
     build_volume_xml,

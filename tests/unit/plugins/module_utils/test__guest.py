@@ -19,7 +19,9 @@ import time
 import libvirt
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import agent as _agent
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import states as _states
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
@@ -28,21 +30,10 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     InvalidInputError,
     OperationTimeoutError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.guest import (
-    agent_command,
-    console_facts,
-    disk_sizes,
-    domain_ip_summary,
-    graphics_facts,
-    guest_exec,
-    interface_addresses,
-    process_uptime,
-    qemu_pid_file,
-    runtime_facts,
-    state_names,
-    state_of,
-    wait_for_addresses,
-)
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.addresses import domain_ip_summary, interface_addresses, wait_for_addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.agent import agent_command, guest_exec
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.runtime_facts import console_facts, disk_sizes, graphics_facts, process_uptime, qemu_pid_file, runtime_facts
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.states import state_names, state_of
 
 DOMAIN_XML = """
 <domain type='test'>
@@ -105,7 +96,7 @@ class FakeClock:
 def _reason_constants():
     """Every reason constant libvirt-python defines, as (state name, reason name, state, reason)."""
     out = []
-    for state_name, _reasons in _guest._STATE_TABLE:
+    for state_name, _reasons in _states._STATE_TABLE:
         prefix = "VIR_DOMAIN_%s_" % state_name
         for const in dir(libvirt):
             if not const.startswith(prefix):
@@ -191,7 +182,7 @@ NORMALIZE = [
 
 @pytest.mark.parametrize("label, raw, expected", NORMALIZE, ids=[n[0] for n in NORMALIZE])
 def test_normalize(label, raw, expected):
-    assert _guest._normalize(raw, "agent") == expected
+    assert _addresses._normalize(raw, "agent") == expected
 
 
 @pytest.mark.parametrize("source", ["lease", "agent", "arp", "any"])
@@ -338,10 +329,10 @@ def test_a_hung_agent_is_abandoned_after_agent_timeout(test_conn):
         assert fake.calls.count(AGENT) == 1
     finally:
         answer.set()
-    _guest._PENDING_AGENT[fake.UUIDString()].join(5)
+    _addresses._PENDING_AGENT[fake.UUIDString()].join(5)
     fake.replies[AGENT] = {"eth0": dict(hwaddr=MAC1, addrs=[ipv4("10.0.0.5")])}
     assert [i["source"] for i in interface_addresses(test_conn, fake, "any")] == ["agent"]
-    assert fake.UUIDString() not in _guest._PENDING_AGENT
+    assert fake.UUIDString() not in _addresses._PENDING_AGENT
 
 
 def test_lease_source_covers_bridge_interfaces_on_a_libvirt_network(test_conn):
@@ -501,7 +492,7 @@ class FakeAgent:
 def agent(monkeypatch):
     def install(*answers):
         fake = FakeAgent(list(answers))
-        monkeypatch.setattr(_guest, "libvirt_qemu", fake)
+        monkeypatch.setattr(_agent, "libvirt_qemu", fake)
         return fake
     return install
 

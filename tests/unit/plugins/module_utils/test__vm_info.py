@@ -14,7 +14,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import mod
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import runtime_facts as _runtime
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import info as _vm_info
 
@@ -133,14 +134,14 @@ def test_bad_input(test_conn, params, text):
 
 
 def test_a_vm_removed_while_listing_is_left_out(test_conn, vms, monkeypatch):
-    real = _guest.runtime_facts
+    real = _runtime.runtime_facts
 
     def vanish(conn, dom, *rest):
         if dom.name() == DB:
             _remove(dom)
         return real(conn, dom, *rest)
 
-    monkeypatch.setattr(_guest, "runtime_facts", vanish)
+    monkeypatch.setattr(_runtime, "runtime_facts", vanish)
     assert names(gather(test_conn, name_pattern="vinfo-u-*")) == [WEB]
 
 
@@ -240,7 +241,7 @@ def test_an_address_source_that_fails_does_not_fail_the_task(test_conn, vms, mon
         calls.append((source, agent_timeout))
         raise BackendError("the guest agent of domain '%s' is not connected" % dom.name())
 
-    monkeypatch.setattr(_guest, "interface_addresses", broken)
+    monkeypatch.setattr(_addresses, "interface_addresses", broken)
     result = gather(test_conn, name_pattern="vinfo-u-*", ip_source="agent", agent_timeout=2)
     web = result["vms"][1]
     assert web["address_error"] == "the guest agent of domain '%s' is not connected" % WEB
