@@ -50,13 +50,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     OperationTimeoutError,
     VirtopsError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import (
-    guest_facts,
-    host_capabilities,
-    host_limits,
-    kvm_usable,
-    run_state,
-)
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import guest_facts, host_capabilities, host_limits, kvm_usable
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import check_timeouts, timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import describe, usage, vm_names

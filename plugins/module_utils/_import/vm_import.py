@@ -69,7 +69,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     InvalidInputError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import guest_facts, host_capabilities, host_limits, kvm_usable
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import guest_facts, host_capabilities, host_limits, kvm_usable
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan, Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.view import vm_view

@@ -53,11 +53,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     OperationTimeoutError,
     VirtopsError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import (
-    DOMAIN_STATES,
-    guest_facts,
-    memory_facts,
-)
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import guest_facts, memory_facts
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import DOMAIN_STATES
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Resource, reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import human_size
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
