@@ -22,20 +22,10 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import 
     specified,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import lookup_or_none  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Resource
 
 STATES = ("present", "active", "inactive", "absent")
-
-
-def lookup_or_none(lookup, name, not_found_code, noun):
-    """``lookup(name)``, or None when libvirt says ``not_found_code``; other errors are translated."""
-    try:
-        return lookup(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == not_found_code:
-            return None
-        with libvirt_errors("looking up %s '%s'" % (noun, name)):
-            raise
 
 
 def inactive_xml(obj, inactive_flag):

@@ -22,7 +22,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
     require_libvirt,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConnectionFailedError, VirtopsError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.binaries import find_binary
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConnectionFailedError, MissingDependencyError, VirtopsError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.xml import require_lxml
 
@@ -110,6 +111,14 @@ class Context:
         if self._run_command is None:
             raise RuntimeError("this context cannot run commands")
         return self._run_command(list(argv), **kwargs)
+
+    def get_bin_path(self, name, required=False, purpose=None):
+        """Absolute path of the host program ``name`` (PATH and the sbin directories), or None;
+        ``required``: MissingDependencyError naming it (and ``purpose``: what it is needed for)."""
+        path = find_binary(name)
+        if path is None and required:
+            raise MissingDependencyError("%s is not installed on the host%s" % (name, " (needed %s)" % purpose if purpose else ""))
+        return path
 
     def secret(self, *values):
         """Register secret values found during the run (see ``_secrets``): they are masked in results,

@@ -32,6 +32,7 @@ import os
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state
 
 #: ``<os>`` children that name a host file
@@ -53,10 +54,6 @@ def usage(ctx):
 
 def _norm(path):
     return os.path.normpath(path) if path else None
-
-
-def _flag(name, default):
-    return getattr(libvirt, name, default) if libvirt is not None else default
 
 
 class Usage:
@@ -91,7 +88,7 @@ class Usage:
         vm = dict(vm=dom.name(), state=run_state(dom), active=active, persistent=persistent)
         texts = [dom.XMLDesc(0)]
         if active and persistent:
-            texts.append(dom.XMLDesc(_flag("VIR_DOMAIN_XML_INACTIVE", 2)))
+            texts.append(dom.XMLDesc(flag("VIR_DOMAIN_XML_INACTIVE", 2)))
         for text in texts:
             root = _xml.parse(text, "domain XML")
             _domain_files(vm, root, None, files)
@@ -119,7 +116,7 @@ class Usage:
         if self._volumes is None:
             found = []
             with libvirt_errors("listing storage pools"):
-                pools = self.conn.listAllStoragePools(_flag("VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE", 2))
+                pools = self.conn.listAllStoragePools(flag("VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE", 2))
             for pool in pools:
                 try:
                     pool_name = pool.name()
