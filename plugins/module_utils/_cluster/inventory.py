@@ -40,6 +40,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     NotFoundError,
     VirtopsError,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import state_word
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.names import fill_volume_names
@@ -56,11 +57,7 @@ DEFINITION_KEYS = (
 DISK_KEYS = ("target", "bus", "path", "pool", "volume", "format")
 INTERFACE_KEYS = ("type", "source", "model", "mac", "addresses")
 
-_XML_INACTIVE = getattr(libvirt, "VIR_DOMAIN_XML_INACTIVE", 2) if libvirt else 2
-
-
-def _flag(name, default):
-    return getattr(libvirt, name, default) if libvirt else default
+_XML_INACTIVE = flag("VIR_DOMAIN_XML_INACTIVE", 2)
 
 
 # ----------------------------------------------------------------------- hypervisor names ---
@@ -88,7 +85,7 @@ def check_options(options):
 def _states(conn, domains):
     """``{uuid: (state, reason)}`` (libvirt's numbers) in one call where the driver can."""
     try:
-        stats = conn.getAllDomainStats(_flag("VIR_DOMAIN_STATS_STATE", 1), 0)
+        stats = conn.getAllDomainStats(flag("VIR_DOMAIN_STATS_STATE", 1), 0)
     except libvirt.libvirtError:
         stats = None
     out = {}
@@ -139,7 +136,7 @@ def vm_record(conn, dom, state, persistent, autostart, options):
     try:
         text = dom.XMLDesc(_XML_INACTIVE)
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() == _flag("VIR_ERR_NO_DOMAIN", 42):
+        if exc.get_error_code() == flag("VIR_ERR_NO_DOMAIN", 42):
             return None
         with libvirt_errors("reading VM '%s'" % dom.name()):
             raise
@@ -190,8 +187,8 @@ def list_hypervisor(uri, options, name=None, connection_class=Connection):
             hostname = conn.getHostname()
         with libvirt_errors("listing VMs"):
             domains = conn.listAllDomains(0)
-        persistent = _uuids(conn, _flag("VIR_CONNECT_LIST_DOMAINS_PERSISTENT", 4))
-        autostart = _uuids(conn, _flag("VIR_CONNECT_LIST_DOMAINS_AUTOSTART", 64))
+        persistent = _uuids(conn, flag("VIR_CONNECT_LIST_DOMAINS_PERSISTENT", 4))
+        autostart = _uuids(conn, flag("VIR_CONNECT_LIST_DOMAINS_AUTOSTART", 64))
         states = _states(conn, domains)
         vms = []
         for dom in domains:

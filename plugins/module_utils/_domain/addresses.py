@@ -43,6 +43,7 @@ import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors, translate_libvirt_error
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     ConflictError,
@@ -111,7 +112,7 @@ def _normalize(raw, source):
             if ip is not None and ip.is_loopback:
                 continue
             addresses.append(dict(
-                type="ipv6" if addr.get("type") == getattr(libvirt, "VIR_IP_ADDR_TYPE_IPV6", 1) else "ipv4",
+                type="ipv6" if addr.get("type") == flag("VIR_IP_ADDR_TYPE_IPV6", 1) else "ipv4",
                 address=addr.get("addr"),
                 prefix=int(addr["prefix"]) if addr.get("prefix") is not None else None,
             ))
@@ -152,7 +153,7 @@ def _bridge_leases(conn, dom, known):
         return []
     out = []
     try:
-        networks = conn.listAllNetworks(getattr(libvirt, "VIR_CONNECT_LIST_NETWORKS_ACTIVE", 2))
+        networks = conn.listAllNetworks(flag("VIR_CONNECT_LIST_NETWORKS_ACTIVE", 2))
         by_bridge = dict((net.bridgeName(), net) for net in networks)
     except libvirt.libvirtError:
         return []
@@ -217,7 +218,7 @@ def _agent_addresses(dom, timeout):
 
     def call():
         try:
-            box["raw"] = dom.interfaceAddresses(getattr(libvirt, _SOURCE_CONSTANTS["agent"][0], 1), 0)
+            box["raw"] = dom.interfaceAddresses(flag(*_SOURCE_CONSTANTS["agent"]), 0)
         except Exception as exc:  # pylint: disable=broad-except
             box["error"] = exc  # raised again in the caller's thread
 
@@ -250,7 +251,7 @@ def _read_source(conn, dom, source, agent_timeout=AGENT_TIMEOUT):
                     "the guest agent of domain '%s' did not answer the request for its network interfaces "
                     "%s: is the guest busy, hung or still booting?" % (name, what)), True)
         else:
-            raw = dom.interfaceAddresses(getattr(libvirt, _SOURCE_CONSTANTS[source][0], _SOURCE_CONSTANTS[source][1]), 0)
+            raw = dom.interfaceAddresses(flag(*_SOURCE_CONSTANTS[source]), 0)
     except libvirt.libvirtError as exc:
         return [], _source_error(exc, dom, source)
     items = _normalize(raw, source)

@@ -35,7 +35,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import run
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import lookup_or_none
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     InvalidInputError,
     NotFoundError,
@@ -50,7 +51,7 @@ STATE_FILTERS = ("running", "paused", "stopped", "shutdown", "crashed", "pmsuspe
 #: the agent is asked for at most this long per VM (seconds) unless ``agent_timeout`` says otherwise
 AGENT_TIMEOUT = 5
 
-_XML_INACTIVE = getattr(libvirt, "VIR_DOMAIN_XML_INACTIVE", 2) if libvirt else 2
+_XML_INACTIVE = flag("VIR_DOMAIN_XML_INACTIVE", 2)
 
 
 def _options(params):
@@ -162,7 +163,7 @@ def _still_there(conn, dom):
 
 def _domains(conn, opts):
     if opts["name"] is not None:
-        dom = lookup_or_none(conn.lookupByName, opts["name"], libvirt.VIR_ERR_NO_DOMAIN, "VM")
+        dom = find_vm(conn, opts["name"])
         if dom is None:
             with libvirt_errors("listing VMs"):
                 names = sorted(d.name() for d in conn.listAllDomains(0))

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 
 # virDomainState and, per state, its reason enum, by libvirt constant name.  The numbers come
 # from the installed binding; a name it lacks (older libvirt) is left out and reads "unknown".
@@ -38,12 +39,12 @@ def _state_names():
     if libvirt is None:
         return table
     for state, reasons in _STATE_TABLE:
-        number = getattr(libvirt, "VIR_DOMAIN_" + state, None)
+        number = flag("VIR_DOMAIN_" + state, None)
         if number is None:
             continue
         names = {}
         for reason in reasons:
-            value = getattr(libvirt, "VIR_DOMAIN_%s_%s" % (state, reason), None)
+            value = flag("VIR_DOMAIN_%s_%s" % (state, reason), None)
             if value is not None:
                 names[value] = reason.lower()
         table[number] = (state.lower(), names)
@@ -73,7 +74,7 @@ def is_active(dom):
 
 def has_code(exc, name):
     """Whether the libvirtError ``exc`` carries the error code ``libvirt.<name>``."""
-    return libvirt is not None and exc.get_error_code() == getattr(libvirt, name, None)
+    return libvirt is not None and exc.get_error_code() == flag(name, None)
 
 
 def error_message(exc):
