@@ -76,16 +76,16 @@ def _source_error(exc, dom, source):
     """
     name = dom.name()
     if has_code(exc, "VIR_ERR_NO_DOMAIN"):
-        raise translate_libvirt_error(exc, "reading the addresses of domain '%s'" % name)
+        raise translate_libvirt_error(exc, "reading the addresses of VM '%s'" % name)
     if source == "agent" or (has_code(exc, "VIR_ERR_OPERATION_INVALID") and "not running" in error_message(exc).lower()):
         error, transient = agent_error(exc, dom, "the request for its network interfaces")
         if isinstance(error, ConflictError) and not transient:
             raise error
         return error, transient
     if has_code(exc, "VIR_ERR_NO_SUPPORT") or has_code(exc, "VIR_ERR_ARGUMENT_UNSUPPORTED"):
-        return InvalidInputError("libvirt cannot read the addresses of domain '%s' from source '%s': %s"
+        return InvalidInputError("libvirt cannot read the addresses of VM '%s' from source '%s': %s"
                                  % (name, source, error_message(exc))), False
-    return BackendError("reading the addresses of domain '%s' from source '%s' failed: %s"
+    return BackendError("reading the addresses of VM '%s' from source '%s' failed: %s"
                         % (name, source, error_message(exc))), False
 
 
@@ -131,7 +131,7 @@ def _normalize(raw, source):
 
 def _domain_nics(dom):
     """``[(mac, interface type, bridge)]`` from the live XML, in the domain's order."""
-    with libvirt_errors("reading the XML of domain '%s'" % dom.name()):
+    with libvirt_errors("reading the XML of VM '%s'" % dom.name()):
         root = _xml.parse(dom.XMLDesc(0), "domain XML")
     nics = []
     for iface in root.findall("devices/interface"):
@@ -192,7 +192,7 @@ _STILL_PENDING = "still pending"
 
 def _agent_channel_state(dom):
     """``'connected'``/``'disconnected'`` from the live XML's guest agent channel, or None (no state)."""
-    with libvirt_errors("reading the XML of domain '%s'" % dom.name()):
+    with libvirt_errors("reading the XML of VM '%s'" % dom.name()):
         root = _xml.parse(dom.XMLDesc(0), "domain XML")
     for target in root.findall("devices/channel/target"):
         if target.get("name") == "org.qemu.guest_agent.0":
@@ -248,7 +248,7 @@ def _read_source(conn, dom, source, agent_timeout=AGENT_TIMEOUT):
             if raw in (_NO_ANSWER, _STILL_PENDING):
                 what = ("within %g s" % agent_timeout) if raw == _NO_ANSWER else "(an earlier request is still pending)"
                 return [], (OperationTimeoutError(
-                    "the guest agent of domain '%s' did not answer the request for its network interfaces "
+                    "the guest agent of VM '%s' did not answer the request for its network interfaces "
                     "%s: is the guest busy, hung or still booting?" % (name, what)), True)
         else:
             raw = dom.interfaceAddresses(flag(*_SOURCE_CONSTANTS[source]), 0)
@@ -356,12 +356,12 @@ def wait_for_addresses(conn, dom, source="any", timeout=300, macs=None, family="
         raise InvalidInputError("timeout must not be negative, got %s" % timeout)
     name = dom.name()
     if not is_active(dom):
-        raise ConflictError("domain '%s' is not running (%s, %s): start it before waiting for its addresses"
+        raise ConflictError("VM '%s' is not running (%s, %s): start it before waiting for its addresses"
                             % ((name,) + state_of(dom)))
     if macs is None:
         macs = [nic[0] for nic in _domain_nics(dom)]
         if not macs:
-            raise InvalidInputError("domain '%s' has no network interface: there is no address to wait for" % name)
+            raise InvalidInputError("VM '%s' has no network interface: there is no address to wait for" % name)
     macs = _normalize_macs(macs)
     deadline = clock() + timeout
     interval = 0.5
@@ -384,7 +384,7 @@ def wait_for_addresses(conn, dom, source="any", timeout=300, macs=None, family="
             seen = _describe(items, macs, family)
             notes = "".join("; %s: %s" % (src, msg) for src, msg in sorted(problems.items()))
             raise OperationTimeoutError(
-                "timed out after %g s waiting for an %s address on %s of domain '%s' (source %s); seen: %s%s"
+                "timed out after %g s waiting for an %s address on %s of VM '%s' (source %s); seen: %s%s"
                 % (timeout, family if family != "any" else "IP", "every interface" if len(macs) != 1 else macs[0],
                    name, source, seen, notes),
                 interfaces=items, missing=[m for m in macs if not _has_family(items, m, family)],
@@ -393,7 +393,7 @@ def wait_for_addresses(conn, dom, source="any", timeout=300, macs=None, family="
         interval = min(interval * 2, 5.0)
         if not is_active(dom):
             state, reason = state_of(dom)
-            raise ConflictError("domain '%s' stopped (%s, %s) while waiting for its addresses" % (name, state, reason),
+            raise ConflictError("VM '%s' stopped (%s, %s) while waiting for its addresses" % (name, state, reason),
                                 state=state, reason=reason)
 
 

@@ -68,12 +68,12 @@ def agent_command(dom, command, arguments=None, timeout=10):
     try:
         parsed = json.loads(reply)
     except (TypeError, ValueError):
-        raise BackendError("%s in domain '%s' answered with something that is not JSON: %r"
+        raise BackendError("%s in VM '%s' answered with something that is not JSON: %r"
                            % (doing, name, str(reply)[:200]))
     if not isinstance(parsed, dict) or "return" not in parsed:
         error = parsed.get("error") if isinstance(parsed, dict) else None
         desc = error.get("desc") if isinstance(error, dict) else parsed
-        raise BackendError("%s failed in domain '%s': %s" % (doing, name, desc), reply=parsed)
+        raise BackendError("%s failed in VM '%s': %s" % (doing, name, desc), reply=parsed)
     return parsed["return"]
 
 
@@ -103,7 +103,7 @@ def guest_exec(dom, path, args=(), input_data=None, timeout=30, sleep=time.sleep
     started = agent_command(dom, "guest-exec", arguments)
     pid = started.get("pid") if isinstance(started, dict) else None
     if pid is None:
-        raise BackendError("guest-exec in domain '%s' returned no pid: %r" % (dom.name(), started))
+        raise BackendError("guest-exec in VM '%s' returned no pid: %r" % (dom.name(), started))
     deadline = clock() + float(timeout)
     interval = 0.1
     while True:
@@ -119,7 +119,7 @@ def guest_exec(dom, path, args=(), input_data=None, timeout=30, sleep=time.sleep
         now = clock()
         if now >= deadline:
             raise OperationTimeoutError(
-                "'%s' (pid %s in domain '%s') did not finish within %g s; it is still running in the guest"
+                "'%s' (pid %s in VM '%s') did not finish within %g s; it is still running in the guest"
                 % (path, pid, dom.name(), float(timeout)), pid=pid)
         sleep(min(interval, max(deadline - now, 0)))
         interval = min(interval * 2, 1.0)

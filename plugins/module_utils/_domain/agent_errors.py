@@ -22,11 +22,11 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.states import error_message, has_code, state_names
 
 AGENT_NOT_CONNECTED = (
-    "the guest agent of domain '%s' is not connected: is qemu-guest-agent running in the guest and does "
-    "the domain have an org.qemu.guest_agent.0 channel?"
+    "the guest agent of VM '%s' is not connected: is qemu-guest-agent running in the guest and does "
+    "the VM have an org.qemu.guest_agent.0 channel?"
 )
 AGENT_NOT_CONFIGURED = (
-    "domain '%s' has no guest agent channel: add <channel type='unix'><target type='virtio' "
+    "VM '%s' has no guest agent channel: add <channel type='unix'><target type='virtio' "
     "name='org.qemu.guest_agent.0'/></channel> and install qemu-guest-agent in the guest"
 )
 
@@ -37,7 +37,7 @@ def agent_error(exc, dom, doing, timeout=None):
     message = error_message(exc)
     low = message.lower()
     if has_code(exc, "VIR_ERR_NO_DOMAIN"):
-        return translate_libvirt_error(exc, "%s in domain '%s'" % (doing, name)), False
+        return translate_libvirt_error(exc, "%s in VM '%s'" % (doing, name)), False
     if has_code(exc, "VIR_ERR_OPERATION_INVALID") and "not running" in low:
         # libvirt says "not running" for paused domains too: tell them apart
         try:
@@ -45,9 +45,9 @@ def agent_error(exc, dom, doing, timeout=None):
         except libvirt.libvirtError:
             state, reason = "unknown", "unknown"
         if state in ("paused", "pmsuspended"):
-            return ConflictError("domain '%s' is %s (%s): its guest agent cannot answer %s until it runs again"
+            return ConflictError("VM '%s' is %s (%s): its guest agent cannot answer %s until it runs again"
                                  % (name, state, reason, doing), state=state, reason=reason), True
-        return ConflictError("domain '%s' is not running (%s, %s): %s needs a running guest"
+        return ConflictError("VM '%s' is not running (%s, %s): %s needs a running guest"
                              % (name, state, reason, doing), state=state, reason=reason), False
     if has_code(exc, "VIR_ERR_AGENT_UNRESPONSIVE") and "not connected" in low:
         return BackendError(AGENT_NOT_CONNECTED % name, libvirt_error=message), True
@@ -57,7 +57,7 @@ def agent_error(exc, dom, doing, timeout=None):
             or has_code(exc, "VIR_ERR_AGENT_UNSYNCED"):
         within = " within %s s" % timeout if timeout is not None else ""
         return OperationTimeoutError(
-            "the guest agent of domain '%s' did not answer %s%s (is the guest busy, hung or still "
+            "the guest agent of VM '%s' did not answer %s%s (is the guest busy, hung or still "
             "booting?): %s" % (name, doing, within, message), libvirt_error=message), True
     if has_code(exc, "VIR_ERR_NO_SUPPORT"):
         return InvalidInputError(
@@ -65,5 +65,5 @@ def agent_error(exc, dom, doing, timeout=None):
     if "unable to execute qemu agent command" in low:
         # "internal error: unable to execute QEMU agent command 'x': <the agent's reason>"
         reason = re.sub(r"^.*?unable to execute qemu agent command '[^']*': ", "", message, flags=re.IGNORECASE)
-        return BackendError("%s failed in domain '%s': %s" % (doing, name, reason), libvirt_error=message), False
-    return translate_libvirt_error(exc, "%s in domain '%s'" % (doing, name)), False
+        return BackendError("%s failed in VM '%s': %s" % (doing, name, reason), libvirt_error=message), False
+    return translate_libvirt_error(exc, "%s in VM '%s'" % (doing, name)), False

@@ -77,7 +77,7 @@ def uptime_seconds(conn, dom):
     ``qemu://`` URI and the user may read the pid file.  Reboots inside the guest do not reset it;
     a domain migrated or restored here counts from then.
     """
-    with libvirt_errors("reading domain '%s'" % dom.name()):
+    with libvirt_errors("reading VM '%s'" % dom.name()):
         if not dom.isActive():
             return None
         uri = conn.getURI()
@@ -160,7 +160,7 @@ def disk_sizes(dom, root):
             capacity, allocation, physical = dom.blockInfo(target, 0)[:3]
         except libvirt.libvirtError as exc:
             if has_code(exc, "VIR_ERR_NO_DOMAIN"):
-                raise translate_libvirt_error(exc, "reading the disks of domain '%s'" % dom.name())
+                raise translate_libvirt_error(exc, "reading the disks of VM '%s'" % dom.name())
             capacity = allocation = physical = None
         out[target] = dict(capacity=capacity, allocation=allocation, physical=physical)
     return out
@@ -181,7 +181,7 @@ def runtime_facts(conn, dom, root=None):
     caller has it already."""
     name = dom.name()
     state, reason = state_of(dom)
-    with libvirt_errors("reading the run-time facts of domain '%s'" % name):
+    with libvirt_errors("reading the run-time facts of VM '%s'" % name):
         active = bool(dom.isActive())
         dom_id = dom.ID() if active else -1
         info = dom.info()

@@ -62,13 +62,13 @@ def state_names(state, reason):
 
 def state_of(dom):
     """The domain's state and the reason for it: ``('running', 'booted')``, ``('shutoff', 'destroyed')``."""
-    with libvirt_errors("reading the state of domain '%s'" % dom.name()):
+    with libvirt_errors("reading the state of VM '%s'" % dom.name()):
         state, reason = dom.state(0)[:2]
     return state_names(state, reason)
 
 
 def is_active(dom):
-    with libvirt_errors("reading the state of domain '%s'" % dom.name()):
+    with libvirt_errors("reading the state of VM '%s'" % dom.name()):
         return bool(dom.isActive())
 
 

@@ -32,7 +32,7 @@ def domain_facts(conn):
         memory_defined=0,
         memory_active=0,
     )
-    with libvirt_errors("listing domains"):
+    with libvirt_errors("listing VMs"):
         domains = conn.listAllDomains(0)
     names = []
     for dom in domains:

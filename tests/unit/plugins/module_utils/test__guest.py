@@ -279,13 +279,13 @@ def test_any_skips_a_missing_agent(test_conn):
 
 
 EXPLICIT_ERRORS = [
-    ("agent", NOT_CONNECTED, BackendError, "is qemu-guest-agent running in the guest and does the domain have an "
+    ("agent", NOT_CONNECTED, BackendError, "is qemu-guest-agent running in the guest and does the VM have an "
                                            "org.qemu.guest_agent.0 channel"),
     ("agent", NOT_CONFIGURED, InvalidInputError, "has no guest agent channel"),
     ("agent", NOT_AVAILABLE, OperationTimeoutError, "did not answer"),
     ("arp", ARP_BROKEN, BackendError, "from source 'arp' failed: internal error: wrong nlmsg len"),
     ("lease", ("VIR_ERR_NO_SUPPORT", "this function is not supported by the connection driver"),
-     InvalidInputError, "cannot read the addresses of domain 'fake' from source 'lease'"),
+     InvalidInputError, "cannot read the addresses of VM 'fake' from source 'lease'"),
     ("lease", NOT_RUNNING, ConflictError, "is not running"),
 ]
 
@@ -303,7 +303,7 @@ def test_paused_domain_any_skips_the_agent_but_reads_leases(test_conn):
     fake = FakeDom({AGENT: NOT_RUNNING, LEASE: {"vnet0": dict(hwaddr=MAC1, addrs=[ipv4("10.0.0.9")])}, ARP: {}},
                    state=(3, 1))
     assert [(i["mac"], i["source"]) for i in interface_addresses(test_conn, fake, "any")] == [(MAC1, "lease")]
-    with pytest.raises(ConflictError, match="domain 'fake' is paused \\(user\\): its guest agent cannot answer"):
+    with pytest.raises(ConflictError, match="VM 'fake' is paused \\(user\\): its guest agent cannot answer"):
         interface_addresses(test_conn, fake, "agent")
 
 
@@ -377,7 +377,7 @@ def test_wait_times_out_with_growing_interval_and_says_what_it_saw(test_conn, do
     assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 2.5]
     msg = info.value.msg
     assert info.value.kind == "timeout"
-    assert "domain 'guest-unit'" in msg and "source lease" in msg and "20 s" in msg
+    assert "VM 'guest-unit'" in msg and "source lease" in msg and "20 s" in msg
     assert "52:54:00:00:00:99: no address (missing ipv4)" in msg
     assert MAC1 + ": 192.168.122." in msg
     assert info.value.details["missing"] == ["52:54:00:00:00:99"]
@@ -422,13 +422,13 @@ def test_wait_timeout_mentions_failing_sources(test_conn):
     clock = FakeClock()
     with pytest.raises(OperationTimeoutError) as info:
         wait_for_addresses(test_conn, fake, timeout=1, sleep=clock.sleep, clock=clock.clock)
-    assert "agent: the guest agent of domain 'fake' is not connected" in info.value.msg
+    assert "agent: the guest agent of VM 'fake' is not connected" in info.value.msg
     assert "arp: " in info.value.msg
 
 
 def test_wait_fails_at_once_when_the_domain_stops(test_conn, dom):
     clock = FakeClock(on_sleep=lambda n: dom.destroy() if n == 2 else None)
-    with pytest.raises(ConflictError, match="domain 'guest-unit' stopped \\(shutoff, destroyed\\) while waiting"):
+    with pytest.raises(ConflictError, match="VM 'guest-unit' stopped \\(shutoff, destroyed\\) while waiting"):
         wait_for_addresses(test_conn, dom, macs=["52:54:00:00:00:99"], sleep=clock.sleep, clock=clock.clock)
     assert len(clock.sleeps) == 2
 
@@ -515,9 +515,9 @@ AGENT_ERRORS = [
     (NOT_AVAILABLE, OperationTimeoutError, "did not answer guest agent command 'guest-ping' within 10 s"),
     (("VIR_ERR_INTERNAL_ERROR", "internal error: unable to execute QEMU agent command 'guest-nope': "
                                 "The command guest-nope has not been found"),
-     BackendError, "guest agent command 'guest-ping' failed in domain 'guest-unit': .*has not been found"),
+     BackendError, "guest agent command 'guest-ping' failed in VM 'guest-unit': .*has not been found"),
     ("this is not json", BackendError, "not JSON"),
-    ({"error": {"class": "GenericError", "desc": "boom"}}, BackendError, "failed in domain 'guest-unit': boom"),
+    ({"error": {"class": "GenericError", "desc": "boom"}}, BackendError, "failed in VM 'guest-unit': boom"),
 ]
 
 
@@ -530,9 +530,9 @@ def test_agent_command_errors(agent, dom, answer, error, text):
 
 
 @pytest.mark.parametrize("action, text", [
-    ("suspend", "domain 'guest-unit' is paused \\(user\\): its guest agent cannot answer guest agent command "
+    ("suspend", "VM 'guest-unit' is paused \\(user\\): its guest agent cannot answer guest agent command "
                 "'guest-ping' until it runs again"),
-    ("destroy", "domain 'guest-unit' is not running \\(shutoff, destroyed\\): guest agent command 'guest-ping' "
+    ("destroy", "VM 'guest-unit' is not running \\(shutoff, destroyed\\): guest agent command 'guest-ping' "
                 "needs a running guest"),
 ])
 def test_agent_command_on_a_domain_that_does_not_run(agent, dom, action, text):
@@ -583,7 +583,7 @@ def test_guest_exec_reports_a_signal_and_truncation(agent, dom):
 def test_guest_exec_times_out(agent, dom):
     agent({"return": {"pid": 9}}, *([{"return": {"exited": False}}] * 10))
     clock = FakeClock()
-    with pytest.raises(OperationTimeoutError, match="'/bin/sleep' \\(pid 9 in domain 'guest-unit'\\) did not finish within 1 s"):
+    with pytest.raises(OperationTimeoutError, match="'/bin/sleep' \\(pid 9 in VM 'guest-unit'\\) did not finish within 1 s"):
         guest_exec(dom, "/bin/sleep", ["100"], timeout=1, sleep=clock.sleep, clock=clock.clock)
     assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.3])
 
