@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The network addresses of a VM: read (:func:`interface_addresses`), waited for
-(:func:`wait_for_addresses`) and put into a VM view (:func:`merge_addresses`).
+(:func:`address_wait.wait_for_addresses`) and put into a VM view (:func:`merge_addresses`).
 
 Used by ``vm``, ``vm_info`` and the inventory plugin.  Everything takes a raw ``virDomain`` (and the
 ``virConnect`` where the connection matters) and raises our exceptions; nothing here changes a VM.
@@ -37,9 +37,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
-import re
 import threading
-import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors, translate_libvirt_error
@@ -53,20 +51,18 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     VirtopsError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.agent_errors import AGENT_NOT_CONNECTED, agent_error
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.states import error_message, has_code, is_active, state_of
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.states import error_message, has_code, is_active
 from ansible_collections.virtops.libvirt.plugins.module_utils._network.leases import dhcp_leases
 
 SOURCES = ("lease", "agent", "arp", "any")
 #: the order in which ``any`` asks the sources
 ANY_ORDER = ("agent", "lease", "arp")
-FAMILIES = ("ipv4", "ipv6", "any")
 _SOURCE_CONSTANTS = dict(
     lease=("VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE", 0),
     agent=("VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT", 1),
     arp=("VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP", 2),
 )
 _NO_MAC = ("", "00:00:00:00:00:00")
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
 def _source_error(exc, dom, source):
@@ -129,7 +125,7 @@ def _normalize(raw, source):
     return out
 
 
-def _domain_nics(dom):
+def domain_nics(dom):
     """``[(mac, interface type, bridge)]`` from the live XML, in the domain's order."""
     with libvirt_errors("reading the XML of VM '%s'" % dom.name()):
         root = _xml.parse(dom.XMLDesc(0), "domain XML")
@@ -147,7 +143,7 @@ def _bridge_leases(conn, dom, known):
     libvirt's lease source only covers ``type='network'``; the network's dnsmasq still serves the
     others when they share its bridge.
     """
-    wanted = dict((mac, bridge) for mac, kind, bridge in _domain_nics(dom)
+    wanted = dict((mac, bridge) for mac, kind, bridge in domain_nics(dom)
                   if kind == "bridge" and bridge and mac not in known)
     if not wanted or conn is None:
         return []
@@ -234,7 +230,7 @@ def _agent_addresses(dom, timeout):
     return box["raw"]
 
 
-def _read_source(conn, dom, source, agent_timeout=AGENT_TIMEOUT):
+def read_source(conn, dom, source, agent_timeout=AGENT_TIMEOUT):
     """``(interfaces, problem)`` from one source; ``problem`` is None or ``(VirtopsError, transient)``.
 
     A domain that is gone or not running raises at once.
@@ -261,13 +257,13 @@ def _read_source(conn, dom, source, agent_timeout=AGENT_TIMEOUT):
     return items, None
 
 
-def _read_any(conn, dom, agent_timeout=AGENT_TIMEOUT):
+def read_any(conn, dom, agent_timeout=AGENT_TIMEOUT):
     """``(interfaces, problems)``: the sources merged per MAC, and ``{source: message}`` of those that failed."""
     merged = []
     index = {}
     problems = {}
     for source in ANY_ORDER:
-        items, problem = _read_source(conn, dom, source, agent_timeout)
+        items, problem = read_source(conn, dom, source, agent_timeout)
         if problem is not None:
             problems[source] = problem[0].msg
         for item in items:
@@ -280,7 +276,7 @@ def _read_any(conn, dom, agent_timeout=AGENT_TIMEOUT):
     return merged, problems
 
 
-def _check_source(source):
+def check_source(source):
     if source not in SOURCES:
         raise InvalidInputError("address source must be one of %s, got %r" % (", ".join(SOURCES), source))
 
@@ -292,109 +288,24 @@ def interface_addresses(conn, dom, source="any", agent_timeout=AGENT_TIMEOUT):
     channel or source unsupported: InvalidInputError; agent silent for ``agent_timeout`` s:
     OperationTimeoutError); with ``any`` such a source yields nothing.
     """
-    _check_source(source)
+    check_source(source)
     if not is_active(dom):
         return []
     if source == "any":
-        return _read_any(conn, dom, agent_timeout)[0]
-    items, problem = _read_source(conn, dom, source, agent_timeout)
+        return read_any(conn, dom, agent_timeout)[0]
+    items, problem = read_source(conn, dom, source, agent_timeout)
     if problem is not None:
         raise problem[0]
     return items
 
 
-def _usable(address, family):
+def usable(address, family):
     """An address that counts for waiting: of ``family``, not link-local."""
     if family != "any" and address["type"] != family:
         return False
     ip = _ip(address["address"])
     return ip is None or not (ip.is_link_local or ip.is_loopback)
 
-
-def _has_family(items, mac, family):
-    return any(_usable(a, family) for item in items if item["mac"] == mac for a in item["addresses"])
-
-
-def _describe(items, macs, family):
-    parts = []
-    for mac in macs:
-        found = [a for item in items if item["mac"] == mac for a in item["addresses"]]
-        text = ", ".join("%s/%s" % (a["address"], a["prefix"]) for a in found) or "no address"
-        ok = "" if _has_family(items, mac, family) else " (missing %s)" % family
-        parts.append("%s: %s%s" % (mac, text, ok))
-    return "; ".join(parts) or "nothing"
-
-
-def _normalize_macs(macs):
-    out = []
-    for mac in macs:
-        text = str(mac).strip().lower().replace("-", ":")
-        if not _MAC.match(text):
-            raise InvalidInputError("%r is not a MAC address (expected 52:54:00:xx:xx:xx)" % (mac,))
-        out.append(text)
-    return out
-
-
-def wait_for_addresses(conn, dom, source="any", timeout=300, macs=None, family="ipv4",
-                       sleep=time.sleep, clock=time.monotonic, agent_timeout=AGENT_TIMEOUT):
-    """Poll :func:`interface_addresses` until every MAC in ``macs`` has an address of ``family``.
-
-    ``macs`` defaults to every interface of the domain (live XML).  ``family`` is ``ipv4``,
-    ``ipv6`` or ``any``; link-local addresses (169.254/16, fe80::/10) do not count.  Polls every
-    0.5 s, doubling up to 5 s.  While the agent is not connected yet (booting guest) it keeps
-    waiting; a permanent problem (no agent channel, unsupported source) fails at once, and so does
-    the domain stopping.  On timeout: OperationTimeoutError saying what was seen.
-    """
-    _check_source(source)
-    if family not in FAMILIES:
-        raise InvalidInputError("address family must be one of %s, got %r" % (", ".join(FAMILIES), family))
-    try:
-        timeout = float(timeout)
-    except (TypeError, ValueError):
-        raise InvalidInputError("timeout must be a number of seconds, got %r" % (timeout,))
-    if timeout < 0:
-        raise InvalidInputError("timeout must not be negative, got %s" % timeout)
-    name = dom.name()
-    if not is_active(dom):
-        raise ConflictError("VM '%s' is not running (%s, %s): start it before waiting for its addresses"
-                            % ((name,) + state_of(dom)))
-    if macs is None:
-        macs = [nic[0] for nic in _domain_nics(dom)]
-        if not macs:
-            raise InvalidInputError("VM '%s' has no network interface: there is no address to wait for" % name)
-    macs = _normalize_macs(macs)
-    deadline = clock() + timeout
-    interval = 0.5
-    while True:
-        bound = max(min(agent_timeout, deadline - clock()), 1)
-        if source == "any":
-            items, problems = _read_any(conn, dom, bound)
-        else:
-            items, problem = _read_source(conn, dom, source, bound)
-            problems = {}
-            if problem is not None:
-                error, transient = problem
-                if not transient:
-                    raise error
-                problems[source] = error.msg
-        if all(_has_family(items, mac, family) for mac in macs):
-            return items
-        now = clock()
-        if now >= deadline:
-            seen = _describe(items, macs, family)
-            notes = "".join("; %s: %s" % (src, msg) for src, msg in sorted(problems.items()))
-            raise OperationTimeoutError(
-                "timed out after %g s waiting for an %s address on %s of VM '%s' (source %s); seen: %s%s"
-                % (timeout, family if family != "any" else "IP", "every interface" if len(macs) != 1 else macs[0],
-                   name, source, seen, notes),
-                interfaces=items, missing=[m for m in macs if not _has_family(items, m, family)],
-            )
-        sleep(min(interval, max(deadline - now, 0)))
-        interval = min(interval * 2, 5.0)
-        if not is_active(dom):
-            state, reason = state_of(dom)
-            raise ConflictError("VM '%s' stopped (%s, %s) while waiting for its addresses" % (name, state, reason),
-                                state=state, reason=reason)
 
 
 def domain_ip_summary(interfaces, macs=None):
@@ -409,7 +320,7 @@ def domain_ip_summary(interfaces, macs=None):
         items = sorted((i for i in items if i.get("mac") in order), key=lambda i: order.index(i["mac"]))
     for item in items:
         for address in item.get("addresses") or ():
-            if _usable(address, "ipv4"):
+            if usable(address, "ipv4"):
                 return address["address"]
     return None
 
