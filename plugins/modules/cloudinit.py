@@ -284,14 +284,12 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.cloudinit import (
-    BUILDERS,
-    SEED_ARGUMENT_SPEC,
-    CloudInitResource,
-)
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.options import SEED_ARGUMENT_SPEC
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.resource import CloudInitResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.secrets import seed_secrets
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.iso import BUILDERS
 
 
 def main():

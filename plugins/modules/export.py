@@ -368,7 +368,8 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._export.export import FORMATS, ExportResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._export.export import ExportResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._export.params import FORMATS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
 
 

@@ -340,7 +340,8 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._migrate.migrate import COPY_STORAGE, run_migration
+from ansible_collections.virtops.libvirt.plugins.module_utils._migrate.decide import COPY_STORAGE
+from ansible_collections.virtops.libvirt.plugins.module_utils._migrate.resource import run_migration
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
 
 ARGUMENT_SPEC = dict(

@@ -418,7 +418,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import NetworkResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.resource import NetworkResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
 
 _RANGE = dict(type="list", elements="dict", options=dict(

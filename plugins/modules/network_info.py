@@ -115,7 +115,7 @@ ip:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import gather_network_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.view import gather_network_info
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
 
 

@@ -250,7 +250,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.snapshot import REVERT_STATES, STATES, SnapshotResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.resource import SnapshotResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.view import REVERT_STATES, STATES
 
 
 ARGUMENT_SPEC = dict(

@@ -129,7 +129,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.snapshot import gather_snapshot_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.view import gather_snapshot_info
 
 
 def main():

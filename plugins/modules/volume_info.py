@@ -138,18 +138,22 @@ volumes:
           description: Volume name of the backing image, when libvirt knows it as a volume.
           type: str
     used_by:
-      description: Domain disks whose source is this volume (by path, or by pool and volume name).
+      description:
+        - The VMs that use this volume, by path or by pool and volume name, once per VM and device.
+        - Every use counts, as in the check before M(virtops.libvirt.volume) deletes a volume (a disk or
+          CD-ROM, a backing file a running VM lists, NVRAM, loader, kernel, initrd, DTB, and the files of
+          the VM's snapshots).
       type: list
       elements: dict
       contains:
         domain:
-          description: Domain name.
+          description: VM name.
           type: str
         active:
-          description: Whether the domain is running.
+          description: Whether the VM is running.
           type: bool
         target:
-          description: Disk target device in the domain.
+          description: Target device of the disk in the VM (null for a use that is not a disk, such as NVRAM).
           type: str
           sample: vda
 """
@@ -158,7 +162,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import gather_volume_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_info import gather_volume_info
 
 
 def main():

@@ -52,7 +52,6 @@ class DefinedObjectResource(Resource):
 
     def __init__(self, ctx):
         super(DefinedObjectResource, self).__init__(ctx)
-        self.restart_required = False
         self._object = None
         self._current = None
 

@@ -20,7 +20,7 @@ import copy
 import hashlib
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import cloudinit as _cloudinit
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import seed as _cloudinit
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
@@ -29,7 +29,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import add
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import agent as _agent
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import secrets as _secrets
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import snapshot as _snapshot
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import view as _snapshot
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import trust as _trust
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import checks as _vm_checks
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.view import vm_view
@@ -56,20 +56,21 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import check_timeouts, timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import describe, usage, vm_names
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool, retry_busy
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
     backing_chain,
-    build_volume_xml,
-    delete_by_name,
-    disk_users,
-    exists_already,
     lookup_pool_or_assume,
     lookup_volume,
     parse_volume_xml,
-    record_fill,
-    refresh_pool,
-    retry_busy,
     volume_path,
     volume_xml,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import (
+    build_volume_xml,
+    delete_by_name,
+    exists_already,
+    record_fill,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.names import VolumeNames, fill_volume_names
 

@@ -165,7 +165,7 @@ def _mtime_ns(text):
 
 
 def local_file(uri, model):
-    """The path of the volume ``model`` (``_volume.parse_volume_xml``) when this node sees that very
+    """The path of the volume ``model`` (``volume_view.parse_volume_xml``) when this node sees that very
     file, else None: a local URI, a regular file, and libvirt's modification time and size of it
     equal to what this node sees at that path (another mount namespace may hold a namesake)."""
     path = model.get("path")

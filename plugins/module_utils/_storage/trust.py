@@ -206,10 +206,10 @@ def _check_backing(qemu_img, path, what, name, fmt, backing, base_dir, depth, se
 
 
 def check_reported(model, fmt, what, backing=None, chain=None, said="declared"):
-    """The same rules for a volume known only from libvirt's report (``_volume.parse_volume_xml``): a remote
+    """The same rules for a volume known only from libvirt's report (``volume_view.parse_volume_xml``): a remote
     hypervisor, or a file this node cannot see.  libvirt does not report qcow2 data files or VMDK extents,
     and fills in backing formats by probing: those cannot be checked here (documented in the modules).
-    ``chain``: ``_volume.backing_chain`` of the volume (links with path, format, pool, volume)."""
+    ``chain``: ``volume_view.backing_chain`` of the volume (links with path, format, pool, volume)."""
     reported = model.get("format")
     check_declared(what, fmt, reported, said)
     _check_format_known(what, fmt or reported)

@@ -30,7 +30,10 @@ import subprocess
 import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import atomic_write
 
+#: the progress file is read by whoever polls it (as a plain ``open()`` made it before)
+PROGRESS_MODE = 0o644
 _PERCENT_RE = re.compile(r"\((\d+(?:\.\d+)?)/100%\)")
 
 
@@ -120,18 +123,11 @@ class Progress:
         if not force and self._last_write is not None and now - self._last_write < self.interval:
             return
         self._last_write = now
-        data = (json.dumps(self.snapshot(), sort_keys=True) + "\n").encode("utf-8")
-        tmp = "%s.%d.tmp" % (self.path, os.getpid())
+        data = json.dumps(self.snapshot(), sort_keys=True) + "\n"
         try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-            os.rename(tmp, self.path)
+            atomic_write(self.path, data, mode=PROGRESS_MODE)
         except (IOError, OSError):
-            # progress is a courtesy: a full or read-only disk must not fail the operation itself
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            pass  # progress is a courtesy: a full or read-only disk must not fail the operation itself
 
     def finish(self, ok=True, message=None):
         self.state = "done" if ok else "failed"

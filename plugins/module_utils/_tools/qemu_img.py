@@ -23,6 +23,7 @@ import re
 import subprocess
 import time
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.binaries import find_binary
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     BackendError,
     CommandError,
@@ -45,22 +46,18 @@ def _default_run(argv):
 
 
 def find_qemu_img(paths=None):
-    for directory in (paths or os.environ.get("PATH", "").split(os.pathsep)) + ["/usr/bin", "/usr/local/bin"]:
-        candidate = os.path.join(directory, "qemu-img")
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    raise MissingDependencyError(
-        "qemu-img was not found on the managed node: install 'qemu-utils' (Debian/Ubuntu) or 'qemu-img' (RHEL/Fedora)"
-    )
+    found = find_binary("qemu-img", extra_dirs=("/usr/bin", "/usr/local/bin"),
+                        path=os.pathsep.join(paths) if paths else None)
+    if found is None:
+        raise MissingDependencyError(
+            "qemu-img was not found on the managed node: install 'qemu-utils' (Debian/Ubuntu) or 'qemu-img' (RHEL/Fedora)"
+        )
+    return found
 
 
 def find_prlimit():
     """Path of util-linux's ``prlimit``, or None."""
-    for directory in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin", "/bin"]:
-        candidate = os.path.join(directory, "prlimit")
-        if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return find_binary("prlimit", extra_dirs=("/usr/bin", "/bin"))
 
 
 class QemuImg:
@@ -68,6 +65,11 @@ class QemuImg:
         self._run = run or _default_run
         self.binary = binary or find_qemu_img()
         self._prlimit = prlimit
+
+    @classmethod
+    def of(cls, ctx):
+        """The qemu-img of a module run: its commands go through ``ctx.run_command``."""
+        return cls(run=ctx.run_command)
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -172,6 +174,24 @@ class QemuImg:
         _rc, data = self._json(args, "measure")
         return data
 
+    def map(self, path, fmt=None, force_share=True):
+        """``qemu-img map --output=json``: the extents of the image as seen by the guest, each a dict
+        with ``start``, ``length``, ``depth`` (0: in ``path`` itself, 1: in its backing file...), ``data``, ``zero``."""
+        args = ["map"]
+        if force_share:
+            args.append("-U")
+        if fmt:
+            args += ["-f", fmt]
+        args.append(path)
+        _rc, entries = self._json(args, "map")
+        return entries
+
+    def data_bytes(self, path, fmt=None, top_only=False):
+        """Bytes of guest data that reading ``path`` costs: the allocated extents of its whole chain, or with
+        ``top_only`` those allocated in ``path`` itself (what a guest wrote into an overlay)."""
+        return sum(int(e.get("length", 0)) for e in self.map(path, fmt)
+                   if e.get("data") and (not top_only or e.get("depth", 0) == 0))
+
     def compare(self, first, second, strict=False):
         """True when the two images have the same guest-visible content."""
         args = ["compare", "-U"]
@@ -196,6 +216,10 @@ class QemuImg:
         if size is not None:
             args.append(str(int(size)))
         self._call(args, "create")
+
+    def commit(self, path, fmt="qcow2"):
+        """Merge the overlay ``path`` into its backing file (offline: no VM may use the chain)."""
+        self._call(["commit", "-q", "-f", fmt, path], "commit")
 
     def resize(self, path, size, fmt=None, shrink=False):
         args = ["resize", "-q"]

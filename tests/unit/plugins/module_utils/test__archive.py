@@ -16,6 +16,7 @@ import tarfile
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive_read as _archive_read
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 
 needs_zstd = pytest.mark.skipif(shutil.which("zstd") is None, reason="the zstd command is not installed")
@@ -110,18 +111,18 @@ def test_stream_reads_every_format(tmp_path, compress):
         path = zstd(path)
     assert _archive.detect_format(path) == compress
     seen = []
-    with _archive.ArchiveStream(path) as stream:
+    with _archive_read.ArchiveStream(path) as stream:
         for name, size, fileobj in stream.members():
             if name == "disks/vda.qcow2":
-                digest = _archive.copy_member(fileobj, str(tmp_path / "out"), size, name, declared_size=len(DISK))
+                digest = _archive_read.copy_member(fileobj, str(tmp_path / "out"), size, name, declared_size=len(DISK))
                 assert digest == hashlib.sha256(DISK).hexdigest()
             else:
-                _archive.read_small(fileobj, size, name)
+                _archive_read.read_small(fileobj, size, name)
             seen.append(name)
     assert seen == [_archive.MANIFEST_NAME, _archive.DOMAIN_XML_NAME, "disks/vda.qcow2"]
     assert (tmp_path / "out").read_bytes() == DISK
     if compress == "tar":
-        assert _archive.scan(path) == [(n, len(d)) for n, d in own_members()]
+        assert _archive_read.scan(path) == [(n, len(d)) for n, d in own_members()]
 
 
 def test_detect_format_refuses(tmp_path):
@@ -149,40 +150,40 @@ HOSTILE = [
 def test_hostile_members_refused(tmp_path, members, message, compress):
     path = write_tar(tmp_path / "h.tar", members, mode="w:gz" if compress == "tar.gz" else "w")
     with pytest.raises(InvalidInputError, match=message):
-        with _archive.ArchiveStream(path) as stream:
+        with _archive_read.ArchiveStream(path) as stream:
             for name, size, fileobj in stream.members():
-                _archive.read_small(fileobj, size, name)
+                _archive_read.read_small(fileobj, size, name)
     if compress == "tar":
         with pytest.raises(InvalidInputError, match=message):
-            _archive.scan(path)
+            _archive_read.scan(path)
     assert sorted(os.listdir(str(tmp_path))) == ["h.tar"], "nothing was written beside the archive"
 
 
 def test_directory_entries_skipped(tmp_path):
     path = write_tar(tmp_path / "d.tar", [("disks", b"", dict(type=tarfile.DIRTYPE)), ("disks/a", b"1")])
-    with _archive.ArchiveStream(path) as stream:
+    with _archive_read.ArchiveStream(path) as stream:
         assert [m[0] for m in stream.members()] == ["disks/a"]
 
 
 def test_copy_member_size_checks(tmp_path):
     with pytest.raises(InvalidInputError, match="archive declares 5"):
-        _archive.copy_member(io.BytesIO(b"123456"), str(tmp_path / "a"), 6, "m", declared_size=5)
+        _archive_read.copy_member(io.BytesIO(b"123456"), str(tmp_path / "a"), 6, "m", declared_size=5)
     assert not (tmp_path / "a").exists(), "refused before anything was written"
     with pytest.raises(InvalidInputError, match="more than the 6 bytes"):
-        _archive.copy_member(io.BytesIO(b"1234567"), str(tmp_path / "b"), 6, "m")
+        _archive_read.copy_member(io.BytesIO(b"1234567"), str(tmp_path / "b"), 6, "m")
     with pytest.raises(InvalidInputError, match="truncated"):
-        _archive.copy_member(io.BytesIO(b"12"), str(tmp_path / "c"), 6, "m")
+        _archive_read.copy_member(io.BytesIO(b"12"), str(tmp_path / "c"), 6, "m")
     assert os.listdir(str(tmp_path)) == [], "no partial file is left"
     (tmp_path / "d").write_bytes(b"")
     with pytest.raises(OSError):  # never writes through an existing file (or a planted link)
-        _archive.copy_member(io.BytesIO(b"1"), str(tmp_path / "d"), 1, "m")
+        _archive_read.copy_member(io.BytesIO(b"1"), str(tmp_path / "d"), 1, "m")
 
 
 def test_read_small_limits():
     with pytest.raises(InvalidInputError, match="at most 4"):
-        _archive.read_small(io.BytesIO(b"12345"), 5, "m", limit=4)
+        _archive_read.read_small(io.BytesIO(b"12345"), 5, "m", limit=4)
     with pytest.raises(InvalidInputError, match="not the 9"):
-        _archive.read_small(io.BytesIO(b"12345"), 9, "m")
+        _archive_read.read_small(io.BytesIO(b"12345"), 9, "m")
 
 
 def test_truncated_archive(tmp_path):
@@ -191,10 +192,10 @@ def test_truncated_archive(tmp_path):
     with open(path, "wb") as handle:
         handle.write(data[:len(data) // 2])
     with pytest.raises(InvalidInputError, match="truncated"):
-        with _archive.ArchiveStream(path) as stream:
+        with _archive_read.ArchiveStream(path) as stream:
             for name, size, fileobj in stream.members():
                 if name.startswith("disks/"):
-                    _archive.copy_member(fileobj, str(tmp_path / "out"), size, name)
+                    _archive_read.copy_member(fileobj, str(tmp_path / "out"), size, name)
 
 
 @needs_zstd
@@ -206,14 +207,14 @@ def test_corrupt_zstd(tmp_path):
     with open(path, "wb") as handle:
         handle.write(bytes(data))
     with pytest.raises(InvalidInputError):
-        with _archive.ArchiveStream(path) as stream:
+        with _archive_read.ArchiveStream(path) as stream:
             for name, size, fileobj in stream.members():
-                _archive.copy_member(fileobj, str(tmp_path / name.replace("/", "_")), size, name)
+                _archive_read.copy_member(fileobj, str(tmp_path / name.replace("/", "_")), size, name)
 
 
 def test_scratch_dir_removed(tmp_path):
     with pytest.raises(RuntimeError):
-        with _archive.scratch_dir(str(tmp_path)) as scratch:
+        with _archive_read.scratch_dir(str(tmp_path)) as scratch:
             open(os.path.join(scratch, "x"), "w").close()
             raise RuntimeError("boom")
     assert os.listdir(str(tmp_path)) == []

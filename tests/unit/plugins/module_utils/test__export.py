@@ -16,10 +16,15 @@ import tarfile
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive_read as _archive_read
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._export import export as _export
+from ansible_collections.virtops.libvirt.plugins.module_utils._export import overlay as _overlay
+from ansible_collections.virtops.libvirt.plugins.module_utils._export import params as _export_params
+from ansible_collections.virtops.libvirt.plugins.module_utils._export import run as _export_run
+from ansible_collections.virtops.libvirt.plugins.module_utils._export import writers as _writers
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
+from ansible_collections.virtops.libvirt.plugins.module_utils._import import ovf as _ovf_read
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import ovf as _ovf_tools
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
@@ -29,17 +34,12 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     InvalidInputError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._export.export import (
-    DestinationFullError,
-    ExportQemuImg,
-    ExportResource,
-    build_snapshot_xml,
-    check_params,
-    safe_file_name,
-    sha256_file,
-    volume_stem,
-    write_tar,
-)
+from ansible_collections.virtops.libvirt.plugins.module_utils._export.export import ExportResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._export.overlay import build_snapshot_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._export.params import check_params, safe_file_name, volume_stem
+from ansible_collections.virtops.libvirt.plugins.module_utils._export.writers import DestinationFullError, export_argv, write_tar
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import sha256_file
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
@@ -191,11 +191,11 @@ def test_sha256_of_a_sparse_file_is_the_plain_sha256(tmp_path):
 
 def test_data_bytes_reads_only_allocated_data(tmp_path):
     top, raw = make_images(str(tmp_path))
-    qemu = ExportQemuImg(run=run_argv)
+    qemu = QemuImg(run=run_argv)
     # base: 2 MiB + 1 MiB, overlay: 2 MiB, one of which hides base data: 4 MiB of the chain hold data
     assert qemu.data_bytes(top, "qcow2") == 4 * MiB
     assert qemu.data_bytes(raw, "raw") == MiB
-    assert qemu.top_data_bytes(top) == 2 * MiB
+    assert qemu.data_bytes(top, "qcow2", top_only=True) == 2 * MiB
 
 
 @pytest.mark.parametrize("fmt,compress,share,has,lacks", [
@@ -205,7 +205,7 @@ def test_data_bytes_reads_only_allocated_data(tmp_path):
     ("vhdx", False, False, ["subformat=dynamic", "-W"], []),
 ])
 def test_export_argv(fmt, compress, share, has, lacks):
-    argv = ExportQemuImg(run=run_argv).export_argv("/s", "/d", fmt, "qcow2", compress, share)
+    argv = export_argv(QemuImg(run=run_argv), "/s", "/d", fmt, "qcow2", compress, share)
     assert argv[1] == "convert" and argv[-2:] == ["/s", "/d"]
     assert argv[argv.index("-O") + 1] == fmt
     for item in has:
@@ -227,7 +227,7 @@ def test_write_tar_round_trips_through_the_import_reader(tmp_path, fmt):
     assert digest == sha256_file(out)
     assert sum(counted) == 300000
     assert _archive.detect_format(out) == fmt
-    with _archive.ArchiveStream(out) as stream:
+    with _archive_read.ArchiveStream(out) as stream:
         seen = [(name, size, handle.read()) for name, size, handle in stream.members()]
     assert [(n, s) for n, s, _d in seen] == [("first.json", 2), ("disks/vda.qcow2", 300000)]
     assert seen[1][2] == disk.read_bytes()
@@ -235,7 +235,7 @@ def test_write_tar_round_trips_through_the_import_reader(tmp_path, fmt):
 
 def test_write_tar_through_an_external_gzip(tmp_path, monkeypatch):
     """The pigz path (pigz is optional): the same pipe, with gzip standing in for it."""
-    monkeypatch.setattr(_export, "compressor_argv", lambda fmt: ["gzip", "-c", "-1"])
+    monkeypatch.setattr(_writers, "compressor_argv", lambda fmt: ["gzip", "-c", "-1"])
     out = str(tmp_path / "a.tar.gz")
     write_tar(out, [("x", b"hello" * 1000)], "tar.gz")
     with tarfile.open(out, "r:gz") as tar:
@@ -250,7 +250,7 @@ def test_write_tar_on_a_full_disk_says_so(fmt):
 
 def test_ustar_refuses_what_it_cannot_hold():
     with pytest.raises(InvalidInputError, match="ustar"):
-        _export._tarinfo("big.vmdk", 8 ** 11, 0, tarfile.USTAR_FORMAT)
+        _writers._tarinfo("big.vmdk", 8 ** 11, 0, tarfile.USTAR_FORMAT)
 
 
 # --- a stopped VM, through libvirt's test driver ------------------------------------------------
@@ -267,7 +267,7 @@ def test_stopped_vm_disk_formats_round_trip(test_conn, stopped_vm, fmt, compress
     assert results[0]["artefacts"][1]["size"] is None and results[0]["total_size"] is None
     assert results[0]["actions"] == results[1]["actions"]
     assert results[2]["actions"] == [] and results[3]["reason"] is None
-    ext = _export.EXTENSIONS[fmt]
+    ext = _export_params.EXTENSIONS[fmt]
     names = ["%s.xml" % VM, "%s-vda.%s" % (VM, ext), "%s-vdb.%s" % (VM, ext)]
     assert listing(dest) == sorted(names + [n + ".sha256" for n in names] + ["%s.%s.export.json" % (VM, ext)])
     done = results[1]
@@ -335,7 +335,7 @@ def test_every_file_is_written_with_mode(test_conn, stopped_vm, fmt):
 def test_temporary_files_are_never_more_open_than_mode(test_conn, stopped_vm, monkeypatch):
     """Under umask 0, every temporary file has the final mode from its creation (qemu-img, tar, checksums)."""
     seen = []
-    real_run, real_tar, real_rename = _export.run_with_percent, _export.write_tar, os.rename
+    real_run, real_tar, real_rename = _export_run.run_with_percent, _export_run.write_tar, os.rename
 
     def run_checked(argv, on_percent):
         seen.append(("qemu-img output before", file_mode(argv[-1])))
@@ -348,12 +348,12 @@ def test_temporary_files_are_never_more_open_than_mode(test_conn, stopped_vm, mo
         return real_tar(path, *args, **kwargs)
 
     def rename_checked(src, dst):
-        if _export.TMP_MARK in os.path.basename(src):
+        if _export_params.TMP_MARK in os.path.basename(src):
             seen.append(("temporary file renamed", file_mode(src)))
         return real_rename(src, dst)
 
-    monkeypatch.setattr(_export, "run_with_percent", run_checked)
-    monkeypatch.setattr(_export, "write_tar", tar_checked)
+    monkeypatch.setattr(_export_run, "run_with_percent", run_checked)
+    monkeypatch.setattr(_export_run, "write_tar", tar_checked)
     monkeypatch.setattr(os, "rename", rename_checked)
     stopped_vm["dest"].mkdir()
     old_umask = os.umask(0)
@@ -418,11 +418,11 @@ def test_ova(test_conn, stopped_vm, tmp_path):
         assert handle.read(512)[257:265] == b"ustar\x0000"  # POSIX ustar, as OVF wants
     with tarfile.open(dest) as tar:
         data = dict((m.name, tar.extractfile(m.name).read()) for m in members)
-    manifest = _ovf.parse_manifest(data["%s.mf" % VM])
+    manifest = _ovf_tools.parse_manifest(data["%s.mf" % VM])
     assert list(manifest) == [names[0], names[2], names[3]]
     for name, digest in manifest.items():
         assert hashlib.sha256(data[name]).hexdigest() == digest
-    vm = _ovf.parse_ovf(data["%s.ovf" % VM])
+    vm = _ovf_read.parse_ovf(data["%s.ovf" % VM])
     assert (vm["name"], vm["vcpus"], vm["memory_mib"]) == (VM, 2, 256)
     assert [(d["file"], d["capacity"], d["size"]) for d in vm["disks"]] == [
         (names[2], 64 * MiB, len(data[names[2]])), (names[3], 32 * MiB, len(data[names[3]]))]
@@ -444,7 +444,7 @@ def test_vm_archive(test_conn, stopped_vm, fmt):
     assert art["name"] == "%s.%s" % (VM, fmt) and art["kind"] == "archive"
     scratch = str(stopped_vm["dest"] / "unpacked")
     os.mkdir(scratch)
-    with _archive.ArchiveStream(art["path"]) as stream:
+    with _archive_read.ArchiveStream(art["path"]) as stream:
         members = []
         for name, size, handle in stream.members():
             members.append(name)
@@ -454,8 +454,8 @@ def test_vm_archive(test_conn, stopped_vm, fmt):
                 definition = handle.read().decode()
             else:
                 entry = [d for d in manifest["disks"] if d["file"] == name][0]
-                digest = _archive.copy_member(handle, os.path.join(scratch, os.path.basename(name)), size, name,
-                                              declared_size=entry["size"])
+                digest = _archive_read.copy_member(handle, os.path.join(scratch, os.path.basename(name)), size, name,
+                                                   declared_size=entry["size"])
                 assert digest == entry["sha256"]
     assert members == [_archive.MANIFEST_NAME, _archive.DOMAIN_XML_NAME, "disks/vda.qcow2", "disks/vdb.qcow2"]
     assert manifest["vm"]["name"] == VM and manifest["vm"]["vcpus"] == 2 and manifest["vm"]["memory_mib"] == 256
@@ -480,7 +480,7 @@ def test_a_failure_leaves_no_partial_file(test_conn, stopped_vm, monkeypatch, tm
     dest = stopped_vm["dest"]
     dest.mkdir()
     (dest / "unrelated.txt").write_text("keep me")
-    real = _export.run_with_percent
+    real = _export_run.run_with_percent
     calls = []
 
     def full_disk(argv, on_percent):
@@ -492,7 +492,7 @@ def test_a_failure_leaves_no_partial_file(test_conn, stopped_vm, monkeypatch, tm
             return 1, "", "qemu-img: error while writing at byte 2097152: No space left on device"
         return real(argv, on_percent)
 
-    monkeypatch.setattr(_export, "run_with_percent", full_disk)
+    monkeypatch.setattr(_export_run, "run_with_percent", full_disk)
     progress = str(tmp_path / "p.json")
     with pytest.raises(DestinationFullError) as info:
         run(test_conn, vm=VM, format="tar.zst", dest=str(dest), progress_file=progress)
@@ -504,7 +504,7 @@ def test_a_failure_leaves_no_partial_file(test_conn, stopped_vm, monkeypatch, tm
 
 
 def test_a_directory_made_by_a_failed_run_is_removed(test_conn, stopped_vm, monkeypatch):
-    monkeypatch.setattr(_export, "run_with_percent", lambda argv, cb: (1, "", "qemu-img: some error"))
+    monkeypatch.setattr(_export_run, "run_with_percent", lambda argv, cb: (1, "", "qemu-img: some error"))
     with pytest.raises(BackendError, match="some error"):
         run(test_conn, vm=VM, format="qcow2", dest=str(stopped_vm["dest"]))
     assert not stopped_vm["dest"].exists()
@@ -514,8 +514,8 @@ def test_leftover_temporaries_of_a_dead_export_are_removed(test_conn, stopped_vm
     dest = stopped_vm["dest"]
     dest.mkdir()
     dead = dead_pid()
-    stale = dest / (".%s-vda.qcow2%s%d" % (VM, _export.TMP_MARK, dead))
-    live = dest / (".other%s%d" % (_export.TMP_MARK, os.getppid()))
+    stale = dest / (".%s-vda.qcow2%s%d" % (VM, _export_params.TMP_MARK, dead))
+    live = dest / (".other%s%d" % (_export_params.TMP_MARK, os.getppid()))
     stale.write_bytes(b"x")
     live.write_bytes(b"y")
     result = run(test_conn, vm=VM, dest=str(dest))
@@ -723,7 +723,7 @@ def running(tmp_path):
 
 
 def no_overlays(directory):
-    return [n for n in os.listdir(str(directory)) if _export.OVERLAY_MARK in n] == []
+    return [n for n in os.listdir(str(directory)) if _export_params.OVERLAY_MARK in n] == []
 
 
 def test_running_vm_through_a_temporary_snapshot(running):
@@ -766,7 +766,7 @@ def test_writes_during_the_export_make_the_next_run_export_again(running):
 def test_a_failed_export_of_a_running_vm_merges_back(running, monkeypatch):
     dom = running["dom"]
     before = dict((t, dict(d)) for t, d in dom.disks.items())
-    monkeypatch.setattr(_export, "run_with_percent",
+    monkeypatch.setattr(_export_run, "run_with_percent",
                         lambda argv, cb: (1, "", "qemu-img: error while writing: No space left on device"))
     with pytest.raises(DestinationFullError):
         run(running["conn"], vm=VM, format="vmdk", dest=str(running["dest"]))
@@ -777,13 +777,13 @@ def test_a_failed_export_of_a_running_vm_merges_back(running, monkeypatch):
 
 def test_a_vm_stopped_during_the_export_is_merged_offline(running, monkeypatch):
     dom = running["dom"]
-    real = _export.run_with_percent
+    real = _export_run.run_with_percent
 
     def stop_midway(argv, on_percent):
         dom.active = False  # the VM was shut down while we read
         return real(argv, on_percent)
 
-    monkeypatch.setattr(_export, "run_with_percent", stop_midway)
+    monkeypatch.setattr(_export_run, "run_with_percent", stop_midway)
     run(running["conn"], vm=VM, format="qcow2", dest=str(running["dest"]))
     assert no_overlays(running["src"]) and [c for c in dom.calls if c[0] == "commit"] == []
     # libvirt still pointed the definition at the overlays: it was restored (with its secrets)
@@ -793,7 +793,7 @@ def test_a_vm_stopped_during_the_export_is_merged_offline(running, monkeypatch):
 def test_a_leftover_overlay_of_a_killed_export_is_merged_first(running):
     dom = running["dom"]
     disk = dom.disks["vda"]
-    overlay = _export.overlay_path(disk["path"], "vda", None, None, pid=dead_pid())
+    overlay = _overlay.overlay_path(disk["path"], "vda", None, None, pid=dead_pid())
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", disk["path"], "-F", "qcow2", overlay], check=True)
     qemu_io(overlay, "qcow2", "write -P 0x99 30M 1M")  # what the guest wrote since
     disk["backing"] = dict(path=disk["path"], fmt="qcow2")
@@ -812,7 +812,7 @@ def test_a_leftover_overlay_on_a_stopped_vm_is_merged_offline(running):
     dom = running["dom"]
     dom.active = False
     disk = dom.disks["vdb"]
-    overlay = _export.overlay_path(disk["path"], "vdb", None, None, pid=dead_pid())
+    overlay = _overlay.overlay_path(disk["path"], "vdb", None, None, pid=dead_pid())
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", disk["path"], "-F", "raw", overlay], check=True)
     qemu_io(overlay, "qcow2", "write -P 0x98 30M 1M")
     disk.update(path=overlay, fmt="qcow2")
@@ -835,7 +835,7 @@ def test_an_export_in_progress_elsewhere_is_a_conflict(running):
     dom = running["dom"]
     disk = dom.disks["vda"]
     disk["backing"] = dict(path=disk["path"], fmt="qcow2")
-    disk.update(path=_export.overlay_path(disk["path"], "vda", None, None, pid=os.getppid()), fmt="qcow2")
+    disk.update(path=_overlay.overlay_path(disk["path"], "vda", None, None, pid=os.getppid()), fmt="qcow2")
     with pytest.raises(ConflictError, match="being exported by another task"):
         run(running["conn"], vm=VM, format="qcow2", dest=str(running["dest"]))
 

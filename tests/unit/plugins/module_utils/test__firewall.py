@@ -17,15 +17,16 @@ import sys
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._network import firewall as _firewall
+from ansible_collections.virtops.libvirt.plugins.module_utils._network import firewall_hook as _firewall_hook
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     CommandError,
     ConflictError,
     InvalidInputError,
     MissingDependencyError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall import (
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall import PortForwards, uri_is_local
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall_rules import (
     Iptables,
-    PortForwards,
     chain_name,
     forward_label,
     in_sync,
@@ -34,11 +35,11 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._network.firewall 
     normalize_port_forwards,
     parse_comment,
     parse_rules,
+    port_forwards_for,
     rule_comment,
     run_commands,
-    uri_is_local,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import NetworkResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.resource import NetworkResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
@@ -144,12 +145,12 @@ def test_uri_is_local(uri, local):
 
 def test_firewall_backend(tmp_path, monkeypatch):
     assert _firewall.libvirt_firewall_backend(9000000, str(tmp_path)) == "iptables"
-    monkeypatch.setattr(_firewall, "find_command", lambda name: "/usr/sbin/nft" if name == "nft" else None)
+    monkeypatch.setattr(_firewall, "find_binary", lambda name: "/usr/sbin/nft" if name == "nft" else None)
     assert _firewall.libvirt_firewall_backend(10004000, str(tmp_path)) == "nftables"
     (tmp_path / "network.conf").write_text('# comment\nfirewall_backend = "iptables"\n')
     assert _firewall.libvirt_firewall_backend(10004000, str(tmp_path)) == "iptables"
     (tmp_path / "network.conf").write_text('firewall_backend = "nftables"\n')
-    monkeypatch.setattr(_firewall, "find_command", lambda name: None)
+    monkeypatch.setattr(_firewall, "find_binary", lambda name: None)
     assert _firewall.libvirt_firewall_backend(11000000, str(tmp_path)) == "nftables"
 
 
@@ -371,20 +372,33 @@ def test_other_networks_rules_are_refused(tmp_path):
     assert "also used by network(s) other" in info.value.msg
 
 
+def test_port_forwards_for_a_network():
+    ipv4 = dict(address="192.168.150.1", prefix=24)
+    got = port_forwards_for([dict(host_port=8080, guest_address="192.168.150.10", guest_port=80)], "pf", "nat", ipv4)
+    assert got == [dict(protocol="tcp", host_address=None, host_port=8080, guest_address="192.168.150.10", guest_port=80)]
+    assert port_forwards_for([], "pf", "isolated", None) == []
+    with pytest.raises(InvalidInputError, match="network 'pf' is isolated; port forwards need forward_mode nat"):
+        port_forwards_for([dict(host_port=80, guest_address="192.168.150.10")], "pf", "isolated", ipv4)
+    with pytest.raises(InvalidInputError, match="network 'pf' is a route network"):
+        port_forwards_for([dict(host_port=80, guest_address="192.168.150.10")], "pf", "route", ipv4)
+    with pytest.raises(InvalidInputError, match="is the hypervisor's own address"):
+        port_forwards_for([dict(host_port=80, guest_address="192.168.150.1")], "pf", "nat", ipv4)
+
+
 # ------------------------------------------------------------------------------------- hook ---
 
 def test_hook_present_like_libvirt(tmp_path):
     hooks = tmp_path / "hooks"
-    assert not _firewall.network_hook_present(str(hooks))
+    assert not _firewall_hook.network_hook_present(str(hooks))
     (hooks / "network.d").mkdir(parents=True)
     (hooks / "network.d" / "plain").write_text("x")
-    assert not _firewall.network_hook_present(str(hooks))
+    assert not _firewall_hook.network_hook_present(str(hooks))
     os.chmod(str(hooks / "network.d" / "plain"), 0o755)
-    assert _firewall.network_hook_present(str(hooks))
+    assert _firewall_hook.network_hook_present(str(hooks))
     (hooks / "network.d" / "plain").unlink()
     (hooks / "network").write_text("#!/bin/sh\n")
     os.chmod(str(hooks / "network"), 0o755)
-    assert _firewall.network_hook_present(str(hooks))
+    assert _firewall_hook.network_hook_present(str(hooks))
 
 
 def _hook_setup(tmp_path, uuid="3f1b0d4e-0000-4000-8000-000000000001"):
@@ -399,7 +413,7 @@ def _hook_setup(tmp_path, uuid="3f1b0d4e-0000-4000-8000-000000000001"):
     state_dir = tmp_path / "state"
     state_dir.mkdir()
     hook = tmp_path / "hook"
-    hook.write_text(_firewall.hook_text(str(state_dir), python=sys.executable))
+    hook.write_text(_firewall_hook.hook_text(str(state_dir), python=sys.executable))
     os.chmod(str(hook), 0o755)
     state = dict(uuid=uuid, apply=[dict(argv=[str(tool), "apply", "FAIL"]), dict(argv=[str(tool), "apply", "2"])],
                  remove=[dict(argv=[str(tool), "remove"], repeat=True)])
@@ -435,9 +449,9 @@ def test_hook_ignores_other_networks_and_operations(tmp_path):
 
 
 def test_hook_text_is_stable_python():
-    text = _firewall.hook_text("/etc/libvirt/virtops/port-forwards", python="/usr/bin/python3")
+    text = _firewall_hook.hook_text("/etc/libvirt/virtops/port-forwards", python="/usr/bin/python3")
     assert text.startswith("#!/usr/bin/python3\n")
-    assert text == _firewall.hook_text("/etc/libvirt/virtops/port-forwards", python="/usr/bin/python3")
+    assert text == _firewall_hook.hook_text("/etc/libvirt/virtops/port-forwards", python="/usr/bin/python3")
     compile(text, "hook", "exec")
 
 
@@ -449,12 +463,12 @@ def test_daemon_found_by_socket_peer(tmp_path, monkeypatch):
     server.bind(path)
     server.listen(1)
     try:
-        assert _firewall._socket_peer(path) == os.getpid()
-        monkeypatch.setattr(_firewall, "_comm", lambda pid: "libvirtd" if pid == os.getpid() else None)
-        assert _firewall.network_daemon_pids("qemu:///system?socket=%s" % path) == [os.getpid()]
+        assert _firewall_hook._socket_peer(path) == os.getpid()
+        monkeypatch.setattr(_firewall_hook, "_comm", lambda pid: "libvirtd" if pid == os.getpid() else None)
+        assert _firewall_hook.network_daemon_pids("qemu:///system?socket=%s" % path) == [os.getpid()]
     finally:
         server.close()
-    assert _firewall._socket_peer(str(tmp_path / "missing")) is None
+    assert _firewall_hook._socket_peer(str(tmp_path / "missing")) is None
 
 
 # ------------------------------------------------------------------- network runs (test driver) ---
@@ -466,7 +480,7 @@ def hypervisor(tmp_path, monkeypatch):
     fake = FakeIptables()
     reloads = []
     monkeypatch.setattr(NetworkResource, "firewall_etc", str(tmp_path))
-    monkeypatch.setattr(_firewall, "find_command", lambda name: "/usr/sbin/" + name if name == "iptables" else None)
+    monkeypatch.setattr(_firewall, "find_binary", lambda name: "/usr/sbin/" + name if name == "iptables" else None)
     monkeypatch.setattr(_firewall, "is_root", lambda: True)
     monkeypatch.setattr(_firewall, "network_daemon_pids", lambda uri: [4242])
     monkeypatch.setattr(_firewall, "reload_daemon", reloads.append)
@@ -620,7 +634,7 @@ def test_not_root_and_nftables_and_no_iptables(test_conn, hypervisor, networks, 
         run(test_conn, hypervisor, name="pf-env", port_forwards=FORWARDS, **NAT)
     assert "uses its nftables firewall backend" in info.value.msg
     monkeypatch.setattr(_firewall, "libvirt_firewall_backend", lambda version, etc: "iptables")
-    monkeypatch.setattr(_firewall, "find_command", lambda name: None)
+    monkeypatch.setattr(_firewall, "find_binary", lambda name: None)
     with pytest.raises(MissingDependencyError):
         run(test_conn, hypervisor, name="pf-env", port_forwards=FORWARDS, **NAT)
 

@@ -30,8 +30,11 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import cod
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._import import vm_import as _import
+from ansible_collections.virtops.libvirt.plugins.module_utils._import.definition import rewrite_domain_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._import.source import assign_targets
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import ovf as _ovf_tools
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
@@ -182,7 +185,7 @@ def make_ova(tmp_path, vm_name="appliance", disks=None, nics=None, extra=None, t
     with tarfile.open(path, mode, format=tarfile.USTAR_FORMAT) as tar:
         add(tar, "%s.ovf" % vm_name, ovf)
         if with_mf:
-            add(tar, "%s.mf" % vm_name, _ovf.manifest(files))
+            add(tar, "%s.mf" % vm_name, _ovf_tools.manifest(files))
         for d in disks:
             tar.add(d, arcname=os.path.basename(d))
         for member in extra or []:
@@ -301,11 +304,11 @@ def test_ovf_with_files_beside(conn, tmp_path, uploads):
               disks=[dict(file="d1.vmdk", size=os.path.getsize(disk), capacity=64 * MIB, bus="sata")], nics=[])
     ovf = tmp_path / "vm.ovf"
     ovf.write_bytes(_ovf.build_ovf(vm))
-    (tmp_path / "vm.mf").write_bytes(_ovf.manifest({"vm.ovf": sha256(str(ovf)), "d1.vmdk": "0" * 64}))
+    (tmp_path / "vm.mf").write_bytes(_ovf_tools.manifest({"vm.ovf": sha256(str(ovf)), "d1.vmdk": "0" * 64}))
     with pytest.raises(InvalidInputError, match="checksum mismatch for %s" % disk):
         run(conn, src=str(ovf), pool=POOL)
     assert domains(conn) == [] and volumes(conn) == []
-    (tmp_path / "vm.mf").write_bytes(_ovf.manifest({"vm.ovf": sha256(str(ovf)), "d1.vmdk": sha256(disk)}))
+    (tmp_path / "vm.mf").write_bytes(_ovf_tools.manifest({"vm.ovf": sha256(str(ovf)), "d1.vmdk": sha256(disk)}))
     result = run(conn, src=str(ovf), pool=POOL)
     assert result["source"]["type"] == "ovf"
     assert _domain.model_from_xml(saved_xml(conn, name))["disks"][0]["bus"] == "sata"
@@ -689,8 +692,8 @@ def test_rewrite_domain_xml_drops_host_devices():
     text = domain_xml("a", ["vda", "vdb"]).replace(
         b"</devices>", b"<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='1' slot='0' function='0'/>"
                        b"</source></hostdev></devices>")
-    out, notes = _import.rewrite_domain_xml(text, "b", False, {"vda": dict(path="/p/b-vda.qcow2", format="qcow2")},
-                                            network="lan", virt_type="qemu")
+    out, notes = rewrite_domain_xml(text, "b", False, {"vda": dict(path="/p/b-vda.qcow2", format="qcow2")},
+                                    network="lan", virt_type="qemu")
     model = _domain.model_from_xml(out)
     assert model["name"] == "b" and model["uuid"] is None and model["virt_type"] == "qemu"
     assert [d["target"] for d in model["disks"]] == ["vda"]
@@ -698,13 +701,13 @@ def test_rewrite_domain_xml_drops_host_devices():
     assert model["hostdevs"] == []
     assert any("vdb" in n for n in notes) and any("hostdev type='pci'" in n and "old host" in n for n in notes)
     with pytest.raises(InvalidInputError, match="does not have"):
-        _import.rewrite_domain_xml(text, "b", True, {"vdc": dict(path="/p", format="raw")})
+        rewrite_domain_xml(text, "b", True, {"vdc": dict(path="/p", format="raw")})
 
 
 def test_assign_targets():
     disks = [dict(bus="virtio", target=None), dict(bus="sata", target="sda"), dict(bus="scsi", target=None),
              dict(bus="ide", target=None), dict(bus="virtio", target=None)]
-    assert [d["target"] for d in _import.assign_targets(disks)] == ["vda", "sda", "sdb", "hda", "vdb"]
+    assert [d["target"] for d in assign_targets(disks)] == ["vda", "sda", "sdb", "hda", "vdb"]
 
 
 # --- what the export module writes --------------------------------------------------------------
@@ -713,7 +716,7 @@ def test_assign_targets():
 @pytest.mark.parametrize("fmt", ["tar", "tar.gz", pytest.param("tar.zst", marks=needs_zstd), "ova"])
 def test_reads_what_the_export_writer_writes(conn, tmp_path, uploads, fmt):
     """The contract with ``export``: archives and OVAs packed by its tar writer import as they are."""
-    export = pytest.importorskip("ansible_collections.virtops.libvirt.plugins.module_utils._export.export")
+    export = pytest.importorskip("ansible_collections.virtops.libvirt.plugins.module_utils._export.writers")
     name = PREFIX + "rt-" + fmt.replace(".", "")
     path = str(tmp_path / ("out." + fmt))
     if fmt == "ova":
@@ -721,7 +724,7 @@ def test_reads_what_the_export_writer_writes(conn, tmp_path, uploads, fmt):
         vm = dict(name=name, vcpus=1, memory_mib=128, firmware="bios", os_hint="debian12", nics=[],
                   disks=[dict(file=os.path.basename(disk), size=os.path.getsize(disk), capacity=64 * MIB, bus="virtio")])
         ovf = _ovf.build_ovf(vm)
-        mf = _ovf.manifest({"%s.ovf" % name: hashlib.sha256(ovf).hexdigest(), os.path.basename(disk): sha256(disk)})
+        mf = _ovf_tools.manifest({"%s.ovf" % name: hashlib.sha256(ovf).hexdigest(), os.path.basename(disk): sha256(disk)})
         export.write_tar(path, [("%s.ovf" % name, ovf), ("%s.mf" % name, mf), (os.path.basename(disk), disk)], "tar",
                          tar_format=tarfile.USTAR_FORMAT)
     else:

@@ -18,7 +18,7 @@ import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._import import vm_import as _import
+from ansible_collections.virtops.libvirt.plugins.module_utils._import.definition import rewrite_domain_xml
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
@@ -132,7 +132,7 @@ def validate(tmp_path, text):
 
 
 def rewrite(text, network=None, keep_uuid=True):
-    return _import.rewrite_domain_xml(text, "dst", keep_uuid, DISKS, network=network, virt_type="qemu")
+    return rewrite_domain_xml(text, "dst", keep_uuid, DISKS, network=network, virt_type="qemu")
 
 
 def test_what_libvirt_writes_is_kept_without_a_note(tmp_path):

@@ -22,7 +22,11 @@ import threading
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._migrate import migrate as _migrate
+from ansible_collections.virtops.libvirt.plugins.module_utils._migrate import decide as _decide
+from ansible_collections.virtops.libvirt.plugins.module_utils._migrate import disks as _disks
+from ansible_collections.virtops.libvirt.plugins.module_utils._migrate import job as _job
+from ansible_collections.virtops.libvirt.plugins.module_utils._migrate import prechecks as _prechecks
+from ansible_collections.virtops.libvirt.plugins.module_utils._migrate import resource as _resource
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection, libvirt
@@ -51,7 +55,7 @@ def module_params(**given):
 
 def opts(**given):
     given.setdefault("uri", SRC_URI)
-    return _migrate.normalize(module_params(**given))
+    return _decide.normalize(module_params(**given))
 
 
 # --- parameters -----------------------------------------------------------------------------------
@@ -114,7 +118,7 @@ OTHER = dict(uuid="u2", state="stopped", active=False, persistent=True)
     (STOPPED, STOPPED, dict(undefine_source=False), "none", None),
 ])
 def test_decide(src, dst, given, action, mode):
-    decision = _migrate.decide("web1", src, dst, opts(**given))
+    decision = _decide.decide("web1", src, dst, opts(**given))
     assert (decision.action, decision.mode) == (action, mode)
 
 
@@ -129,7 +133,7 @@ def test_decide(src, dst, given, action, mode):
 ])
 def test_decide_refuses(src, dst, given, error, message):
     with pytest.raises(error) as err:
-        _migrate.decide("web1", src, dst, opts(**given))
+        _decide.decide("web1", src, dst, opts(**given))
     assert message in err.value.msg
 
 
@@ -193,7 +197,7 @@ DOMAIN_XML = """
 
 
 def test_domain_disks():
-    disks = dict((d["target"], d) for d in _migrate.domain_disks(_xml.parse(DOMAIN_XML)))
+    disks = dict((d["target"], d) for d in _disks.domain_disks(_xml.parse(DOMAIN_XML)))
     assert disks["vda"]["path"] == "/var/lib/libvirt/images/web1.qcow2"
     assert disks["vda"]["format"] == "qcow2"
     assert disks["vda"]["backing"] == [dict(path="/var/lib/libvirt/images/base.qcow2", format="qcow2")]
@@ -207,15 +211,15 @@ def test_domain_disks():
 
 def test_networks_and_platform():
     root = _xml.parse(DOMAIN_XML)
-    assert _migrate.domain_networks(root) == [("52:54:00:00:00:01", "default")]
-    assert _migrate.guest_platform(root) == dict(virt_type="kvm", arch="x86_64", machine="pc-q35-7.2",
+    assert _prechecks.domain_networks(root) == [("52:54:00:00:00:01", "default")]
+    assert _prechecks.guest_platform(root) == dict(virt_type="kvm", arch="x86_64", machine="pc-q35-7.2",
                                                  emulator="/usr/bin/qemu-system-x86_64")
 
 
 def _plan(**kwargs):
     kwargs.setdefault("formatted", True)
     kwargs.setdefault("name", "web1.qcow2")
-    return _migrate.DiskPlan("vda", "/var/lib/libvirt/images/web1.qcow2", **kwargs)
+    return _disks.DiskPlan("vda", "/var/lib/libvirt/images/web1.qcow2", **kwargs)
 
 
 @pytest.mark.parametrize("disk, offline, fmt, capacity, backing", [
@@ -231,7 +235,7 @@ def _plan(**kwargs):
     (_plan(format="raw", capacity=1 << 30, formatted=False), True, None, 1 << 30, None),
 ])
 def test_destination_volume_xml(tmp_path, disk, offline, fmt, capacity, backing):
-    node = _migrate.destination_volume_xml(disk, offline)
+    node = _job.destination_volume_xml(disk, offline)
     assert _xml.find_attr(node, "target/format", "type") == fmt
     assert int(_xml.find_text(node, "capacity")) == capacity
     assert _xml.find_text(node, "allocation") == "0"
@@ -267,12 +271,12 @@ BASE = libvirt.VIR_MIGRATE_PEER2PEER | libvirt.VIR_MIGRATE_ABORT_ON_ERROR
      BASE | libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_UNSAFE),
 ])
 def test_live_flags(given, mode, persistent, copy, expected):
-    assert _migrate.live_flags(opts(**given), mode, persistent, copy) == expected
+    assert _job.live_flags(opts(**given), mode, persistent, copy) == expected
 
 
 def test_live_params():
-    assert _migrate.live_params(opts(), []) == {}
-    assert _migrate.live_params(opts(migration_uri="tcp://10.0.0.12", bandwidth=200), ["vda", "vdb"]) == {
+    assert _job.live_params(opts(), []) == {}
+    assert _job.live_params(opts(migration_uri="tcp://10.0.0.12", bandwidth=200), ["vda", "vdb"]) == {
         libvirt.VIR_MIGRATE_PARAM_URI: "tcp://10.0.0.12",
         libvirt.VIR_MIGRATE_PARAM_BANDWIDTH: 200,
         libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS: ["vda", "vdb"],
@@ -281,14 +285,14 @@ def test_live_params():
 
 def test_offline_flags():
     off = libvirt.VIR_MIGRATE_OFFLINE | libvirt.VIR_MIGRATE_PERSIST_DEST
-    assert _migrate.offline_flags(opts()) == off | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
-    assert _migrate.offline_flags(opts(undefine_source=False)) == off
+    assert _job.offline_flags(opts()) == off | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+    assert _job.offline_flags(opts(undefine_source=False)) == off
 
 
 def test_merge_job_stats():
     last = dict(type=2, data_total=100, data_remaining=40, disk_total=80, disk_processed=60, foo=1)
     completed = dict(type=3, data_total=120, data_remaining=0, disk_total=0, disk_processed=0, downtime=12)
-    assert _migrate.merge_job_stats(last, completed) == dict(
+    assert _job.merge_job_stats(last, completed) == dict(
         data_total=120, data_remaining=0, disk_total=80, disk_processed=60, downtime=12)
 
 
@@ -327,7 +331,7 @@ class FakeJobDomain:
 
 def test_job_finishes():
     dom = FakeJobDomain(finishes_after=0.3)
-    seconds, last = _migrate.run_job(dom, dom.migrate, "migrating 'x'", timeout=30, poll=0.05)
+    seconds, last = _job.run_job(dom, dom.migrate, "migrating 'x'", timeout=30, poll=0.05)
     assert seconds >= 0.3
     assert dom.polls >= 1 and dom.abort_calls == 0
     assert last["data_total"] == 1000
@@ -336,7 +340,7 @@ def test_job_finishes():
 def test_job_aborted_at_timeout():
     dom = FakeJobDomain(finishes_after=None)  # never finishes by itself
     with pytest.raises(OperationTimeoutError) as err:
-        _migrate.run_job(dom, dom.migrate, "migrating 'x'", timeout=0.2, poll=0.05)
+        _job.run_job(dom, dom.migrate, "migrating 'x'", timeout=0.2, poll=0.05)
     assert dom.abort_calls == 1
     assert "did not finish within 0.2 s and was aborted" in err.value.msg
     assert "the VM stays on the source" in err.value.msg
@@ -349,7 +353,7 @@ def test_job_failure_is_translated():
 
     dom = FakeJobDomain()
     with pytest.raises(BackendError) as err:
-        _migrate.run_job(dom, fail, "migrating 'x'", timeout=None, poll=0.05)
+        _job.run_job(dom, fail, "migrating 'x'", timeout=None, poll=0.05)
     assert err.value.msg == "migrating 'x': unable to connect to server at '10.0.0.99:16509'"
 
 
@@ -360,7 +364,7 @@ def test_job_that_ignores_abort():
 
     dom = Stuck()
     with pytest.raises(OperationTimeoutError) as err:
-        _migrate.run_job(dom, dom.migrate, "migrating 'x'", timeout=0.1, poll=0.05, grace=0.2)
+        _job.run_job(dom, dom.migrate, "migrating 'x'", timeout=0.1, poll=0.05, grace=0.2)
     assert "did not end the job" in err.value.msg
     dom.aborted.set()  # let the thread end
 
@@ -404,7 +408,7 @@ class FakeUp:
 
 def test_pump_sends_data_and_holes():
     up = FakeUp(max_send=3)
-    total = _migrate.pump(FakeDown([b"abcdefg", 4096, b"xy"]), up, sparse=True)
+    total = _job.pump(FakeDown([b"abcdefg", 4096, b"xy"]), up, sparse=True)
     assert total == 9
     assert up.calls == [("data", b"abc"), ("data", b"def"), ("data", b"g"), ("hole", 4096), ("data", b"xy")]
 
@@ -415,7 +419,7 @@ def test_pump_refuses_a_non_blocking_stream():
             return -2
 
     with pytest.raises(BackendError):
-        _migrate.pump(NonBlocking([]), FakeUp(), sparse=True)
+        _job.pump(NonBlocking([]), FakeUp(), sparse=True)
 
 
 # --- CPU and memory pre-checks, with a stand-in destination ---------------------------------------
@@ -466,7 +470,7 @@ HOST_CAPS = _xml.parse("<capabilities><host><uuid>h1</uuid><cpu><arch>x86_64</ar
 
 
 def prechecks(xml, dest, mode="live", **given):
-    return _migrate.Prechecks(None, dest, FakeDomain(xml), opts(**given), mode)
+    return _prechecks.Prechecks(None, dest, FakeDomain(xml), opts(**given), mode)
 
 
 def domain_with_cpu(cpu_xml, virt_type="kvm"):
@@ -540,7 +544,7 @@ def test_cpu_not_compared(cpu_xml, virt_type, mode, expected):
                                  "in total: it could never start there"),
 ])
 def test_memory(mode, memory_mib, reserve, ok, text):
-    checks = _migrate.Prechecks(None, FakeDest(), FakeDomain(DOMAIN_XML, memory_mib * 1024),
+    checks = _prechecks.Prechecks(None, FakeDest(), FakeDomain(DOMAIN_XML, memory_mib * 1024),
                                 opts(reserve_memory=reserve), mode)
     if ok:
         checks.check_memory()
@@ -586,7 +590,7 @@ def run(hosts, check=True, **given):
     given.setdefault("uri", hosts["uri"])
     given.setdefault("dest_uri", hosts["dest_uri"])
     ctx = Context(conn=hosts["conn"], params=module_params(**given), check_mode=check, diff=True)
-    return _migrate.run_migration(ctx)
+    return _resource.run_migration(ctx)
 
 
 def test_check_mode_offline(hosts):
@@ -700,7 +704,7 @@ class FakePlatformDest:
 ])
 def test_platform(caps, xml, error, message):
     dest = FakePlatformDest(error)
-    checks = _migrate.Prechecks(None, dest, FakeDomain(xml), opts(), "live")
+    checks = _prechecks.Prechecks(None, dest, FakeDomain(xml), opts(), "live")
     if message is None:
         checks.check_platform(_xml.parse(caps))
         assert dest.calls == [("/usr/bin/qemu-system-x86_64", "x86_64", "pc-q35-7.2", "kvm", 0)]
@@ -718,7 +722,7 @@ def test_platform(caps, xml, error, message):
 ])
 def test_networks_on_the_destination(test_conn, network, mode, message):
     xml = DOMAIN_XML.replace("<source network='default'/>", "<source network='%s'/>" % network)
-    checks = _migrate.Prechecks(None, test_conn, FakeDomain(xml), opts(), mode)
+    checks = _prechecks.Prechecks(None, test_conn, FakeDomain(xml), opts(), mode)
     if message is None:
         checks.check_networks()
         assert checks.checks["networks"] == "present on the destination: default"
@@ -737,9 +741,9 @@ def test_inactive_network_is_enough_for_a_stopped_vm_only(test_conn):
     net = test_conn.networkLookupByName("default")
     net.destroy()
     try:
-        offline = _migrate.Prechecks(None, test_conn, FakeDomain(DOMAIN_XML), opts(), "offline")
+        offline = _prechecks.Prechecks(None, test_conn, FakeDomain(DOMAIN_XML), opts(), "offline")
         offline.check_networks()
-        live = _migrate.Prechecks(None, test_conn, FakeDomain(DOMAIN_XML), opts(), "live")
+        live = _prechecks.Prechecks(None, test_conn, FakeDomain(DOMAIN_XML), opts(), "live")
         with pytest.raises(ConflictError) as err:
             live.check_networks()
         assert err.value.msg == ("networks: network 'default' (interface 52:54:00:00:00:01) is not active on the "
@@ -753,13 +757,13 @@ def test_destination_pool_of_a_volume_disk_is_assumed_in_check_mode(test_conn, c
     xml = ("<domain type='kvm'><name>web1</name><os><type arch='x86_64'>hvm</type></os><devices>"
            "<disk type='volume' device='disk'><driver name='qemu' type='raw'/><source pool='nosuch' volume='web1-data'/>"
            "<target dev='vdb' bus='virtio'/></disk></devices></domain>")
-    checks = _migrate.Prechecks(None, test_conn, FakeDomain(xml), opts(copy_storage=copy_storage), "offline")
+    checks = _prechecks.Prechecks(None, test_conn, FakeDomain(xml), opts(copy_storage=copy_storage), "offline")
     with pytest.raises(ConflictError) as err:
         checks.check_disks()
     assert err.value.msg == "disks: vdb: the destination has no active storage pool 'nosuch' (the disk is a volume of it)"
     # check mode: an earlier task (the hypervisor role on the destination) may create the pool
     warned = []
-    checks = _migrate.Prechecks(None, test_conn, FakeDomain(xml), opts(copy_storage=copy_storage), "offline")
+    checks = _prechecks.Prechecks(None, test_conn, FakeDomain(xml), opts(copy_storage=copy_storage), "offline")
     checks.assume = Context(check_mode=True, warn=warned.append).assume
     checks.check_disks()
     assert len(warned) == 1 and err.value.msg in warned[0]

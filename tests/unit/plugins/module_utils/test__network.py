@@ -11,21 +11,12 @@ import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, ConflictError, InvalidInputError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import (
-    apply_model,
-    bridge_update_xml,
-    network_update_xml,
-    reattach_interfaces,
-    gather_network_info,
-    ip_for_mac,
-    model_from_xml,
-    normalize_model,
-    validate_bridge_name,
-    validate_name,
-    xml_from_model,
-    NetworkResource,
-)
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.codec import apply_model, model_from_xml, xml_from_model
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.live import bridge_update_xml, network_update_xml, reattach_interfaces
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.model import normalize_model, validate_bridge_name, validate_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.resource import NetworkResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.view import gather_network_info, ip_for_mac
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan, reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
 VIRT_XML_VALIDATE = "/usr/bin/virt-xml-validate"
@@ -316,6 +307,21 @@ def test_active_definition_change_needs_restart(test_conn, cleanup):
     restarted = run(test_conn, name="u-restart", forward_mode="route", restart=True)
     assert restarted["restart_required"] is False
     assert restarted["actions"][-2:] == ["stop network u-restart to apply its new definition", "start network u-restart"]
+
+
+def test_plan_returns_restart_required_in_its_outcome(test_conn, cleanup):
+    """The contract: what the plan found out travels in the Outcome, not on the resource."""
+    cleanup.append("u-outcome")
+    run(test_conn, name="u-outcome", forward_mode="nat", ipv4=dict(address="192.168.245.1", prefix=24))
+    resource = NetworkResource(Context(conn=test_conn, params=dict(name="u-outcome", state="active", forward_mode="route")))
+    current = resource.read()
+    desired = resource.desired(current)
+    plan = Plan()
+    outcome = resource.plan(current, desired, resource.compare(current, desired), plan)
+    assert outcome.values == dict(restart_required=True, reattached=[])
+    assert plan.descriptions == ["redefine network u-outcome"]
+    assert not hasattr(resource, "restart_required") or resource.restart_required is False
+    assert resource.result(resource.predict(current, desired), outcome)["restart_required"] is True
 
 
 def test_states_and_absent(test_conn, cleanup):

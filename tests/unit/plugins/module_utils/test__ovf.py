@@ -20,11 +20,13 @@ import pytest
 from lxml import etree
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._export import ovf as _ovf
+from ansible_collections.virtops.libvirt.plugins.module_utils._import import ovf as _ovf_read
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import ovf as _ovf_tools
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 
-NS = "{%s}" % _ovf.OVF_NS
-RASD = "{%s}" % _ovf.RASD_NS
-VSSD = "{%s}" % _ovf.VSSD_NS
+NS = "{%s}" % _ovf_tools.OVF_NS
+RASD = "{%s}" % _ovf_tools.RASD_NS
+VSSD = "{%s}" % _ovf_tools.VSSD_NS
 
 RASD_ORDER = ("Address", "AddressOnParent", "AllocationUnits", "AutomaticAllocation", "AutomaticDeallocation",
               "Caption", "Connection", "ConsumerVisibility", "Description", "ElementName", "HostResource",
@@ -122,8 +124,8 @@ def variant(**changes):
 def test_round_trip(vm):
     data = _ovf.build_ovf(vm)
     check_structure(data)
-    assert _ovf.parse_ovf(data) == vm
-    assert _ovf.parse_ovf(data.decode("utf-8")) == vm
+    assert _ovf_read.parse_ovf(data) == vm
+    assert _ovf_read.parse_ovf(data.decode("utf-8")) == vm
 
 
 def test_build_descriptor_details():
@@ -138,15 +140,15 @@ def test_build_descriptor_details():
     assert by_type["4"].findtext(RASD + "AllocationUnits") == "byte * 2^20"
     assert by_type["4"].findtext(RASD + "VirtualQuantity") == "1024"
     assert by_type["20"].findtext(RASD + "ResourceSubType") == "AHCI"  # virtio disks sit on SATA for others
-    config = root.find(".//{%s}Config" % _ovf.VMW_NS)
-    assert config.get("{%s}value" % _ovf.VMW_NS) == "efi"
+    config = root.find(".//{%s}Config" % _ovf_tools.VMW_NS)
+    assert config.get("{%s}value" % _ovf_tools.VMW_NS) == "efi"
 
 
 def test_empty_disk_without_file():
     vm = variant(disks=[{"file": None, "size": None, "capacity": 1024 ** 3, "bus": "virtio"}])
     data = _ovf.build_ovf(vm)
     check_structure(data)
-    assert _ovf.parse_ovf(data) == vm
+    assert _ovf_read.parse_ovf(data) == vm
 
 
 @pytest.mark.parametrize("vm, message", [
@@ -388,7 +390,7 @@ VIRTUALBOX_OVF = b"""<?xml version="1.0"?>
 
 
 def test_parse_vmware():
-    vm = _ovf.parse_ovf(VMWARE_OVF)
+    vm = _ovf_read.parse_ovf(VMWARE_OVF)
     assert vm == {
         "name": "photon-5", "vcpus": 4, "memory_mib": 2048, "firmware": "uefi", "os_hint": "vmwarePhoton64Guest",
         "disks": [{"file": "photon-disk1.vmdk", "size": 317412864, "capacity": 16 * 1024 ** 3, "bus": "scsi"},
@@ -398,7 +400,7 @@ def test_parse_vmware():
 
 
 def test_parse_virtualbox():
-    vm = _ovf.parse_ovf(VIRTUALBOX_OVF)
+    vm = _ovf_read.parse_ovf(VIRTUALBOX_OVF)
     assert vm == {
         "name": "ubuntu", "vcpus": 1, "memory_mib": 4096, "firmware": "bios", "os_hint": "Ubuntu_64",
         "disks": [{"file": "ubuntu-disk001.vmdk", "size": None, "capacity": 26843545600, "bus": "sata"}],
@@ -412,14 +414,14 @@ def test_parse_ovf2_items():
     data = data.replace(b"<Item>\n        <rasd:AddressOnParent>7", b"<EthernetPortItem>\n        <rasd:AddressOnParent>7")
     data = data.replace(b'vmw:key="wakeOnLanEnabled" vmw:value="true"/>\n      </Item>',
                         b'vmw:key="wakeOnLanEnabled" vmw:value="true"/>\n      </EthernetPortItem>')
-    vm = _ovf.parse_ovf(data)
+    vm = _ovf_read.parse_ovf(data)
     assert vm["nics"] == [{"network": "VM Network", "model": "vmxnet3"}]
     assert len(vm["disks"]) == 2
 
 
 def test_cim_os_id_only():
     data = VMWARE_OVF.replace(b' vmw:osType="vmwarePhoton64Guest"', b"").replace(b'ovf:id="36"', b'ovf:id="96"')
-    assert _ovf.parse_ovf(data)["os_hint"] == "debian"
+    assert _ovf_read.parse_ovf(data)["os_hint"] == "debian"
 
 
 @pytest.mark.parametrize("units, factor", [
@@ -427,13 +429,13 @@ def test_cim_os_id_only():
     ("MegaBytes", 1024 ** 2), ("GigaBytes", 1024 ** 3), ("KiloBytes", 1024), ("  BYTE  ", 1),
 ])
 def test_unit_factor(units, factor):
-    assert _ovf.unit_factor(units) == factor
+    assert _ovf_read.unit_factor(units) == factor
 
 
 @pytest.mark.parametrize("units", ["bit", "byte * 3^2", "byte * 2^99", "hertz * 10^6", "byte / 2"])
 def test_unit_factor_refuses(units):
     with pytest.raises(InvalidInputError, match="unsupported"):
-        _ovf.unit_factor(units)
+        _ovf_read.unit_factor(units)
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -458,23 +460,23 @@ def test_parse_refuses(mutate, message):
     data = mutate(VMWARE_OVF)
     if message is None:
         # an external entity is never expanded: the name does not become the content of a host file
-        vm = _ovf.parse_ovf(data)
+        vm = _ovf_read.parse_ovf(data)
         assert "root:" not in (vm["name"] or "")
         return
     with pytest.raises(InvalidInputError, match=message):
-        _ovf.parse_ovf(data)
+        _ovf_read.parse_ovf(data)
 
 
 def test_manifest_round_trip():
     files = {"web1.ovf": "a" * 64, "web1-disk1.vmdk": "B" * 64}
-    data = _ovf.manifest(files)
+    data = _ovf_tools.manifest(files)
     assert data == ("SHA256(web1.ovf)= %s\nSHA256(web1-disk1.vmdk)= %s\n" % ("a" * 64, "b" * 64)).encode()
-    assert _ovf.parse_manifest(data) == {"web1.ovf": "a" * 64, "web1-disk1.vmdk": "b" * 64}
+    assert _ovf_tools.parse_manifest(data) == {"web1.ovf": "a" * 64, "web1-disk1.vmdk": "b" * 64}
 
 
 def test_parse_manifest_other_writers():
     data = ("SHA1(old.ovf)= %s\r\n\r\nSHA256 (x.vmdk) = %s\nSHA512(y.vmdk)= %s\n" % ("1" * 40, "2" * 64, "3" * 128)).encode()
-    assert _ovf.parse_manifest(data) == {"old.ovf": "sha1:" + "1" * 40, "x.vmdk": "2" * 64, "y.vmdk": "sha512:" + "3" * 128}
+    assert _ovf_tools.parse_manifest(data) == {"old.ovf": "sha1:" + "1" * 40, "x.vmdk": "2" * 64, "y.vmdk": "sha512:" + "3" * 128}
 
 
 @pytest.mark.parametrize("data, message", [
@@ -485,10 +487,10 @@ def test_parse_manifest_other_writers():
 ])
 def test_parse_manifest_refuses(data, message):
     with pytest.raises(InvalidInputError, match=message):
-        _ovf.parse_manifest(data)
+        _ovf_tools.parse_manifest(data)
 
 
 @pytest.mark.parametrize("files", [{"a/b": "a" * 64}, {"x": "zz"}])
 def test_manifest_refuses(files):
     with pytest.raises(InvalidInputError):
-        _ovf.manifest(files)
+        _ovf_tools.manifest(files)

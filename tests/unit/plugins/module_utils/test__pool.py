@@ -13,10 +13,9 @@ import pytest
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool import (
-    PoolResource,
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool import PoolResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool_model import (
     apply_model,
-    gather_pool_info,
     model_from_xml,
     normalize_mode,
     normalize_permissions,
@@ -24,6 +23,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool impo
     validate_name,
     xml_from_model,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool_view import gather_pool_info
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 

@@ -17,7 +17,8 @@ import subprocess
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import snapshot as _snapshot
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import resource as _snapshot_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import view as _snapshot
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
@@ -26,7 +27,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     InvalidInputError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan, reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 from ansible_collections.virtops.libvirt.plugins.modules.snapshot import ARGUMENT_SPEC
 
@@ -42,7 +43,7 @@ def params(**given):
 def run(conn, check=False, clock=None, **given):
     given.setdefault("vm", VM)
     ctx = Context(conn=conn, params=params(**given), check_mode=check, diff=True)
-    resource = _snapshot.SnapshotResource(ctx) if clock is None else _snapshot.SnapshotResource(ctx, clock=clock)
+    resource = _snapshot_resource.SnapshotResource(ctx) if clock is None else _snapshot_resource.SnapshotResource(ctx, clock=clock)
     return reconcile(resource, check_mode=check, want_diff=True)
 
 
@@ -213,7 +214,7 @@ def test_readonly_raw_disk_is_left_out(test_conn):
 def test_disk_only_plan_names_overlays(test_conn, vm):
     result = run(test_conn, check=True, name="d1", disk_only=True)
     assert result["actions"] == ["create external disk-only snapshot d1 of VM %s" % VM]
-    resource = _snapshot.SnapshotResource(Context(conn=test_conn, params=params(vm=VM, name="d1", disk_only=True)))
+    resource = _snapshot_resource.SnapshotResource(Context(conn=test_conn, params=params(vm=VM, name="d1", disk_only=True)))
     current = resource.read()
     _memory, root, flags = resource._creation(current)
     disk = root.find("disks/disk")
@@ -313,6 +314,21 @@ def test_keep_last_counts_the_new_one(test_conn, vm):
     assert not again["changed"] and again["deleted"] == []
 
 
+def test_deletions_are_decided_in_desired_and_reported_by_the_outcome(test_conn, vm):
+    """The contract: desired(current) names the snapshots that go; plan's Outcome reports them."""
+    _make(test_conn, vm, ["n1", "n2", "n3"])
+    resource = _snapshot_resource.SnapshotResource(Context(conn=test_conn, params=params(vm=VM, keep_last=1)))
+    current = resource.read()
+    desired = resource.desired(current)
+    assert desired["delete"] == ["n1", "n2"] and desired["kept"] == []
+    plan = Plan()
+    outcome = resource.plan(current, desired, resource.compare(current, desired), plan)
+    assert outcome.values == dict(deleted=["n1", "n2"])
+    assert plan.descriptions == ["delete snapshot n1 of VM %s (retention)" % VM, "delete snapshot n2 of VM %s (retention)" % VM]
+    assert resource.predict(current, desired)["snapshots"] == ["n3"]
+    assert names(vm) == ["n1", "n2", "n3"]  # nothing ran
+
+
 def test_retention_pattern_and_current(test_conn, vm):
     _make(test_conn, vm, ["keep-me", "nightly-1", "nightly-2"])
     # nightly-2 is current: kept (with a warning) unless prune_current
@@ -335,6 +351,11 @@ def test_max_age(test_conn, vm):
     result = run(test_conn, clock=Clock(later.now + 3 * 86400), max_age="1d", keep_last=5)
     assert result["deleted"] == [] and not result["changed"]
 
+
+def test_snapshot_count(test_conn, vm):
+    assert _snapshot.snapshot_count(vm) == 0
+    _make(test_conn, vm, ["c1", "c2"])
+    assert _snapshot.snapshot_count(vm) == 2
 
 def test_snapshot_info(test_conn, vm):
     _make(test_conn, vm, ["a", "b"])

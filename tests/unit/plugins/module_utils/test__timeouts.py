@@ -11,7 +11,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._cluster import inventory as _inventory
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._migrate import migrate as _migrate
+from ansible_collections.virtops.libvirt.plugins.module_utils._migrate import decide as _migrate
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import info as _vm_info
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError

@@ -12,15 +12,15 @@ import subprocess
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.cloudinit import CloudInitResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.resource import CloudInitResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.export import ExportResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._network.network import NetworkResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._network.resource import NetworkResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool import PoolResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.snapshot import SnapshotResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.resource import SnapshotResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import VolumeResource
 from ansible_collections.virtops.libvirt.plugins.modules.network import ARGUMENT_SPEC as NETWORK_SPEC

@@ -812,7 +812,7 @@ def test_seed_detach_keeps_a_seed_another_vm_uses(test_conn, vm):
 
 
 def test_a_used_seed_is_not_made_again(test_conn, vm):
-    from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import cloudinit as _cloudinit
+    from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import seed as _cloudinit
     from ansible_collections.virtops.libvirt.plugins.module_utils._domain import vm as _vm
     run(test_conn, name=vm, disks=[disk()])
     iid = _cloudinit.build_seed(dict(hostname="h1"), "volume:%s/%s-seed.iso" % (POOL, vm)).instance_id
@@ -935,7 +935,7 @@ def test_secrets_of_cloud_init_and_xml_are_masked(test_conn, vm):
 
 def _volume(conn, name, fmt="qcow2", backing=None, backing_format="raw"):
     from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
-    from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import build_volume_xml
+    from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml
     xml = build_volume_xml(name, 16 * 1024 ** 2, fmt, backing_path=backing, backing_format=backing_format if backing else None)
     conn.storagePoolLookupByName(POOL).createXML(_xml.to_string(xml), 0)
 

@@ -23,19 +23,20 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import (
-    VolumeResource,
-    build_volume_xml,
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import retry_busy
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import VolumeResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_source import (
     decompress_file,
     detect_compression,
-    disk_users,
-    gather_volume_info,
-    normal_capacity,
     parse_checksum,
-    parse_volume_xml,
-    retry_busy,
-    validate_name,
     verify_checksum,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_info import gather_volume_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import parse_volume_xml, validate_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import (
+    build_volume_xml,
+    normal_capacity,
 )
 
 MiB = 1024 ** 2
@@ -379,6 +380,19 @@ def test_volume_info_and_users(test_conn):
     users = disk_users(test_conn)
     assert dict(domain="test", active=True, target="vda", device="disk", path="/guest/diskimage1", pool=None,
                 volume=None) in users
+
+
+def test_volume_info_used_by_counts_every_use(test_conn):
+    """used_by is the shared answer of _core/usage: a VM's kernel file counts, not only its disks."""
+    pool = test_conn.storagePoolLookupByName(POOL)
+    pool.createXML(_xml.to_string(build_volume_xml("vmlinuz", MiB, "raw")), 0)
+    dom = _xml.parse(test_conn.lookupByName("test").XMLDesc(0))
+    dom.find("name").text = "user2"
+    dom.remove(dom.find("uuid"))
+    _xml.sub(dom.find("os"), "kernel", "/default-pool/vmlinuz")
+    test_conn.defineXML(_xml.to_string(dom))
+    info = gather_volume_info(Context(conn=test_conn, params=dict(pool=POOL, name="vmlinuz")))
+    assert info["volumes"][0]["used_by"] == [dict(domain="user2", active=False, target=None)]
 
 
 def test_retry_busy_retries_only_busy_errors():
