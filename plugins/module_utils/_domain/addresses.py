@@ -307,7 +307,6 @@ def usable(address, family):
     return ip is None or not (ip.is_link_local or ip.is_loopback)
 
 
-
 def domain_ip_summary(interfaces, macs=None):
     """The first IPv4 address that is not link-local (the ``ip`` return value), or None.
 

@@ -237,7 +237,6 @@ def apply_model(root, model):
     return root
 
 
-
 def mark_xml_source(root, digest):
     """Record in the definition ``root`` that it was made from user XML with hash ``digest``."""
     container = _child(root, "metadata")

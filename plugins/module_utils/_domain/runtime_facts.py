@@ -17,6 +17,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml a
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors, translate_libvirt_error
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.states import has_code, state_of
 
+
 def qemu_pid_file(uri, name):
     """Where a local QEMU driver keeps the pid of domain ``name``, or None for other URIs.
 

@@ -20,6 +20,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import ACTIVE_STATES, DOMAIN_STATES, POOL_STATES
 
+
 def domain_facts(conn):
     counts = dict((name, 0) for name in DOMAIN_STATES.values())
     totals = dict(

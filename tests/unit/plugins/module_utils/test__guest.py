@@ -33,7 +33,14 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.address_wait import wait_for_addresses
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.addresses import domain_ip_summary, interface_addresses
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.agent import agent_command, guest_exec
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.runtime_facts import console_facts, disk_sizes, graphics_facts, process_uptime, qemu_pid_file, runtime_facts
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.runtime_facts import (
+    console_facts,
+    disk_sizes,
+    graphics_facts,
+    process_uptime,
+    qemu_pid_file,
+    runtime_facts,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.states import state_names, state_of
 
 DOMAIN_XML = """
