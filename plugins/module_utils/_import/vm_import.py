@@ -69,8 +69,22 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._import.source imp
     load_source,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users, users_of
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import lookup_pool_or_assume, lookup_volume, model_and_record, parse_volume_xml, volume_path, volume_xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml, delete_by_name, exists_already, normal_capacity, record_fill, upload_file
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
+    lookup_pool_or_assume,
+    lookup_volume,
+    model_and_record,
+    parse_volume_xml,
+    volume_path,
+    volume_xml,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import (
+    build_volume_xml,
+    delete_by_name,
+    exists_already,
+    normal_capacity,
+    record_fill,
+    upload_file,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 
 
