@@ -15,6 +15,8 @@ import sys
 import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+
+
 def define(conn, index, prefix, per_host):
     for n in range(1, per_host + 1):
         name = "%sh%d-%03d" % (prefix, index, n)

@@ -259,7 +259,7 @@ host:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import gather_host_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.info import gather_host_info
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
 
 

@@ -21,7 +21,14 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.filemode import parse_mode
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool, retry_busy
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users, users_of
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import lookup_pool, lookup_volume, parse_volume_xml, validate_name, volume_path, volume_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
+    lookup_pool,
+    lookup_volume,
+    parse_volume_xml,
+    validate_name,
+    volume_path,
+    volume_xml,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml, volume_stream
 from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.options import DEFAULT_FILE_MODE, MAX_READ_BYTES
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import atomic_write

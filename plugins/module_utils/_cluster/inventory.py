@@ -12,7 +12,7 @@ hypervisor that does not answer in time.
 Per hypervisor: one connection, three ``listAllDomains`` calls (all, persistent, autostart), one
 ``getAllDomainStats`` for every state, then per VM its saved definition (one ``XMLDesc``),
 parsed by :func:`_domain.model_from_xml` exactly as ``vm`` and ``vm_info`` parse it, and, for
-running VMs, the addresses from :func:`_guest.interface_addresses` (what ``vm_info`` reports).
+running VMs, the addresses from :func:`addresses.interface_addresses` (what ``vm_info`` reports).
 
 The definition is read without ``VIR_DOMAIN_XML_SECURE``, so it holds no graphics password, and
 only the keys in ``DEFINITION_KEYS`` are kept.  This module does not import ``_vm`` (and with
@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _vm_addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.states import state_names
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection, libvirt, libvirt_errors
@@ -39,12 +40,13 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     NotFoundError,
     VirtopsError,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import state_word
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.names import fill_volume_names
 
 #: ``ip_source`` values: ``vm_info``'s sources, and ``none`` (do not read addresses at all)
-IP_SOURCES = _guest.SOURCES + ("none",)
+IP_SOURCES = _vm_addresses.SOURCES + ("none",)
 
 #: the keys of the domain model (``_domain.model_from_xml``) that the inventory keeps (the rest is in ``vm_info``)
 DEFINITION_KEYS = (
@@ -55,11 +57,7 @@ DEFINITION_KEYS = (
 DISK_KEYS = ("target", "bus", "path", "pool", "volume", "format")
 INTERFACE_KEYS = ("type", "source", "model", "mac", "addresses")
 
-_XML_INACTIVE = getattr(libvirt, "VIR_DOMAIN_XML_INACTIVE", 2) if libvirt else 2
-
-
-def _flag(name, default):
-    return getattr(libvirt, name, default) if libvirt else default
+_XML_INACTIVE = flag("VIR_DOMAIN_XML_INACTIVE", 2)
 
 
 # ----------------------------------------------------------------------- hypervisor names ---
@@ -87,7 +85,7 @@ def check_options(options):
 def _states(conn, domains):
     """``{uuid: (state, reason)}`` (libvirt's numbers) in one call where the driver can."""
     try:
-        stats = conn.getAllDomainStats(_flag("VIR_DOMAIN_STATS_STATE", 1), 0)
+        stats = conn.getAllDomainStats(flag("VIR_DOMAIN_STATS_STATE", 1), 0)
     except libvirt.libvirtError:
         stats = None
     out = {}
@@ -138,13 +136,13 @@ def vm_record(conn, dom, state, persistent, autostart, options):
     try:
         text = dom.XMLDesc(_XML_INACTIVE)
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() == _flag("VIR_ERR_NO_DOMAIN", 42):
+        if exc.get_error_code() == flag("VIR_ERR_NO_DOMAIN", 42):
             return None
         with libvirt_errors("reading VM '%s'" % dom.name()):
             raise
     model = _domain.model_from_xml(_xml.parse(text, "domain XML of %s" % dom.name()))
     fill_volume_names(conn, model)
-    libvirt_state, reason = _guest.state_names(*state)
+    libvirt_state, reason = state_names(*state)
     vm = dict((key, model.get(key)) for key in DEFINITION_KEYS)
     vm["disks"] = [dict((k, d.get(k)) for k in DISK_KEYS) for d in model.get("disks") or ()]
     vm["interfaces"] = [dict((k, n.get(k)) for k in INTERFACE_KEYS if k != "addresses") for n in model.get("interfaces") or ()]
@@ -168,7 +166,7 @@ def vm_record(conn, dom, state, persistent, autostart, options):
 
 def _addresses(conn, dom, vm, options):
     """Each NIC's ``addresses``, the VM's ``ip`` and ``address_error``, as ``vm_info`` reports them."""
-    _guest.merge_addresses(conn, dom, vm, options["ip_source"], options["agent_timeout"])
+    _vm_addresses.merge_addresses(conn, dom, vm, options["ip_source"], options["agent_timeout"])
 
 
 # -------------------------------------------------------------------- one hypervisor ---
@@ -189,8 +187,8 @@ def list_hypervisor(uri, options, name=None, connection_class=Connection):
             hostname = conn.getHostname()
         with libvirt_errors("listing VMs"):
             domains = conn.listAllDomains(0)
-        persistent = _uuids(conn, _flag("VIR_CONNECT_LIST_DOMAINS_PERSISTENT", 4))
-        autostart = _uuids(conn, _flag("VIR_CONNECT_LIST_DOMAINS_AUTOSTART", 64))
+        persistent = _uuids(conn, flag("VIR_CONNECT_LIST_DOMAINS_PERSISTENT", 4))
+        autostart = _uuids(conn, flag("VIR_CONNECT_LIST_DOMAINS_AUTOSTART", 64))
         states = _states(conn, domains)
         vms = []
         for dom in domains:

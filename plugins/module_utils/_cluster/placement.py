@@ -39,7 +39,8 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import CREATION_DEFAULTS, memory_mib, validate_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import CREATION_DEFAULTS, validate_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.normalize import memory_mib
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import human_size, parse_size
 

@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_devices as _codec_devices
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DEFAULTS
 from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import view as _snapshot
@@ -53,7 +54,7 @@ class CloneSource:
         root, snapshot = self._source(src, source_name, mode)
         root.find("name").text = self.vm.name
         for path in ("uuid", "devices/interface/mac", "os/nvram", "devices/graphics", "metadata/{%s}snapshot" % _snapshot.REVERT_NS):
-            _domain._drop(root, path)
+            _codec_devices._drop(root, path)
         base = _domain.model_from_xml(root)
         disks = []
         for disk in base["disks"]:

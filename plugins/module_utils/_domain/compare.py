@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DEFINITION_KEYS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
@@ -127,8 +128,8 @@ def prediction_xml(vm, current, desired):
         return _xml.to_string(vm.apply_model(_xml.parse(current["xml"], "domain XML"), definition_model(desired)))
     clone = desired["_run"].clone.info if desired.get("_run") is not None else None
     if clone is not None:
-        return _xml.to_string(_domain.apply_model(_xml.parse(clone["xml"]), definition_model(desired)))
-    return _xml.to_string(_domain.build_xml(vm.name, definition_model(desired)))
+        return _xml.to_string(_codec_write.apply_model(_xml.parse(clone["xml"]), definition_model(desired)))
+    return _xml.to_string(_codec_write.build_xml(vm.name, definition_model(desired)))
 
 
 def predict_sizes(base, current, desired):
@@ -179,15 +180,3 @@ def implied_diff_views(vm, current, desired, before, after):
         old, new = current.get(key), predicted.get(key)
         if not isinstance(new, dict) and not values_equal(new, old):
             before[key], after[key] = old, new
-
-
-def vm_view(model):
-    """What the module returns about a VM: the model without secrets and internals."""
-    out = dict((k, copy.deepcopy(v)) for k, v in model.items() if not k.startswith("_") and k not in ("xml", "xml_sha256"))
-    graphics = out.get("graphics")
-    if isinstance(graphics, dict):
-        graphics.pop("password", None)
-    for disk in out.get("disks") or []:
-        for key in ("backing_volume", "backing_pool"):
-            disk.pop(key, None)
-    return out

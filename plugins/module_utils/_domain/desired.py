@@ -16,12 +16,13 @@ import hashlib
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import checks as _vm_checks
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.clone import CloneSource
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.seed import SeedDevice
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.volumes import NewVolumes
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
-from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import guest_facts, host_capabilities, host_limits, kvm_usable
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import guest_facts, host_capabilities, host_limits, kvm_usable
 
 
 class DesiredRun:
@@ -62,14 +63,14 @@ class DesiredModel:
             self.check_xml(model["xml"], current)
             model["_run"] = run
             return model
-        model = _domain.normalize(params)
+        model = _normalize.normalize(params)
         if model.get("virt_type") == "auto":
             model["virt_type"] = None if current is not None else self._auto_virt_type()
         if current is None:
             if params.get("clone_from") and run.clone.source_vm() is not None:
                 model = run.clone.model(model)
             else:
-                model = _domain.with_creation_defaults(model)
+                model = _normalize.with_creation_defaults(model)
                 if model.get("virt_type") is None:
                     model["virt_type"] = self._auto_virt_type()
         if model.get("machine"):
@@ -80,7 +81,7 @@ class DesiredModel:
         if params.get("cloud_init") is not None:
             run.seed.add_device(model, params["cloud_init"], current)
         self._targets_by_source(model, current)
-        _domain.assign_targets(model, _domain.default_cdrom_bus(machine), current)
+        _normalize.assign_targets(model, _normalize.default_cdrom_bus(machine), current)
         self._check_unique_targets(model)
         vm.disks.resolve_disks(model, current, run.volumes)
         vm.disks.resolve_cdroms(model)

@@ -4,8 +4,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``vm_info``: the VMs of a hypervisor, filtered, each as ``vm`` returns it plus its run-time facts.
 
-One entry is :func:`_vm.vm_view` of the model of the VM's *persistent* definition (what ``vm``
-returns and compares) with the facts of :func:`_guest.runtime_facts` merged in:
+One entry is :func:`view.vm_view` of the model of the VM's *persistent* definition (what ``vm``
+returns and compares) with the facts of :func:`_runtime.runtime_facts` merged in:
 
 * top level: ``state`` (``vm``'s words: ``running``, ``paused``, ``stopped``, ...), ``reason``,
   ``id``, ``active``, ``persistent``, ``autostart``, ``cpu_time_ns``, ``uptime_seconds``,
@@ -19,7 +19,7 @@ returns and compares) with the facts of :func:`_guest.runtime_facts` merged in:
   ones included) and ``ip``, as ``vm`` returns them with ``wait_for_ip``.
 
 The definition is read without ``VIR_DOMAIN_XML_SECURE``, so libvirt leaves graphics passwords
-out of it; :func:`_vm.vm_view` drops the (then empty) password key.
+out of it; :func:`view.vm_view` drops the (then empty) password key.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,18 +30,20 @@ import fnmatch
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import runtime_facts as _runtime
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import lookup_or_none
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     InvalidInputError,
     NotFoundError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state, state_word
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import vm_view
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.view import vm_view
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.names import fill_volume_names
 
 #: what the ``state`` filter accepts: ``vm``'s run states and libvirt's rarer ones
@@ -49,7 +51,7 @@ STATE_FILTERS = ("running", "paused", "stopped", "shutdown", "crashed", "pmsuspe
 #: the agent is asked for at most this long per VM (seconds) unless ``agent_timeout`` says otherwise
 AGENT_TIMEOUT = 5
 
-_XML_INACTIVE = getattr(libvirt, "VIR_DOMAIN_XML_INACTIVE", 2) if libvirt else 2
+_XML_INACTIVE = flag("VIR_DOMAIN_XML_INACTIVE", 2)
 
 
 def _options(params):
@@ -65,8 +67,8 @@ def _options(params):
         if state not in STATE_FILTERS:
             raise InvalidInputError("state: %r is not one of %s" % (state, ", ".join(STATE_FILTERS)))
     source = params.get("ip_source") or "lease"
-    if source not in _guest.SOURCES:
-        raise InvalidInputError("ip_source: %r is not one of %s" % (source, ", ".join(_guest.SOURCES)))
+    if source not in _addresses.SOURCES:
+        raise InvalidInputError("ip_source: %r is not one of %s" % (source, ", ".join(_addresses.SOURCES)))
     timeout = timeout_seconds(params.get("agent_timeout"), "agent_timeout", AGENT_TIMEOUT)
     addresses = params.get("addresses")
     return dict(
@@ -99,7 +101,7 @@ def _without_passwords(text, root):
 
 
 def _merge_runtime(vm, facts, live):
-    """Put :func:`_guest.runtime_facts` into the ``vm_view`` dict ``vm`` (in place)."""
+    """Put :func:`_runtime.runtime_facts` into the ``vm_view`` dict ``vm`` (in place)."""
     vm.update(
         state=state_word(facts["state"]),
         reason=facts["reason"],
@@ -125,7 +127,7 @@ def _merge_runtime(vm, facts, live):
 
 def _merge_addresses(conn, dom, vm, opts):
     """``addresses``/``ip`` of the VM and per interface; a source that cannot answer is ``address_error``."""
-    vm["addresses"] = _guest.merge_addresses(conn, dom, vm, opts["ip_source"], opts["agent_timeout"])
+    vm["addresses"] = _addresses.merge_addresses(conn, dom, vm, opts["ip_source"], opts["agent_timeout"])
 
 
 def vm_facts(conn, dom, opts):
@@ -140,7 +142,7 @@ def vm_facts(conn, dom, opts):
     fill_volume_names(conn, model)
     with libvirt_errors("reading VM '%s'" % name):
         live_root = _xml.parse(dom.XMLDesc(0), "live domain XML of %s" % name)
-    facts = _guest.runtime_facts(conn, dom, live_root)
+    facts = _runtime.runtime_facts(conn, dom, live_root)
     live = _domain.model_from_xml(live_root) if facts["active"] else None
     vm = vm_view(model)
     _merge_runtime(vm, facts, live)
@@ -161,7 +163,7 @@ def _still_there(conn, dom):
 
 def _domains(conn, opts):
     if opts["name"] is not None:
-        dom = lookup_or_none(conn.lookupByName, opts["name"], libvirt.VIR_ERR_NO_DOMAIN, "VM")
+        dom = find_vm(conn, opts["name"])
         if dom is None:
             with libvirt_errors("listing VMs"):
                 names = sorted(d.name() for d in conn.listAllDomains(0))

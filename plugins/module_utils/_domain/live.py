@@ -10,7 +10,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.compare import by_target, compare_model, definition_model, predicted_definition
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import LIVE_KEYS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
@@ -45,7 +45,7 @@ def plan_live(vm, current, definition, diff, plan):
     for cdrom in definition.get("cdroms") or []:
         have = live_cdroms.get(cdrom["target"])
         if have is not None and have["bus"] == cdrom["bus"] and have["path"] != cdrom.get("path"):
-            text = _xml.to_string(_domain.disk_element(cdrom, "cdrom"), pretty=False)
+            text = _xml.to_string(_codec_write.disk_element(cdrom, "cdrom"), pretty=False)
             what = "insert %s into" % cdrom["path"] if cdrom.get("path") else "eject the medium of"
             plan.add("%s CD-ROM %s of running VM %s" % (what, cdrom["target"], vm.name),
                      vm._call("changing the CD-ROM medium of", "updateDeviceFlags", text, flags))
@@ -63,8 +63,8 @@ def plan_live_metadata(vm, live, definition, plan):
     tags = definition.get("tags")
     meta = definition.get("metadata")
     if (tags is not None and tags != live["tags"]) or (meta is not None and meta != live["metadata"]):
-        node = _domain.metadata_element(tags if tags is not None else live["tags"],
-                                        meta if meta is not None else live["metadata"], namespaced=False)
+        node = _codec_write.metadata_element(tags if tags is not None else live["tags"],
+                                             meta if meta is not None else live["metadata"], namespaced=False)
         text = _xml.to_string(node, pretty=False)
         plan.add("set tags and metadata of running VM %s" % vm.name,
                  vm._call("setting the metadata of", "setMetadata", libvirt.VIR_DOMAIN_METADATA_ELEMENT,

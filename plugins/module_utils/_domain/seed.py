@@ -14,7 +14,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import seed as _cloudinit
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import agent as _agent
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DETACH_TIMEOUT, SEED_KEYS
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.remove import delete_path
@@ -154,7 +154,7 @@ class SeedDevice:
             while True:
                 left = deadline - clock()
                 try:
-                    out = _guest.guest_exec(dom, "/bin/sh", ["-c", script], timeout=max(left, 1))
+                    out = _agent.guest_exec(dom, "/bin/sh", ["-c", script], timeout=max(left, 1))
                     break
                 except VirtopsError as exc:
                     if exc.kind == "invalid_input":

@@ -28,15 +28,17 @@ __metaclass__ = type
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import checks as _vm_checks
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import compare as _compare
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import live as _live
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.compare import MASK, definition_model, vm_view
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.compare import MASK, definition_model
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.desired import DesiredModel
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.disks import DiskResolver
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DEFAULTS, DEFINITION_KEYS, STATES, TIMEOUTS
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.power import PowerPlan
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.remove import plan_absent, undefine_flags
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.view import vm_view
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import secrets as _secrets
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
@@ -96,10 +98,10 @@ class VmResource(DefinedObjectResource):
         return _domain.model_from_xml(text)
 
     def xml_from_model(self, model, uuid=None):
-        return _domain.build_xml(self.name, model, uuid)
+        return _codec_write.build_xml(self.name, model, uuid)
 
     def apply_model(self, root, model):
-        return _domain.apply_model(root, model)
+        return _codec_write.apply_model(root, model)
 
     def _after_read(self, obj, current, active):
         current["state"] = run_state(obj)
@@ -140,7 +142,7 @@ class VmResource(DefinedObjectResource):
         text = super(VmResource, self)._definition_xml(desired, base_xml, uuid)
         if desired.get("xml") is None:
             return text
-        return _xml.to_string(_domain.mark_xml_source(_xml.parse(text), desired["_run"].xml_digest))
+        return _xml.to_string(_codec_write.mark_xml_source(_xml.parse(text), desired["_run"].xml_digest))
 
     @staticmethod
     def _xml_unchanged(model, desired):
@@ -236,7 +238,7 @@ class VmResource(DefinedObjectResource):
         desired["_run"].volumes.plan(plan)
         clone = desired["_run"].clone.info
         if clone is not None:
-            xml_text = _xml.to_string(_domain.apply_model(_xml.parse(clone["xml"]), definition_model(desired)))
+            xml_text = _xml.to_string(_codec_write.apply_model(_xml.parse(clone["xml"]), definition_model(desired)))
         else:
             xml_text = self._definition_xml(definition_model(desired) if desired.get("xml") is None else desired)
         label = "define VM %s" % self.name
@@ -336,9 +338,9 @@ class VmResource(DefinedObjectResource):
         macs = [nic["mac"] for nic in vm.get("interfaces") or [] if nic.get("mac")]
         if not macs:
             raise InvalidInputError("wait_for_ip: VM %r has no network interface" % self.name)
-        found = _guest.wait_for_addresses(self.ctx.conn, self._lookup(), source=self.params.get("ip_source") or DEFAULTS["ip_source"],
-                                          timeout=self._timeout("wait_for_ip_timeout"), macs=macs)
+        found = _addresses.wait_for_addresses(self.ctx.conn, self._lookup(), source=self.params.get("ip_source") or DEFAULTS["ip_source"],
+                                              timeout=self._timeout("wait_for_ip_timeout"), macs=macs)
         by_mac = dict((item["mac"], item) for item in found)
         for nic in vm["interfaces"]:
             nic["addresses"] = (by_mac.get(nic.get("mac")) or {}).get("addresses", [])
-        return dict(addresses=found, ip=_guest.domain_ip_summary(found, macs))
+        return dict(addresses=found, ip=_addresses.domain_ip_summary(found, macs))

@@ -27,7 +27,13 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm, get_vm
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import backing_chain, lookup_pool, lookup_volume, parse_volume_xml, volume_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
+    backing_chain,
+    lookup_pool,
+    lookup_volume,
+    parse_volume_xml,
+    volume_xml,
+)
 
 _XML_INACTIVE = flag("VIR_DOMAIN_XML_INACTIVE", 2)
 

@@ -13,6 +13,8 @@ __metaclass__ = type
 import os
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._import import domain_xml as _import_xml
 
@@ -20,7 +22,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml a
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_network
-from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import guest_facts, host_capabilities, kvm_usable
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import guest_facts, host_capabilities, kvm_usable
 
 _NIC_FALLBACK = "e1000"
 
@@ -67,7 +69,7 @@ def rewrite_domain_xml(text, name, keep_uuid, disks, network=None, virt_type=Non
         update["interfaces"] = [dict(type=None, source=None, model=nic_model) for _n in model["interfaces"]]
     if virt_type:
         update["virt_type"] = virt_type
-    _domain.apply_model(root, update)
+    _codec_write.apply_model(root, update)
     return _xml.to_string(root), notes
 
 
@@ -108,9 +110,9 @@ def archive_xml(ctx, name, src, volumes):
     for note in notes:
         ctx.warn(note)
     root = _xml.parse(text)
-    override = dict(vcpus=p.get("vcpus"), memory=_domain.memory_mib(p.get("memory"), "memory"))
+    override = dict(vcpus=p.get("vcpus"), memory=_normalize.memory_mib(p.get("memory"), "memory"))
     if any(v is not None for v in override.values()):
-        _domain.apply_model(root, override)
+        _codec_write.apply_model(root, override)
     if not p.get("network"):
         _check_networks(ctx, root)
     return _xml.to_string(root)

@@ -17,6 +17,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._tools import arch
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive_read as _archive_read
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._import import ovf as _ovf_read
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import ovf as _ovf_tools
@@ -68,9 +69,9 @@ def assign_targets(disks):
             continue
         prefix = _domain.BUS_PREFIX.get(disk["bus"], "vd")
         index = 0
-        while "%s%s" % (prefix, _domain.target_letters(index)) in used:
+        while "%s%s" % (prefix, _normalize.target_letters(index)) in used:
             index += 1
-        disk["target"] = "%s%s" % (prefix, _domain.target_letters(index))
+        disk["target"] = "%s%s" % (prefix, _normalize.target_letters(index))
         used.add(disk["target"])
     return disks
 
@@ -272,7 +273,7 @@ def load_disks(items, qemu_img):
             raise InvalidInputError("%s.bus must be one of %s" % (what, ", ".join(_domain.DISK_BUSES)))
         target = item.get("target")
         if target is not None:
-            _domain.normalize(dict(disks=[dict(target=target)]))  # validates the name
+            _normalize.normalize(dict(disks=[dict(target=target)]))  # validates the name
         src.disks.append(dict(target=target, bus=bus, member=None, path=path, format=fmt, virtual_size=vsize,
                               size=None, digest=None, inspected=True))
     assign_targets(src.disks)

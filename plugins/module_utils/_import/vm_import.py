@@ -44,6 +44,7 @@ import shutil
 import tempfile
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 
@@ -54,8 +55,9 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool, retry_busy
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Outcome, Plan, Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.checks import check_host_limits
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource, vm_view
-from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import host_limits
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.view import vm_view
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import host_limits
 from ansible_collections.virtops.libvirt.plugins.module_utils._import.definition import archive_xml, model_params
 from ansible_collections.virtops.libvirt.plugins.module_utils._import.extract import extract, verify_files
 from ansible_collections.virtops.libvirt.plugins.module_utils._import.source import (
@@ -67,8 +69,22 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._import.source imp
     load_source,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users, users_of
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import lookup_pool_or_assume, lookup_volume, model_and_record, parse_volume_xml, volume_path, volume_xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml, delete_by_name, exists_already, normal_capacity, record_fill, upload_file
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
+    lookup_pool_or_assume,
+    lookup_volume,
+    model_and_record,
+    parse_volume_xml,
+    volume_path,
+    volume_xml,
+)
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import (
+    build_volume_xml,
+    delete_by_name,
+    exists_already,
+    normal_capacity,
+    record_fill,
+    upload_file,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 
 
@@ -259,7 +275,7 @@ class ImportResource(Resource):
     def desired(self, current):
         state = self.params.get("state") or "present"
         # before any disk is read: the definition made from the source is checked again (VmResource)
-        asked = dict(memory=_domain.memory_mib(self.params.get("memory"), "memory"), vcpus=self.params.get("vcpus"))
+        asked = dict(memory=_normalize.memory_mib(self.params.get("memory"), "memory"), vcpus=self.params.get("vcpus"))
         if any(value is not None for value in asked.values()):
             check_host_limits(host_limits(self.ctx.conn), asked)
         return dict(state=state, force=bool(self.params.get("force")))

@@ -25,7 +25,6 @@ _STREAM_CHUNK = 4 * MIB
 _ABORT_GRACE = 120.0
 
 
-
 # --- migration flags and parameters -------------------------------------------------------------
 
 
@@ -40,7 +39,7 @@ def live_flags(opts, mode, source_persistent, copy):
         flags |= flag("VIR_MIGRATE_UNDEFINE_SOURCE")
     if copy:
         flags |= flag("VIR_MIGRATE_NON_SHARED_INC" if opts["copy_storage"] == "incremental"
-                       else "VIR_MIGRATE_NON_SHARED_DISK")
+                      else "VIR_MIGRATE_NON_SHARED_DISK")
     if opts["auto_converge"]:
         flags |= flag("VIR_MIGRATE_AUTO_CONVERGE")
     if opts["compressed"]:

@@ -16,7 +16,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import lookup_or_none
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError
-from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import guest_facts, memory_facts
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import guest_facts, memory_facts
 from ansible_collections.virtops.libvirt.plugins.module_utils._migrate.disks import DiskChecks
 from ansible_collections.virtops.libvirt.plugins.module_utils._migrate.job import MIB
 

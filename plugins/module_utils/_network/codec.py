@@ -16,6 +16,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml a
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._network.model import ip_key, sort_hosts
 
+
 def ip_nodes(root, version):
     out = []
     for node in root.findall("ip"):

@@ -81,6 +81,7 @@ def libvirt_firewall_backend(lib_version, etc_dir=ETC_LIBVIRT):
 
 # ------------------------------------------------------------------------------ the manager ---
 
+
 class PortForwards:
     """The port forwards of one network on this hypervisor: read, compare, plan.
 

@@ -37,6 +37,7 @@ _JUMP_COMMENT = "virtops-libvirt port forwards of network %s"
 
 # ------------------------------------------------------------------------------- validation ---
 
+
 def _ports(value, label):
     """(first, last) of a port or a range '8000-8010', each 1-65535."""
     if isinstance(value, bool):

@@ -19,7 +19,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state
 
 
-
 class SnapshotCalls:
     """Plan actions on the snapshots of the VM ``dom`` (called ``vm_name``); ``model`` is its model
     (its disks tell which pools to refresh)."""

@@ -23,7 +23,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import dependants
 
 
-
 def creation(conn, params, vm_name, model, current):
     """(memory, XML, flags) for the new snapshot ``params["name"]``, after checking it can be made."""
     p = params

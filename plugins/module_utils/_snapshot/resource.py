@@ -45,7 +45,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     InvalidInputError,
     NotFoundError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state, version_string
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import version_string
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Outcome, Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import parse_duration
 

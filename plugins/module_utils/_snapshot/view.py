@@ -143,6 +143,7 @@ def snapshot_count(dom):
         with libvirt_errors("counting the snapshots of VM '%s'" % dom.name()):
             raise
 
+
 def snapshot_tree(facts):
     """The snapshots as a forest: ``[{"name", "current", "children": [...]}]`` from the roots down."""
     by_name = dict((f["name"], f) for f in facts)

@@ -15,6 +15,7 @@ __metaclass__ = type
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
 
+
 def disk_users(conn):
     """Every domain disk with a source: dicts domain, active, target, device, path, pool, volume."""
     users = []

@@ -35,6 +35,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups impo
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Outcome
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import guard, in_use_error, usage
 
+
 def build_flags(pool_type):
     """Build without overwriting: existing data means 'already built'."""
     if pool_type in ("fs", "logical"):

@@ -17,7 +17,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.virtops.libvirt.plugins.filter import placement as filter_module
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError
-from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import gather_host_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.info import gather_host_info
 from ansible_collections.virtops.libvirt.plugins.module_utils._cluster.placement import place
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.info import gather_vm_info

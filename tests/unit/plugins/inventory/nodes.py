@@ -11,7 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
@@ -21,11 +22,11 @@ RUNSTATES = dict(running=1, paused=3, stopped=5)
 
 def domain_element(name, state="running", memory=64, vcpus=1, arch="x86_64", **params):
     """A domain built the way the vm module builds one, with the test driver's run state."""
-    model = _domain.normalize(dict(memory=memory, vcpus=vcpus, arch=arch, **params))
-    _domain.assign_targets(model)
-    model = _domain.with_creation_defaults(model)
+    model = _normalize.normalize(dict(memory=memory, vcpus=vcpus, arch=arch, **params))
+    _normalize.assign_targets(model)
+    model = _normalize.with_creation_defaults(model)
     model["virt_type"] = "test"
-    root = _domain.build_xml(name, model)
+    root = _codec_write.build_xml(name, model)
     runstate = _xml.etree.SubElement(root, "{%s}runstate" % TEST_NS, nsmap={"test": TEST_NS})
     runstate.text = str(RUNSTATES[state])
     return root

@@ -14,13 +14,11 @@ import pytest
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import values_equal
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import (
-    apply_model,
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.codec_write import apply_model, build_xml, metadata_element
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import model_from_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.normalize import (
     assign_targets,
-    build_xml,
     default_cdrom_bus,
-    metadata_element,
-    model_from_xml,
     normalize,
     with_creation_defaults,
 )

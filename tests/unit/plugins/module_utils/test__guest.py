@@ -19,7 +19,9 @@ import time
 import libvirt
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import agent as _agent
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import states as _states
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
@@ -28,21 +30,18 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     InvalidInputError,
     OperationTimeoutError,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.guest import (
-    agent_command,
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.address_wait import wait_for_addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.addresses import domain_ip_summary, interface_addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.agent import agent_command, guest_exec
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.runtime_facts import (
     console_facts,
     disk_sizes,
-    domain_ip_summary,
     graphics_facts,
-    guest_exec,
-    interface_addresses,
     process_uptime,
     qemu_pid_file,
     runtime_facts,
-    state_names,
-    state_of,
-    wait_for_addresses,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.states import state_names, state_of
 
 DOMAIN_XML = """
 <domain type='test'>
@@ -105,7 +104,7 @@ class FakeClock:
 def _reason_constants():
     """Every reason constant libvirt-python defines, as (state name, reason name, state, reason)."""
     out = []
-    for state_name, _reasons in _guest._STATE_TABLE:
+    for state_name, _reasons in _states._STATE_TABLE:
         prefix = "VIR_DOMAIN_%s_" % state_name
         for const in dir(libvirt):
             if not const.startswith(prefix):
@@ -191,7 +190,7 @@ NORMALIZE = [
 
 @pytest.mark.parametrize("label, raw, expected", NORMALIZE, ids=[n[0] for n in NORMALIZE])
 def test_normalize(label, raw, expected):
-    assert _guest._normalize(raw, "agent") == expected
+    assert _addresses._normalize(raw, "agent") == expected
 
 
 @pytest.mark.parametrize("source", ["lease", "agent", "arp", "any"])
@@ -288,13 +287,13 @@ def test_any_skips_a_missing_agent(test_conn):
 
 
 EXPLICIT_ERRORS = [
-    ("agent", NOT_CONNECTED, BackendError, "is qemu-guest-agent running in the guest and does the domain have an "
+    ("agent", NOT_CONNECTED, BackendError, "is qemu-guest-agent running in the guest and does the VM have an "
                                            "org.qemu.guest_agent.0 channel"),
     ("agent", NOT_CONFIGURED, InvalidInputError, "has no guest agent channel"),
     ("agent", NOT_AVAILABLE, OperationTimeoutError, "did not answer"),
     ("arp", ARP_BROKEN, BackendError, "from source 'arp' failed: internal error: wrong nlmsg len"),
     ("lease", ("VIR_ERR_NO_SUPPORT", "this function is not supported by the connection driver"),
-     InvalidInputError, "cannot read the addresses of domain 'fake' from source 'lease'"),
+     InvalidInputError, "cannot read the addresses of VM 'fake' from source 'lease'"),
     ("lease", NOT_RUNNING, ConflictError, "is not running"),
 ]
 
@@ -312,7 +311,7 @@ def test_paused_domain_any_skips_the_agent_but_reads_leases(test_conn):
     fake = FakeDom({AGENT: NOT_RUNNING, LEASE: {"vnet0": dict(hwaddr=MAC1, addrs=[ipv4("10.0.0.9")])}, ARP: {}},
                    state=(3, 1))
     assert [(i["mac"], i["source"]) for i in interface_addresses(test_conn, fake, "any")] == [(MAC1, "lease")]
-    with pytest.raises(ConflictError, match="domain 'fake' is paused \\(user\\): its guest agent cannot answer"):
+    with pytest.raises(ConflictError, match="VM 'fake' is paused \\(user\\): its guest agent cannot answer"):
         interface_addresses(test_conn, fake, "agent")
 
 
@@ -338,10 +337,10 @@ def test_a_hung_agent_is_abandoned_after_agent_timeout(test_conn):
         assert fake.calls.count(AGENT) == 1
     finally:
         answer.set()
-    _guest._PENDING_AGENT[fake.UUIDString()].join(5)
+    _addresses._PENDING_AGENT[fake.UUIDString()].join(5)
     fake.replies[AGENT] = {"eth0": dict(hwaddr=MAC1, addrs=[ipv4("10.0.0.5")])}
     assert [i["source"] for i in interface_addresses(test_conn, fake, "any")] == ["agent"]
-    assert fake.UUIDString() not in _guest._PENDING_AGENT
+    assert fake.UUIDString() not in _addresses._PENDING_AGENT
 
 
 def test_lease_source_covers_bridge_interfaces_on_a_libvirt_network(test_conn):
@@ -386,7 +385,7 @@ def test_wait_times_out_with_growing_interval_and_says_what_it_saw(test_conn, do
     assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 2.5]
     msg = info.value.msg
     assert info.value.kind == "timeout"
-    assert "domain 'guest-unit'" in msg and "source lease" in msg and "20 s" in msg
+    assert "VM 'guest-unit'" in msg and "source lease" in msg and "20 s" in msg
     assert "52:54:00:00:00:99: no address (missing ipv4)" in msg
     assert MAC1 + ": 192.168.122." in msg
     assert info.value.details["missing"] == ["52:54:00:00:00:99"]
@@ -431,13 +430,13 @@ def test_wait_timeout_mentions_failing_sources(test_conn):
     clock = FakeClock()
     with pytest.raises(OperationTimeoutError) as info:
         wait_for_addresses(test_conn, fake, timeout=1, sleep=clock.sleep, clock=clock.clock)
-    assert "agent: the guest agent of domain 'fake' is not connected" in info.value.msg
+    assert "agent: the guest agent of VM 'fake' is not connected" in info.value.msg
     assert "arp: " in info.value.msg
 
 
 def test_wait_fails_at_once_when_the_domain_stops(test_conn, dom):
     clock = FakeClock(on_sleep=lambda n: dom.destroy() if n == 2 else None)
-    with pytest.raises(ConflictError, match="domain 'guest-unit' stopped \\(shutoff, destroyed\\) while waiting"):
+    with pytest.raises(ConflictError, match="VM 'guest-unit' stopped \\(shutoff, destroyed\\) while waiting"):
         wait_for_addresses(test_conn, dom, macs=["52:54:00:00:00:99"], sleep=clock.sleep, clock=clock.clock)
     assert len(clock.sleeps) == 2
 
@@ -501,7 +500,7 @@ class FakeAgent:
 def agent(monkeypatch):
     def install(*answers):
         fake = FakeAgent(list(answers))
-        monkeypatch.setattr(_guest, "libvirt_qemu", fake)
+        monkeypatch.setattr(_agent, "libvirt_qemu", fake)
         return fake
     return install
 
@@ -524,9 +523,9 @@ AGENT_ERRORS = [
     (NOT_AVAILABLE, OperationTimeoutError, "did not answer guest agent command 'guest-ping' within 10 s"),
     (("VIR_ERR_INTERNAL_ERROR", "internal error: unable to execute QEMU agent command 'guest-nope': "
                                 "The command guest-nope has not been found"),
-     BackendError, "guest agent command 'guest-ping' failed in domain 'guest-unit': .*has not been found"),
+     BackendError, "guest agent command 'guest-ping' failed in VM 'guest-unit': .*has not been found"),
     ("this is not json", BackendError, "not JSON"),
-    ({"error": {"class": "GenericError", "desc": "boom"}}, BackendError, "failed in domain 'guest-unit': boom"),
+    ({"error": {"class": "GenericError", "desc": "boom"}}, BackendError, "failed in VM 'guest-unit': boom"),
 ]
 
 
@@ -539,9 +538,9 @@ def test_agent_command_errors(agent, dom, answer, error, text):
 
 
 @pytest.mark.parametrize("action, text", [
-    ("suspend", "domain 'guest-unit' is paused \\(user\\): its guest agent cannot answer guest agent command "
+    ("suspend", "VM 'guest-unit' is paused \\(user\\): its guest agent cannot answer guest agent command "
                 "'guest-ping' until it runs again"),
-    ("destroy", "domain 'guest-unit' is not running \\(shutoff, destroyed\\): guest agent command 'guest-ping' "
+    ("destroy", "VM 'guest-unit' is not running \\(shutoff, destroyed\\): guest agent command 'guest-ping' "
                 "needs a running guest"),
 ])
 def test_agent_command_on_a_domain_that_does_not_run(agent, dom, action, text):
@@ -592,7 +591,7 @@ def test_guest_exec_reports_a_signal_and_truncation(agent, dom):
 def test_guest_exec_times_out(agent, dom):
     agent({"return": {"pid": 9}}, *([{"return": {"exited": False}}] * 10))
     clock = FakeClock()
-    with pytest.raises(OperationTimeoutError, match="'/bin/sleep' \\(pid 9 in domain 'guest-unit'\\) did not finish within 1 s"):
+    with pytest.raises(OperationTimeoutError, match="'/bin/sleep' \\(pid 9 in VM 'guest-unit'\\) did not finish within 1 s"):
         guest_exec(dom, "/bin/sleep", ["100"], timeout=1, sleep=clock.sleep, clock=clock.clock)
     assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.3])
 

@@ -6,7 +6,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import gather_host_info, version_string
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import version_string
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.info import gather_host_info
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 
 

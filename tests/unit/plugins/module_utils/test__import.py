@@ -26,6 +26,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._import import vm_import as _import
 from ansible_collections.virtops.libvirt.plugins.module_utils._import.definition import rewrite_domain_xml
@@ -192,14 +194,14 @@ def make_ova(tmp_path, vm_name="appliance", disks=None, nics=None, extra=None, t
 
 
 def domain_xml(name, disks, uuid="0b7d1c0e-4f2a-4c55-9e1c-2d3b4a5f6e70", mac="52:54:00:12:34:56"):
-    model = _domain.with_creation_defaults(_domain.normalize(dict(
+    model = _normalize.with_creation_defaults(_normalize.normalize(dict(
         memory=256, vcpus=1, virt_type="kvm",
         disks=[dict(target=t, bus="virtio", path="/var/lib/libvirt/images/old-%s.qcow2" % t, format="qcow2") for t in disks],
         cdroms=[dict(target="sda", bus="sata", path="/srv/iso/installer.iso")],
         interfaces=[dict(network="default", mac=mac)],
     )))
     model["machine"] = None
-    root = _domain.build_xml(name, model, uuid)
+    root = _codec_write.build_xml(name, model, uuid)
     nvram = _xml.sub(root.find("os"), "nvram")
     nvram.text = "/var/lib/libvirt/qemu/nvram/%s_VARS.fd" % name
     root.find("devices").insert(0, _xml.element("emulator", "/usr/libexec/qemu-kvm"))

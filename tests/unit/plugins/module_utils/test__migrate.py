@@ -213,7 +213,7 @@ def test_networks_and_platform():
     root = _xml.parse(DOMAIN_XML)
     assert _prechecks.domain_networks(root) == [("52:54:00:00:00:01", "default")]
     assert _prechecks.guest_platform(root) == dict(virt_type="kvm", arch="x86_64", machine="pc-q35-7.2",
-                                                 emulator="/usr/bin/qemu-system-x86_64")
+                                                   emulator="/usr/bin/qemu-system-x86_64")
 
 
 def _plan(**kwargs):
@@ -545,7 +545,7 @@ def test_cpu_not_compared(cpu_xml, virt_type, mode, expected):
 ])
 def test_memory(mode, memory_mib, reserve, ok, text):
     checks = _prechecks.Prechecks(None, FakeDest(), FakeDomain(DOMAIN_XML, memory_mib * 1024),
-                                opts(reserve_memory=reserve), mode)
+                                  opts(reserve_memory=reserve), mode)
     if ok:
         checks.check_memory()
         assert checks.checks["memory"].startswith(text)

@@ -11,6 +11,8 @@ import socket
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
+
+
 @pytest.mark.parametrize("source, expected", [
     ("https://user:pw@Example.COM/img/a.qcow2?X-Signature=abc#frag", "https://example.com/img/a.qcow2"),
     ("http://host:8080/a.raw", "http://host:8080/a.raw"),

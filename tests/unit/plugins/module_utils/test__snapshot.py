@@ -357,6 +357,7 @@ def test_snapshot_count(test_conn, vm):
     _make(test_conn, vm, ["c1", "c2"])
     assert _snapshot.snapshot_count(vm) == 2
 
+
 def test_snapshot_info(test_conn, vm):
     _make(test_conn, vm, ["a", "b"])
     ctx = Context(conn=test_conn, params=dict(vm=VM, name=None))

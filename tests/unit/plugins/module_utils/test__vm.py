@@ -25,6 +25,7 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
     ConflictError,
@@ -295,7 +296,7 @@ def test_change_of_a_running_vm(test_conn, vm, change, actions, reboot, pending)
     results = four(test_conn, **given)
     assert results[1]["actions"] == [a.format(vm=vm) for a in actions]
     assert [(r["reboot_required"], r["pending_changes"]) for r in results] == [(reboot, pending)] * 4
-    expected = _domain.normalize(module_params(**given))
+    expected = _normalize.normalize(module_params(**given))
     for key in change:
         if key != "interfaces":
             assert saved(test_conn, vm)[key] == expected[key], key

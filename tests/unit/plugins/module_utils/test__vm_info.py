@@ -11,8 +11,11 @@ import libvirt
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import guest as _guest
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import runtime_facts as _runtime
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import info as _vm_info
 
@@ -32,11 +35,11 @@ DB = "vinfo-u-db"
 
 def _define(conn, name, **params):
     """A domain built the way the vm module builds one (model, creation defaults, build_xml)."""
-    model = _domain.normalize(dict(memory=64, **params))
-    _domain.assign_targets(model)
-    model = _domain.with_creation_defaults(model)
+    model = _normalize.normalize(dict(memory=64, **params))
+    _normalize.assign_targets(model)
+    model = _normalize.with_creation_defaults(model)
     model["virt_type"] = "test"
-    return conn.defineXML(_xml.to_string(_domain.build_xml(name, model)))
+    return conn.defineXML(_xml.to_string(_codec_write.build_xml(name, model)))
 
 
 def _remove(dom):
@@ -131,14 +134,14 @@ def test_bad_input(test_conn, params, text):
 
 
 def test_a_vm_removed_while_listing_is_left_out(test_conn, vms, monkeypatch):
-    real = _guest.runtime_facts
+    real = _runtime.runtime_facts
 
     def vanish(conn, dom, *rest):
         if dom.name() == DB:
             _remove(dom)
         return real(conn, dom, *rest)
 
-    monkeypatch.setattr(_guest, "runtime_facts", vanish)
+    monkeypatch.setattr(_runtime, "runtime_facts", vanish)
     assert names(gather(test_conn, name_pattern="vinfo-u-*")) == [WEB]
 
 
@@ -238,7 +241,7 @@ def test_an_address_source_that_fails_does_not_fail_the_task(test_conn, vms, mon
         calls.append((source, agent_timeout))
         raise BackendError("the guest agent of domain '%s' is not connected" % dom.name())
 
-    monkeypatch.setattr(_guest, "interface_addresses", broken)
+    monkeypatch.setattr(_addresses, "interface_addresses", broken)
     result = gather(test_conn, name_pattern="vinfo-u-*", ip_source="agent", agent_timeout=2)
     web = result["vms"][1]
     assert web["address_error"] == "the guest agent of domain '%s' is not connected" % WEB
@@ -275,9 +278,9 @@ def test_password_in_xml_is_removed_even_if_libvirt_returned_it():
 
 
 def test_transient_vm(test_conn):
-    model = _domain.with_creation_defaults(_domain.normalize(dict(memory=64, tags=["tmp"])))
+    model = _normalize.with_creation_defaults(_normalize.normalize(dict(memory=64, tags=["tmp"])))
     model["virt_type"] = "test"
-    dom = test_conn.createXML(_xml.to_string(_domain.build_xml("vinfo-u-transient", model)), 0)
+    dom = test_conn.createXML(_xml.to_string(_codec_write.build_xml("vinfo-u-transient", model)), 0)
     try:
         vm = gather(test_conn, name="vinfo-u-transient", xml=True)["vms"][0]
         assert (vm["persistent"], vm["state"], vm["tags"]) == (False, "running", ["tmp"])

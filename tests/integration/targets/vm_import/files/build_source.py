@@ -22,6 +22,8 @@ import sys
 import tarfile
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
+
+
 def sha256_file(path):
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
