@@ -323,7 +323,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._import.vm_import import ImportResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.options import find
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import DISK_BUSES, INTERFACE_MODELS
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import OPTIONS as VM_OPTIONS
 
 ARGUMENT_SPEC = dict(
     COMMON_ARGS,
@@ -333,17 +336,17 @@ ARGUMENT_SPEC = dict(
     disks=dict(type="list", elements="dict", options=dict(
         path=dict(type="path", required=True),
         format=dict(type="str", choices=["qcow2", "raw", "vmdk", "vdi", "vhdx", "vpc"]),
-        bus=dict(type="str", default="virtio", choices=["virtio", "scsi", "sata", "ide", "usb"]),
+        bus=dict(type="str", default="virtio", choices=list(DISK_BUSES)),
         target=dict(type="str"),
     )),
     pool=dict(type="str", default="default"),
     disk_format=dict(type="str", choices=["qcow2", "raw"]),
     network=dict(type="str"),
-    nic_model=dict(type="str", choices=["virtio", "e1000", "e1000e", "rtl8139", "vmxnet3"]),
-    disk_bus=dict(type="str", choices=["virtio", "scsi", "sata", "ide", "usb"]),
+    nic_model=dict(type="str", choices=list(INTERFACE_MODELS)),
+    disk_bus=dict(type="str", choices=list(DISK_BUSES)),
     vcpus=dict(type="int"),
     memory=dict(type="str"),
-    firmware=dict(type="str", choices=["bios", "uefi"]),
+    firmware=find(VM_OPTIONS, "firmware").spec(),
     machine=dict(type="str"),
     virt_type=dict(type="str", default="auto", choices=["auto", "kvm", "qemu"]),
     state=dict(type="str", default="present", choices=["present", "running"]),

@@ -43,6 +43,7 @@ import os
 import shutil
 import tempfile
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DEFAULTS as VM_DEFAULTS
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 
@@ -226,9 +227,7 @@ class ImportResource(Resource):
         return self._vm_name or self.params.get("name")
 
     def _vm(self, **params):
-        base = dict(name=self.name, state="present", shutdown_timeout=120,
-                    force=False, remove_storage=False, apply="config", clone_mode="full", wait_for_ip=False,
-                    wait_for_ip_timeout=300, ip_source="any")
+        base = dict(VM_DEFAULTS, name=self.name, state="present")  # the vm module's defaults, from its option table
         base.update(params)
         return VmResource(self.ctx.child(base))
 

@@ -739,3 +739,17 @@ def test_reads_what_the_export_writer_writes(conn, tmp_path, uploads, fmt):
     assert result["changed"] and result["vm"]["name"] == name
     assert result["source"]["type"] == ("ova" if fmt == "ova" else "archive")
     assert same_content(str(uploads / ("%s-vda.qcow2" % name)), disk)
+
+
+def test_the_imported_vm_takes_the_vm_modules_defaults_from_its_option_table():
+    from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DEFAULTS, DISK_OPTIONS, OPTIONS
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.options import find
+
+    ctx = Context(params=module_params(name="imp", disks=[dict(path="/nonexistent.qcow2")]))
+    vm = _import.ImportResource(ctx)._vm(state="running")
+    for key, value in DEFAULTS.items():
+        if key != "state":
+            assert vm.params[key] == value, key
+    assert vm.params["state"] == "running" and vm.params["name"] == "imp"
+    assert ARGUMENT_SPEC["firmware"]["choices"] == find(OPTIONS, "firmware").choices
+    assert ARGUMENT_SPEC["disk_bus"]["choices"] == list(find(DISK_OPTIONS, "bus").choices)
