@@ -22,7 +22,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import 
     specified,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import lookup_or_none  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Resource
 
 STATES = ("present", "active", "inactive", "absent")
@@ -38,45 +38,77 @@ def inactive_xml(obj, inactive_flag):
         raise
 
 
-class DefinedObjectResource(Resource):
-    """Base of PoolResource and NetworkResource.
+class Codec:
+    """How a resource's model and its libvirt XML convert into each other: three functions.
 
-    Subclasses set ``noun`` (used in messages and action descriptions) and implement
-    ``validate_name``, ``_lookup``, ``_define_call``, ``_inactive_xml``, ``model_from_xml``,
-    ``xml_from_model`` and ``apply_model``; ``_after_read`` and ``_absent_view`` are optional hooks.
+    ``model_from_xml(text)`` -> model; ``xml_from_model(name, model, uuid)`` -> element of a new
+    definition; ``apply_model(root, model)`` -> the saved definition ``root`` with the model's
+    specified keys applied.
+    """
+
+    __slots__ = ("model_from_xml", "xml_from_model", "apply_model")
+
+    def __init__(self, model_from_xml, xml_from_model, apply_model):
+        self.model_from_xml = model_from_xml
+        self.xml_from_model = xml_from_model
+        self.apply_model = apply_model
+
+
+class DefinedObjectResource(Resource):
+    """Base of the resources with a libvirt XML definition and a running state (pool, network, VM).
+
+    A subclass declares what differs instead of implementing hooks:
+
+    * ``noun`` (messages, action descriptions) and ``root_tag`` (the root element of its XML);
+    * ``codec``: a :class:`Codec`;
+    * ``find``: ``staticmethod(find(conn, name))`` -> the libvirt object or None (``_core.lookups``);
+    * ``define_method`` (``"networkDefineXML"``) and ``define_args`` (more arguments after the XML);
+    * ``inactive_flag``: ``(name, fallback)`` of libvirt's flag for the persistent definition;
+    * ``check_name``: ``staticmethod(check(name))``, raising InvalidInputError.
+
+    ``_live_xml``, ``_before_read``, ``_after_read`` and ``_absent_view`` are optional hooks; a
+    subclass may still override any of the methods below (a VM reads its definitions with secrets).
     """
 
     noun = "object"
     #: root element of the object's XML (``pool``, ``network``, ``domain``)
     root_tag = None
+    codec = None
+    find = None
+    define_method = None
+    define_args = ()
+    inactive_flag = None
+    check_name = None
 
     def __init__(self, ctx):
         super(DefinedObjectResource, self).__init__(ctx)
         self._object = None
         self._current = None
 
-    # --- to implement -------------------------------------------------------------------------
+    # --- from the declarations ------------------------------------------------------------------
 
     def validate_name(self, name):
-        raise NotImplementedError
+        self.check_name(name)
 
     def _lookup(self):
-        raise NotImplementedError
+        return self.find(self.ctx.conn, self.name)
 
     def _define_call(self, xml_text):
-        raise NotImplementedError
+        return getattr(self.ctx.conn, self.define_method)(xml_text, *self.define_args)
 
     def _inactive_xml(self, obj):
-        raise NotImplementedError
+        return inactive_xml(obj, flag(*self.inactive_flag))
 
     def model_from_xml(self, text):
-        raise NotImplementedError
+        return self.codec.model_from_xml(text)
 
     def xml_from_model(self, model, uuid=None):
-        raise NotImplementedError
+        return self.codec.xml_from_model(self.name, model, uuid)
 
     def apply_model(self, root, model):
-        raise NotImplementedError
+        return self.codec.apply_model(root, model)
+
+    # --- optional hooks -------------------------------------------------------------------------
 
     def _live_xml(self, obj):
         """The running definition (a VM reads it with its secrets, to compare passwords)."""

@@ -42,7 +42,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain.view impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import secrets as _secrets
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import DefinedObjectResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import Codec, DefinedObjectResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_pool, find_vm
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import compare_specified
@@ -67,6 +67,10 @@ class VmResource(DefinedObjectResource):
     noun = "VM"
     root_tag = "domain"
     kind = "vm"
+    codec = Codec(_domain.model_from_xml, _codec_write.build_xml, _codec_write.apply_model)
+    find = staticmethod(find_vm)
+    define_method = "defineXML"
+    check_name = staticmethod(_domain.validate_name)
 
     def __init__(self, ctx):
         super(VmResource, self).__init__(ctx)
@@ -77,15 +81,6 @@ class VmResource(DefinedObjectResource):
 
     # --- DefinedObjectResource hooks ------------------------------------------------------------
 
-    def validate_name(self, name):
-        _domain.validate_name(name)
-
-    def _lookup(self):
-        return find_vm(self.ctx.conn, self.name)
-
-    def _define_call(self, xml_text):
-        return self.ctx.conn.defineXML(xml_text)
-
     def _inactive_xml(self, obj):
         if not obj.isPersistent():
             return obj.XMLDesc(_XML_SECURE)
@@ -93,15 +88,6 @@ class VmResource(DefinedObjectResource):
 
     def _live_xml(self, obj):
         return obj.XMLDesc(_XML_SECURE)
-
-    def model_from_xml(self, text):
-        return _domain.model_from_xml(text)
-
-    def xml_from_model(self, model, uuid=None):
-        return _codec_write.build_xml(self.name, model, uuid)
-
-    def apply_model(self, root, model):
-        return _codec_write.apply_model(root, model)
 
     def _after_read(self, obj, current, active):
         current["state"] = run_state(obj)

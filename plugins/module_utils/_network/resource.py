@@ -39,15 +39,14 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._network.model imp
 from ansible_collections.virtops.libvirt.plugins.module_utils._network.view import (
     check_overlap,
     interface_summary,
-    lookup,
     network_summary,
     running_interfaces,
 )
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import DefinedObjectResource, inactive_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import Codec, DefinedObjectResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_network
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import ABSENT, compare_specified
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, InvalidInputError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Outcome
@@ -64,33 +63,17 @@ class NetworkResource(DefinedObjectResource):
     kind = "network"
     noun = "network"
     root_tag = "network"
+    codec = Codec(model_from_xml, xml_from_model, apply_model)
+    find = staticmethod(find_network)
+    define_method = "networkDefineXML"
+    inactive_flag = ("VIR_NETWORK_XML_INACTIVE", 1)
+    check_name = staticmethod(validate_name)
     #: libvirt's configuration directory on the hypervisor (hooks, port forward records)
     firewall_etc = _firewall.ETC_LIBVIRT
 
     def __init__(self, ctx):
         super(NetworkResource, self).__init__(ctx)
         self._forwards = None  # _firewall.PortForwards when port_forwards is managed
-
-    def validate_name(self, name):
-        validate_name(name)
-
-    def _lookup(self):
-        return lookup(self.ctx.conn, self.name)
-
-    def _define_call(self, xml_text):
-        return self.ctx.conn.networkDefineXML(xml_text)
-
-    def _inactive_xml(self, obj):
-        return inactive_xml(obj, flag("VIR_NETWORK_XML_INACTIVE", 1))
-
-    def model_from_xml(self, text):
-        return model_from_xml(text)
-
-    def xml_from_model(self, model, uuid=None):
-        return xml_from_model(self.name, model, uuid)
-
-    def apply_model(self, root, model):
-        return apply_model(root, model)
 
     def desired(self, current):
         params = self.params

@@ -20,11 +20,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._network.leases im
 from ansible_collections.virtops.libvirt.plugins.module_utils._network.model import mac_address, validate_name
 
 
-def lookup(conn, name):
-    """The virNetwork called ``name``, or None."""
-    return find_network(conn, name)
-
-
 def attached_domains(conn, name):
     """Names of the running domains with an <interface type='network'> on network ``name``."""
     return sorted(set(dom.name() for dom, _iface in running_interfaces(conn, name)))
@@ -117,7 +112,7 @@ def gather_network_info(ctx):
         mac = mac_address(mac, "mac")
     if name is not None:
         validate_name(name)
-        network = lookup(conn, name)
+        network = find_network(conn, name)
         if network is None:
             with libvirt_errors("listing networks"):
                 names = sorted(n.name() for n in conn.listAllNetworks(0))

@@ -27,7 +27,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool_view
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors, uri_is_local
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import DefinedObjectResource, inactive_xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined import Codec, DefinedObjectResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import ABSENT, compare_specified
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
@@ -67,27 +67,12 @@ class PoolResource(DefinedObjectResource):
     kind = "pool"
     noun = "storage pool"
     root_tag = "pool"
-
-    def validate_name(self, name):
-        validate_name(name)
-
-    def _lookup(self):
-        return find_pool(self.ctx.conn, self.name)
-
-    def _define_call(self, xml_text):
-        return self.ctx.conn.storagePoolDefineXML(xml_text, 0)
-
-    def _inactive_xml(self, obj):
-        return inactive_xml(obj, flag("VIR_STORAGE_XML_INACTIVE", 1))
-
-    def model_from_xml(self, text):
-        return model_from_xml(text)
-
-    def xml_from_model(self, model, uuid=None):
-        return xml_from_model(self.name, model, uuid)
-
-    def apply_model(self, root, model):
-        return apply_model(root, model)
+    codec = Codec(model_from_xml, xml_from_model, apply_model)
+    find = staticmethod(find_pool)
+    define_method = "storagePoolDefineXML"
+    define_args = (0,)
+    inactive_flag = ("VIR_STORAGE_XML_INACTIVE", 1)
+    check_name = staticmethod(validate_name)
 
     def _before_read(self, obj):
         refresh(obj)
