@@ -27,8 +27,7 @@ def _walk(spec, docs, path=""):
         doc = docs.get(name)
         yield path + name, entry, doc
         if entry.get("options") and doc is not None:
-            for item in _walk(entry["options"], doc.get("suboptions") or {}, path + name + "."):
-                yield item
+            yield from _walk(entry["options"], doc.get("suboptions") or {}, path + name + ".")
 
 
 SPEC = vm_module.ARGUMENT_SPEC
