@@ -36,10 +36,6 @@ __metaclass__ = type
 import email
 import re
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - depends on the managed node; text is then scanned line by line
-    yaml = None
 
 #: keys whose values are secrets, at any depth of cloud-config data (compared in lower case)
 SECRET_KEYS = frozenset((
@@ -55,6 +51,16 @@ _PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-
 _WIREGUARD = re.compile(r"^\s*(?:PrivateKey|PresharedKey)\s*=\s*(\S+)", re.M)
 _KEY_LINE = re.compile(r"^[ \t]*(?:-[ \t]+)?[\"']?([A-Za-z_-]+)[\"']?[ \t]*:[ \t]*(\S.*?)[ \t]*$", re.M)
 _XML_PASSWD = re.compile(r"""(\bpasswd\s*=\s*)(["'])(.*?)\2""", re.S)
+
+
+def _yaml():
+    """PyYAML, imported when a text is parsed (tasks without free-form data do not pay for it), or None
+    when the managed node lacks it (text is then scanned line by line only)."""
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - depends on the managed node
+        return None
+    return yaml
 
 
 def is_secret_key(key):
@@ -132,9 +138,9 @@ def text_secrets(text):
             if part.get_content_maintype() == "text":
                 payload = part.get_payload(decode=True) or b""
                 found.update(text_secrets(payload.decode("utf-8", "replace")))
-    elif yaml is not None:
+    elif _yaml() is not None:
         try:
-            found.update(find(yaml.safe_load(text)))
+            found.update(find(_yaml().safe_load(text)))
         except Exception:  # YAMLError, RecursionError...: the line scan above is all there is for such text
             pass
     return found

@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import seed as _cloudinit
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.options import SEED_OPTIONS
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import agent as _agent
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DETACH_TIMEOUT, SEED_KEYS
@@ -40,6 +40,14 @@ def as_desired(device):
     return dict((k, v) for k, v in device.items() if k not in ("size", "pool", "volume"))
 
 
+def _seed_writer():
+    """``_cloudinit/seed`` (the renderer, the ISO builders, the seed resource), imported when a VM has
+    ``cloud_init``: the many tasks without it do not compile that code (it still ships with the module)."""
+    from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit import seed
+
+    return seed
+
+
 class SeedDevice:
     """The seed of VM ``vm`` (a VmResource): ``seed`` (pool, name, options, path) and ``detach``
     (instance_id, timeout) come from the desired state; ``consumed`` is the result when the guest
@@ -59,14 +67,14 @@ class SeedDevice:
         existing seed); ``pool`` (``default``), ``volume`` (``<vm>-seed.iso``) and ``bus`` (the
         CD-ROM bus, or ``virtio`` for a disk) say where it lives and how the guest sees it.
         """
-        unknown = sorted(set(cloud_init) - set(_cloudinit.SEED_OPTIONS) - set(SEED_KEYS))
+        unknown = sorted(set(cloud_init) - set(SEED_OPTIONS) - set(SEED_KEYS))
         if unknown:
             raise InvalidInputError("cloud_init: unknown option(s) %s; use %s" % (
-                ", ".join(unknown), ", ".join(_cloudinit.SEED_OPTIONS + SEED_KEYS)))
+                ", ".join(unknown), ", ".join(SEED_OPTIONS + SEED_KEYS)))
         timeout_seconds(cloud_init.get("detach_timeout"), "cloud_init.detach_timeout")
         pool = cloud_init.get("pool") or "default"
         name = cloud_init.get("volume") or "%s-seed.iso" % self.vm.name
-        options = dict((k, v) for k, v in cloud_init.items() if k in _cloudinit.SEED_OPTIONS and v is not None)
+        options = dict((k, v) for k, v in cloud_init.items() if k in SEED_OPTIONS and v is not None)
         if cloud_init.get("detach") and self._consumed(cloud_init, options, pool, name, current):
             return  # the guest booted with this seed and it was detached: nothing to attach or make
         seed_pool = self.vm._pool(pool, "cloud_init")
@@ -98,7 +106,7 @@ class SeedDevice:
             raise InvalidInputError("cloud_init.detach: the seed is detached after the guest booted with it, so the VM must "
                                     "run (state running or restarted)")
         timeout = timeout_seconds(cloud_init.get("detach_timeout"), "cloud_init.detach_timeout", DETACH_TIMEOUT)
-        instance_id = _cloudinit.build_seed(options, "volume:%s/%s" % (pool, name)).instance_id
+        instance_id = _seed_writer().build_seed(options, "volume:%s/%s" % (pool, name)).instance_id
         self.detach = dict(instance_id=instance_id, timeout=timeout)
         if current is not None and _xml.find_attr(_xml.parse(current["xml"]),
                                                   "metadata/{%s}cloud-init" % SEED_NS, "detached") == instance_id:
@@ -119,7 +127,7 @@ class SeedDevice:
         """The seed's steps (the ``cloudinit`` resource included in ``plan``); returns its result, or None."""
         if self.seed is None or not self.seed["options"]:
             return self.consumed
-        return _cloudinit.ensure_seed(self.ctx, plan, self.seed["options"], pool=self.seed["pool"], name=self.seed["name"])
+        return _seed_writer().ensure_seed(self.ctx, plan, self.seed["options"], pool=self.seed["pool"], name=self.seed["name"])
 
     def plan_detach(self, current, plan, result):
         """After the plan boots the VM with its seed (or it runs with it): wait for cloud-init, detach, delete."""
