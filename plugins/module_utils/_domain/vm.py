@@ -29,6 +29,7 @@ __metaclass__ = type
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import checks as _vm_checks
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import compare as _compare
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import address_wait as _address_wait
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import live as _live
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
@@ -324,8 +325,8 @@ class VmResource(DefinedObjectResource):
         macs = [nic["mac"] for nic in vm.get("interfaces") or [] if nic.get("mac")]
         if not macs:
             raise InvalidInputError("wait_for_ip: VM %r has no network interface" % self.name)
-        found = _addresses.wait_for_addresses(self.ctx.conn, self._lookup(), source=self.params.get("ip_source") or DEFAULTS["ip_source"],
-                                              timeout=self._timeout("wait_for_ip_timeout"), macs=macs)
+        found = _address_wait.wait_for_addresses(self.ctx.conn, self._lookup(), source=self.params.get("ip_source") or DEFAULTS["ip_source"],
+                                                 timeout=self._timeout("wait_for_ip_timeout"), macs=macs)
         by_mac = dict((item["mac"], item) for item in found)
         for nic in vm["interfaces"]:
             nic["addresses"] = (by_mac.get(nic.get("mac")) or {}).get("addresses", [])
