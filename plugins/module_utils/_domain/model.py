@@ -42,14 +42,6 @@ GRAPHICS_TYPES = ("vnc", "spice", "none")
 WATCHDOG_MODELS = ("i6300esb", "itco", "ib700")
 WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")
 
-#: keys of the model that are part of the persistent definition
-DEFINITION_KEYS = (
-    "title", "description", "vcpus", "max_vcpus", "cpu", "memory", "max_memory", "machine", "arch",
-    "virt_type", "firmware", "secure_boot", "nvram_template", "boot", "kernel", "initrd", "cmdline",
-    "disks", "cdroms", "interfaces", "graphics", "serial", "guest_agent", "rng", "watchdog",
-    "hostdevs", "tags", "metadata",
-)
-
 
 def validate_name(name):
     return validate_object_name(name, "VM")

@@ -66,9 +66,9 @@ def atomic_write(path, data, mode=0o600, make_dirs=False):
     directory = os.path.dirname(os.path.abspath(path))
     if make_dirs and not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    tmp = temp_path(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -16,7 +16,6 @@ import os
 import shutil
 import stat
 import subprocess
-import warnings
 from unittest.mock import patch
 
 import pytest
@@ -47,23 +46,13 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan, reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 from ansible_collections.virtops.libvirt.plugins.modules import cloudinit as cloudinit_module
+from ansible_collections.virtops.libvirt.tests.unit.plugins.module_utils.crypt_oracles import crypt, passlib_sha512
 
 try:
     import pycdlib
 except ImportError:  # pragma: no cover
     pycdlib = None
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        import crypt
-    except ImportError:  # Python >= 3.13
-        crypt = None
-
-try:
-    from passlib.hash import sha512_crypt as passlib_sha512
-except ImportError:
-    passlib_sha512 = None
 
 POOL = "default-pool"
 SEED_ID = "volume:default/s.iso"

@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) virtops.libvirt contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """SHA-512 crypt: the built-in implementation against the specification's test vectors, the ``crypt``
 module and passlib (oracles we did not write)."""
 from __future__ import absolute_import, division, print_function
@@ -7,25 +8,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import random
-import warnings
 
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import crypt_hash as _crypt_hash
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.crypt_hash import sha512_crypt, sha512_crypt_builtin, verify_password
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        import crypt
-    except ImportError:  # Python >= 3.13
-        crypt = None
-
-try:
-    from passlib.hash import sha512_crypt as passlib_sha512
-except ImportError:
-    passlib_sha512 = None
+from ansible_collections.virtops.libvirt.tests.unit.plugins.module_utils.crypt_oracles import crypt, passlib_sha512
 
 
 # from the specification "Unix crypt using SHA-256 and SHA-512" (U. Drepper), SHA-512 test vectors
