@@ -21,3 +21,5 @@ try:
     from passlib.hash import sha512_crypt as passlib_sha512
 except ImportError:
     passlib_sha512 = None
+
+__all__ = ("crypt", "passlib_sha512")
