@@ -284,36 +284,13 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.options import SEED_ARGUMENT_SPEC
-from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.resource import CloudInitResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.secrets import seed_secrets
-from ansible_collections.virtops.libvirt.plugins.module_utils._tools.iso import BUILDERS
+from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.kind import CLOUDINIT
+
+ARGUMENT_SPEC = CLOUDINIT.argument_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            COMMON_ARGS,
-            name=dict(type="str"),
-            pool=dict(type="str"),
-            path=dict(type="path"),
-            mode=dict(type="raw"),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            force=dict(type="bool", default=False),
-            iso_builder=dict(type="str", default="auto", choices=["auto"] + list(BUILDERS)),
-            **SEED_ARGUMENT_SPEC
-        ),
-        mutually_exclusive=[("path", "pool"), ("path", "name")],
-        required_one_of=[("path", "pool")],
-        required_together=[("pool", "name")],
-        required_by=dict(mode="path"),
-        supports_check_mode=True,
-    )
-    on_pool = module.params["pool"] is not None
-    run_resource(module, CloudInitResource, requires=("libvirt", "lxml") if on_pool else (), connect=on_pool,
-                 secrets=seed_secrets)
+    CLOUDINIT.run(AnsibleModule(**CLOUDINIT.module_kwargs()))
 
 
 if __name__ == "__main__":

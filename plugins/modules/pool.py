@@ -281,44 +281,13 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool import PoolResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool_kind import POOL
 
-ARGUMENT_SPEC = dict(
-    COMMON_ARGS,
-    name=dict(type="str", required=True),
-    state=dict(type="str", default="active", choices=["present", "active", "inactive", "absent"]),
-    type=dict(type="str", choices=["dir", "fs", "netfs", "logical"]),
-    path=dict(type="path"),
-    source=dict(type="dict", options=dict(
-        devices=dict(type="list", elements="str"),
-        host=dict(type="str"),
-        dir=dict(type="str"),
-        name=dict(type="str"),
-        format=dict(type="str"),
-    )),
-    permissions=dict(type="dict", options=dict(
-        owner=dict(type="int"),
-        group=dict(type="int"),
-        mode=dict(type="str"),
-    )),
-    xml=dict(type="str"),
-    autostart=dict(type="bool"),
-    build=dict(type="bool", default=True),
-    restart=dict(type="bool", default=False),
-    purge=dict(type="bool", default=False),
-    force=dict(type="bool", default=False),
-)
+ARGUMENT_SPEC = POOL.argument_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=[("xml", "type"), ("xml", "path"), ("xml", "source"), ("xml", "permissions")],
-        supports_check_mode=True,
-    )
-    run_resource(module, PoolResource)
+    POOL.run(AnsibleModule(**POOL.module_kwargs()))
 
 
 if __name__ == "__main__":

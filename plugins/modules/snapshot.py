@@ -248,36 +248,13 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.resource import SnapshotResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.view import REVERT_STATES, STATES
+from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot.kind import SNAPSHOT
 
-
-ARGUMENT_SPEC = dict(
-    COMMON_ARGS,
-    vm=dict(type="str", required=True),
-    name=dict(type="str"),
-    state=dict(type="str", default="present", choices=list(STATES)),
-    description=dict(type="str"),
-    memory=dict(type="bool"),
-    disk_only=dict(type="bool"),
-    quiesce=dict(type="bool", default=False),
-    revert_state=dict(type="str", choices=list(REVERT_STATES)),
-    children=dict(type="bool", default=False),
-    keep_last=dict(type="int"),
-    max_age=dict(type="str"),
-    retention_pattern=dict(type="str", default="*"),
-    prune_current=dict(type="bool", default=False),
-)
+ARGUMENT_SPEC = SNAPSHOT.argument_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        supports_check_mode=True,
-    )
-    run_resource(module, SnapshotResource)
+    SNAPSHOT.run(AnsibleModule(**SNAPSHOT.module_kwargs()))
 
 
 if __name__ == "__main__":

@@ -797,26 +797,13 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.secrets import vm_secrets
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import (
-    MUTUALLY_EXCLUSIVE,
-    REQUIRED_BY,
-    vm_argument_spec,
-)
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.kind import VM
 
-ARGUMENT_SPEC = vm_argument_spec()
+ARGUMENT_SPEC = VM.argument_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=MUTUALLY_EXCLUSIVE,
-        required_by=REQUIRED_BY,
-        supports_check_mode=True,
-    )
-    run_resource(module, VmResource, secrets=vm_secrets)
+    VM.run(AnsibleModule(**VM.module_kwargs()))
 
 
 if __name__ == "__main__":

@@ -283,38 +283,13 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.secrets import url_secrets
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import VolumeResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_kind import VOLUME
+
+ARGUMENT_SPEC = VOLUME.argument_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            COMMON_ARGS,
-            name=dict(type="str", required=True),
-            pool=dict(type="str", required=True),
-            state=dict(type="str", default="present", choices=["present", "absent"]),
-            capacity=dict(type="str"),
-            format=dict(type="str", choices=["qcow2", "raw"]),
-            preallocation=dict(type="str", choices=["off", "metadata", "full"]),
-            source=dict(type="str"),
-            source_format=dict(type="str", choices=["raw", "qcow2", "vmdk", "vdi", "vhdx", "vpc", "qed"]),
-            checksum=dict(type="str"),
-            validate_certs=dict(type="bool", default=True),
-            timeout=dict(type="int", default=60),
-            backing_volume=dict(type="str"),
-            clone_from=dict(type="str"),
-            allow_shrink=dict(type="bool", default=False),
-            force=dict(type="bool", default=False),
-            wipe=dict(type="bool", default=False),
-        ),
-        mutually_exclusive=[("source", "backing_volume", "clone_from")],
-        required_by=dict(checksum="source", source_format="source"),
-        supports_check_mode=True,
-    )
-    run_resource(module, VolumeResource, secrets=url_secrets)
+    VOLUME.run(AnsibleModule(**VOLUME.module_kwargs()))
 
 
 if __name__ == "__main__":

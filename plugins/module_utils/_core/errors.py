@@ -89,3 +89,9 @@ class OperationTimeoutError(VirtopsError):
     """Something we waited for (an address, the guest agent, a guest command) did not happen in time."""
 
     kind = "timeout"
+
+
+class StoppedError(VirtopsError):
+    """The run was told to stop (a signal) between two steps; the steps already done were undone."""
+
+    kind = "interrupted"

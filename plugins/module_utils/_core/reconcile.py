@@ -29,6 +29,9 @@ A parent resource puts a child resource (a seed, a volume) into its own plan wit
   is retried once on a new connection (``Plan(reconnect=...)``, which ``reconcile`` takes from
   ``Context.reconnect_if_lost``).  Undo actions therefore look their objects up again, by name,
   through ``ctx.conn`` instead of keeping libvirt objects of the old connection.
+* a run told to stop (``Plan(stop=...)``, which ``reconcile`` takes from ``Context.stop``: the ``apply``
+  module's SIGTERM/SIGINT) stops before its next step, undoes the steps done and raises
+  :class:`StoppedError`; a step that is running is not cut off.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -43,7 +46,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import 
     project,
     specified,
 )
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, VirtopsError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, StoppedError, VirtopsError
 
 
 class Step:
@@ -123,11 +126,13 @@ class Plan:
     it has opened a connection or failed to, it is not asked again in that rollback.
     """
 
-    def __init__(self, reconnect=None):
+    def __init__(self, reconnect=None, stop=None):
         self.steps = []
         self.warnings = []
         self.undo_errors = []
         self.reconnect = reconnect
+        #: ``stop()`` -> None, or why the run must stop before its next step
+        self.stop = stop
 
     def add(self, description, action=None, undo=None, partial=False):
         """Add a step; ``partial``: ``undo`` also runs when ``action`` itself fails (see the module doc)."""
@@ -165,6 +170,11 @@ class Plan:
         """Run every step; on failure undo the finished steps (newest first) and re-raise."""
         done = []
         for step in self.steps:
+            reason = self.stop() if self.stop is not None else None
+            if reason:
+                self._rollback(done)
+                raise StoppedError("stopped before '%s' (%s); the steps done before were undone" % (step.description, reason),
+                                   failed_step=step.description, rollback_errors=list(self.undo_errors))
             try:
                 if step.action is not None:
                     step.action()
@@ -295,7 +305,7 @@ def reconcile(resource, check_mode=False, want_diff=False):
     current = resource.read()
     desired = resource.desired(current)
     differences = resource.compare(current, desired)
-    plan = Plan(reconnect=getattr(resource.ctx, "reconnect_if_lost", None))
+    plan = Plan(reconnect=getattr(resource.ctx, "reconnect_if_lost", None), stop=getattr(resource.ctx, "stop", None))
     outcome = resource.plan(current, desired, differences, plan) or Outcome()
 
     if plan and not check_mode:

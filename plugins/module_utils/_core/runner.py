@@ -52,7 +52,7 @@ class Context:
     """
 
     def __init__(self, conn=None, params=None, check_mode=False, diff=False, run_command=None, warn=None,
-                 uri=None, connection=None, no_log_values=None):
+                 uri=None, connection=None, no_log_values=None, stop=None):
         self._link = _Link(conn, connection)
         self.params = dict(params or {})
         self.check_mode = check_mode
@@ -64,6 +64,8 @@ class Context:
         self.assumptions = []
         #: secret values to mask in everything the run returns (AnsibleModule's own set in a module)
         self.no_log_values = set() if no_log_values is None else no_log_values
+        #: ``stop()`` -> None, or why the run must stop before its next step (see ``reconcile.Plan``)
+        self.stop = stop
 
     @property
     def conn(self):
@@ -77,7 +79,7 @@ class Context:
         """A context for a resource inside this one (``vm_import``'s VM): its own parameters, the same
         connection (also after a reconnect), modes, runner and warnings."""
         ctx = Context(params=params, check_mode=self.check_mode, diff=self.diff, run_command=self._run_command,
-                      warn=self.warn, uri=self.uri, no_log_values=self.no_log_values)
+                      warn=self.warn, uri=self.uri, no_log_values=self.no_log_values, stop=self.stop)
         ctx._link = self._link
         ctx.assumptions = self.assumptions  # one list: each assumption is reported once, in the result too
         return ctx
