@@ -9,6 +9,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import signal
 import threading
 import time
 
@@ -17,7 +19,7 @@ import pytest
 from ansible_collections.virtops.libvirt.plugins.module_utils._apply.items import KINDS, Item, validate
 from ansible_collections.virtops.libvirt.plugins.module_utils._apply.order import Graph
 from ansible_collections.virtops.libvirt.plugins.module_utils._apply.run import Runner
-from ansible_collections.virtops.libvirt.plugins.module_utils._apply.task import failure, plan_items, warnings
+from ansible_collections.virtops.libvirt.plugins.module_utils._apply.task import Stopper, failure, plan_items, warnings
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.kind import Kind
@@ -319,3 +321,25 @@ def test_check_mode_assumptions_are_no_warnings_when_an_item_makes_them():
                dict(index=1, label="resources[1]", changed=True, assumptions=[said % "p"], warnings=[said % "p"]),
                dict(index=2, label="resources[2]", changed=True, assumptions=[said % "q"], warnings=[said % "q"])]
     assert list(warnings(results, graph, check_mode=True)) == ["resources[2]: " + said % "q"]
+
+
+def test_sigterm_stops_the_task_and_undoes_the_running_item(probe_log):
+    """A real SIGTERM to this process, while an item's first step runs: the module's handler asks the
+    items to stop, the item undoes its step, the next item does not start."""
+    stopper = Stopper()
+
+    def signal_and_wait():
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while stopper() is None and time.monotonic() < deadline:  # the handler runs in the main thread
+            time.sleep(0.01)
+
+    Probe.hooks["a"] = signal_and_wait
+    previous = signal.getsignal(signal.SIGTERM)
+    with stopper.installed():
+        results = run(probes(dict(name="a"), dict(name="b")), parallel=1, stop=stopper)
+    assert signal.getsignal(signal.SIGTERM) is previous  # the handler is taken away again
+    assert stopper() == "got SIGTERM"
+    assert results[0]["failed"] and results[0]["error_kind"] == "interrupted"
+    assert probe_log == [("a", "step1"), ("a", "undo1")]
+    assert results[1]["skipped"]
