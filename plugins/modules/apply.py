@@ -72,8 +72,9 @@ notes:
 seealso:
   - module: virtops.libvirt.vm
   - module: virtops.libvirt.volume
-  - module: kubernetes.core.k8s
+  - name: kubernetes.core.k8s
     description: Applies a list of Kubernetes definitions in one task, the model of this module.
+    link: https://docs.ansible.com/ansible/latest/collections/kubernetes/core/k8s_module.html
 """
 
 EXAMPLES = r"""
