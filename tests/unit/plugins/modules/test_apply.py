@@ -143,6 +143,19 @@ def test_removal_in_one_task_goes_users_first(capsys, test_conn):
     assert rc == 0 and again["changed"] is False
 
 
+def test_a_linked_clone_of_a_base_the_task_makes_is_predicted_as_made(capsys, test_conn):
+    resources = [dict(kind="vm", name="ap-vm0", state="present", memory="64MiB",
+                      disks=[dict(pool="ap-pool", volume="ap-vm0.qcow2", backing_volume="base.qcow2")]),
+                 dict(kind="volume", pool="ap-pool", name="base.qcow2", capacity="4M"),
+                 dict(kind="pool", name="ap-pool", type="dir", path="/ap-pool")]
+    rc, predicted = run(capsys, resources, _ansible_check_mode=True)
+    assert rc == 0, predicted
+    rc, applied = run(capsys, resources)
+    assert rc == 0, applied
+    assert "create qcow2 volume ap-vm0.qcow2 in pool ap-pool on backing volume base.qcow2" in applied["results"][0]["actions"]
+    assert predicted["results"][0]["actions"] == applied["results"][0]["actions"]
+
+
 def test_empty_list_is_no_change(capsys, test_conn):
     rc, result = run(capsys, [])
     assert rc == 0 and result["changed"] is False and result["results"] == []
