@@ -143,6 +143,22 @@ def test_removal_in_one_task_goes_users_first(capsys, test_conn):
     assert rc == 0 and again["changed"] is False
 
 
+def test_removal_of_vms_whose_items_name_no_storage_goes_first(capsys, test_conn):
+    resources = lab(vms=2)
+    assert run(capsys, resources)[0] == 0
+    # the pool, network and volumes first in the list; the VMs name neither their disks nor their network
+    removal = [dict(r, state="absent") for r in resources if r["kind"] != "vm"]
+    removal += [dict(kind="vm", name=r["name"], state="absent") for r in resources if r["kind"] == "vm"]
+    rc, predicted = run(capsys, removal, _ansible_check_mode=True)
+    assert rc == 0, predicted
+    # the pool's volumes and the network's VMs are assumptions of those items, no warnings: the VMs go first
+    assert "warnings" not in predicted
+    assert all(r["changed"] for r in predicted["results"])
+    assert "still holds 3 volume(s)" in predicted["results"][3]["assumptions"][0]
+    assert "ap-net" in test_conn.listNetworks()  # check mode removed nothing
+    # (the test driver cannot undefine with flags: the real removal is in the integration target apply)
+
+
 def test_a_linked_clone_of_a_base_the_task_makes_is_predicted_as_made(capsys, test_conn):
     resources = [dict(kind="vm", name="ap-vm0", state="present", memory="64MiB",
                       disks=[dict(pool="ap-pool", volume="ap-vm0.qcow2", backing_volume="base.qcow2")]),
