@@ -117,8 +117,9 @@ EXAMPLES = r"""
 - name: Fifty linked clones of one base volume
   virtops.libvirt.apply:
     parallel: 8
-    resources: "{{ clones }}"
+    resources: "{{ clones | from_yaml }}"
   vars:
+    # a template renders to a string: from_yaml makes it the list
     clones: >-
       [{% for i in range(50) %}{"kind": "volume", "pool": "lab", "name": "clone{{ i }}.qcow2",
       "backing_volume": "debian-12.qcow2"},{% endfor %}]
