@@ -152,7 +152,8 @@ def test_removal_of_vms_whose_items_name_no_storage_goes_first(capsys, test_conn
     rc, predicted = run(capsys, removal, _ansible_check_mode=True)
     assert rc == 0, predicted
     # the pool's volumes and the network's VMs are assumptions of those items, no warnings: the VMs go first
-    assert "warnings" not in predicted
+    # (ansible-core keeps warnings of earlier in-process module runs in the same process: look at ours only)
+    assert not [w for w in predicted.get("warnings", ()) if "resources[" in json.dumps(w)]
     assert all(r["changed"] for r in predicted["results"])
     assert "still holds 3 volume(s)" in predicted["results"][3]["assumptions"][0]
     assert "ap-net" in test_conn.listNetworks()  # check mode removed nothing
