@@ -22,7 +22,9 @@ description:
   - "Items that depend on each other run in order: a volume after its pool, a linked clone after its
     base volume, a VM after the volumes, networks, seed and pool it names, a snapshot after the items
     of its VM that come before it in the list. When items take their objects away (C(state=absent)),
-    the order is reversed: a VM goes before its volumes, volumes before their pool."
+    the order is reversed: a VM goes before its volumes, volumes before their pool. A VM that is taken
+    away goes before every pool, volume, seed and network that the task takes away on its hypervisor,
+    so its item need not name its disks or networks."
   - Items that do not depend on each other run at the same time, up to O(parallel), each worker with
     its own libvirt connection.
   - Nothing runs unless every item is valid; an invalid item is named with its place in the list and
@@ -116,8 +118,9 @@ EXAMPLES = r"""
 - name: Fifty linked clones of one base volume
   virtops.libvirt.apply:
     parallel: 8
-    resources: "{{ clones }}"
+    resources: "{{ clones | from_yaml }}"
   vars:
+    # a template renders to a string: from_yaml makes it the list
     clones: >-
       [{% for i in range(50) %}{"kind": "volume", "pool": "lab", "name": "clone{{ i }}.qcow2",
       "backing_volume": "debian-12.qcow2"},{% endfor %}]

@@ -116,7 +116,7 @@ class DiskResolver:
         xml = build_volume_xml(disk["volume"], size, disk["format"], allocation=0,
                                backing_path=backing_path, backing_format=backing_format)
         label = "create %s volume %s in pool %s" % (disk["format"], disk["volume"], disk["pool"])
-        if backing_path:
+        if disk.get("backing_volume"):  # also in check mode, when an earlier item or task makes the base
             label += " on backing volume %s" % disk["backing_volume"]
         volumes.add(disk["pool"], xml, label)
 

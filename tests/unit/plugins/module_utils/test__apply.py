@@ -114,8 +114,22 @@ def test_removal_runs_users_first():
                      vm("a", state="absent", disks=[dict(pool="p", volume="v")]), dict(kind="network", name="n", state="absent"),
                      vm("b", state="absent", interfaces=[dict(network="n")]))
     graph = Graph(items)
-    assert graph.needs[0] == {1, 2} and graph.needs[1] == {2} and graph.needs[3] == {4}
+    # a VM taken away goes before every pool, volume and network taken away, whether its item names them or not
+    assert graph.needs[0] == {1, 2, 4} and graph.needs[1] == {2, 4} and graph.needs[3] == {2, 4}
     assert graph.first() == [2, 4]
+
+
+def test_a_vm_taken_away_goes_before_what_it_may_use_though_its_item_names_nothing():
+    items = items_of(dict(kind="pool", name="p", state="absent"), dict(kind="network", name="n", state="absent"),
+                     dict(kind="volume", pool="p", name="base", state="absent"),
+                     dict(kind="cloudinit", pool="p", name="s.iso", state="absent"),
+                     vm("a", state="absent", remove_storage=True), vm("b", state="absent"),
+                     vm("c", state="absent", uri="test:///other"), dict(kind="network", name="n2"))
+    graph = Graph(items)
+    assert graph.needs[0] == {2, 3, 4, 5}  # its volume and seed too, as before
+    assert graph.needs[1] == graph.needs[2] == graph.needs[3] == {4, 5}  # not c: another hypervisor
+    assert graph.needs[7] == set()  # a network that stays waits for nobody
+    assert graph.first() == [4, 5, 6, 7]
 
 
 def test_removing_a_user_does_not_wait_for_a_provider_that_stays():

@@ -266,6 +266,11 @@ def test_absent_with_volumes_refused_then_purged(test_conn):
         run(test_conn, name="p8", state="absent")
     assert info.value.details["volumes"] == ["disk1.img"]
     assert pool.listVolumes() == ["disk1.img"]
+    # check mode predicts the removal: an earlier task (or item of apply) may remove the volumes
+    predicted = run(test_conn, check=True, name="p8", state="absent")
+    assert predicted["changed"] and predicted["actions"] == ["stop storage pool p8", "undefine storage pool p8"]
+    assert "still holds 1 volume(s)" in predicted["assumptions"][0]
+    assert pool.listVolumes() == ["disk1.img"] and "p8" in names(test_conn)
 
     results = four_times(test_conn, name="p8", state="absent", purge=True)
     assert [r["changed"] for r in results] == [True, True, False, False]
