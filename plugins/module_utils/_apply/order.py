@@ -11,6 +11,8 @@
   attempted) is not attempted.
 * Items of one VM (the VM and its snapshots) run one *after* the other in input order; the failure of
   one does not hold back the next.
+* Volumes, seeds, pools and networks taken away run *after* the VMs taken away on the same hypervisor
+  (whose disks and interfaces a removal need not list); the failure of such a VM does not hold them back.
 * Everything else may run at the same time.
 """
 
@@ -40,6 +42,7 @@ class Graph:
                         self.needs[provider.index].add(item.index)
                 else:
                     self.needs[item.index].add(provider.index)
+        _after_removed_vms(items, self.after)
         last = {}
         for item in items:  # input order within a lock
             if item.lock is not None:
@@ -84,6 +87,24 @@ class Graph:
         if stuck:
             raise InvalidInputError("these resources wait for each other in a circle, so none can go first: %s"
                                     % ", ".join(self.items[i].label for i in stuck))
+
+
+#: kinds whose objects a VM may use: taken away, they wait for the VMs taken away on the same hypervisor
+_USED_BY_VMS = ("volume", "cloudinit", "pool", "network")
+
+
+def _after_removed_vms(items, after):
+    """A VM item that removes a VM need not list its disks, seeds or interfaces (``{kind: vm, name: web1,
+    state: absent}``), so the volumes, seeds, pools and networks it uses are not known before it runs: every
+    such object removed on the same URI waits for every VM removed there.  It only waits (the VM may not
+    use it): when the VM's removal fails, the object's own module still refuses to remove what is in use."""
+    removed_vms = {}
+    for item in items:
+        if item.removing and item.kind.name == "vm":
+            removed_vms.setdefault(item.params.get("uri"), set()).add(item.index)
+    for item in items:
+        if item.removing and item.kind.name in _USED_BY_VMS:
+            after[item.index].update(removed_vms.get(item.params.get("uri"), ()))
 
 
 def _providers(items):

@@ -319,3 +319,29 @@ def test_check_mode_assumptions_are_no_warnings_when_an_item_makes_them():
                dict(index=1, label="resources[1]", changed=True, assumptions=[said % "p"], warnings=[said % "p"]),
                dict(index=2, label="resources[2]", changed=True, assumptions=[said % "q"], warnings=[said % "q"])]
     assert list(warnings(results, graph, check_mode=True)) == ["resources[2]: " + said % "q"]
+
+
+def test_removed_storage_and_networks_wait_for_the_removed_vms_that_list_nothing():
+    """The module's own example: VMs taken away without their disks, then the base volume, the pool and the
+    network. The VMs may use all of those, so they go first (on their hypervisor only)."""
+    items = items_of(vm("web1", state="absent", remove_storage=True), vm("web2", state="absent", remove_storage=True),
+                     dict(kind="volume", pool="lab", name="base.qcow2", state="absent"),
+                     dict(kind="pool", name="lab", state="absent"), dict(kind="network", name="labnet", state="absent"),
+                     dict(kind="cloudinit", pool="lab", name="web1-seed.iso", state="absent"),
+                     dict(kind="volume", pool="lab", name="other.qcow2", state="absent", uri="test:///other"),
+                     dict(kind="volume", pool="keep", name="kept.qcow2", capacity="1M"))
+    graph = Graph(items)
+    assert graph.first() == [0, 1, 6, 7]
+    for index in (2, 3, 4, 5):
+        assert {0, 1} <= graph.waits_for(index)
+    assert graph.needs[3] == {2, 5}  # the pool still needs its volumes gone first
+    assert graph.dependants(0) == []  # they only wait: a failed VM removal does not hold them back
+
+
+def test_a_failed_vm_removal_does_not_hold_back_the_removals_that_wait_for_it(probe_log):
+    vm_kind, vol_kind = Kind("vm", PROBE_SPEC, Probe), Kind("volume", PROBE_SPEC, Probe)
+    items = [Item(0, vm_kind, dict(uri=URI, state="absent", name="a", fail=True, sleep=0.2)),
+             Item(1, vol_kind, dict(uri=URI, state="absent", name="v", pool="p"))]
+    results = run(items)
+    assert results[0]["failed"] and not results[1]["failed"] and not results[1].get("skipped")
+    assert probe_log.index(("a", "undo1")) < probe_log.index(("v", "step1"))
