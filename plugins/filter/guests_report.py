@@ -15,7 +15,7 @@ author:
   - virtops.libvirt developers (@virtops)
 description:
   - Returns one row per C(vm) item of O(resources) that ran in the registered M(virtops.libvirt.apply)
-    task (the input): items that failed or were not attempted have none.
+    task (the input). Items that failed or were not attempted have none.
   - First the VMs made or kept, with the VM's state (V(absent) when it has none, V(to be created) when
     check mode predicts a VM that does not exist yet), whether it changed, whether a reboot is pending
     and its address from O(addresses). Then the VMs removed (C(state=absent)) with the state V(removed).

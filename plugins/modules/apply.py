@@ -74,7 +74,8 @@ notes:
 seealso:
   - module: virtops.libvirt.vm
   - module: virtops.libvirt.volume
-  - module: kubernetes.core.k8s
+  - name: kubernetes.core.k8s
+    link: https://docs.ansible.com/ansible/latest/collections/kubernetes/core/k8s_module.html
     description: Applies a list of Kubernetes definitions in one task, the model of this module.
 """
 

@@ -322,6 +322,8 @@ RESOURCES_CASES = [
      dict(remove_seeds=[WEB], remove_images=IMAGES[:1]),
      [dict(kind="cloudinit", pool="vms", name="web1-seed.iso", state="absent"),
       dict(kind="volume", pool="images", name="deb.qcow2", state="absent")]),
+    ("a VM named twice is removed once", [], dict(remove=["old1", "old2", "old1"]),
+     [dict(kind="vm", name="old1", state="absent", remove_storage=True), dict(kind="vm", name="old2", state="absent", remove_storage=True)]),
     ("remove_storage false: VMs keep their volumes, no seed is removed", [],
      dict(remove=["old1"], remove_seeds=[WEB], remove_storage=False),
      [dict(kind="vm", name="old1", state="absent", remove_storage=False)]),
