@@ -166,7 +166,7 @@ def placement_input(guests, cap, check_mode=False):
 
 
 def _results(registered):
-    """The ``results`` of a registered loop, or ``[]`` (a skipped or missing task)."""
+    """The ``results`` of a registered task (the apply task), or ``[]`` (a skipped or missing task)."""
     if not isinstance(registered, dict):
         return []
     return registered.get("results") or []
