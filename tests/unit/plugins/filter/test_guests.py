@@ -352,7 +352,9 @@ def test_resources_are_valid_items_of_the_apply_module():
     from ansible_collections.virtops.libvirt.plugins.module_utils._apply.items import validate
     from ansible_collections.virtops.libvirt.plugins.module_utils._apply.order import Graph
     images = [dict(name="deb.qcow2", source="/x.qcow2", pool="vms")]
-    here = normalize([WEB, DB], **dict(SETTINGS, images=images))
+    settings = dict(SETTINGS)
+    settings["images"] = images
+    here = normalize([WEB, DB], **settings)
     out = resources(here, images=images, seeds=_guests(dict(name="db2", cloud_init=dict(runcmd=[["true"]]))), remove=["old1"],
                     remove_images=[dict(name="old.qcow2", pool="vms")], shutdown_timeout=10, force=False, apply="config")
     graph = Graph(validate(out, "test:///default")[0])
