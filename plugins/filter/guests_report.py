@@ -9,39 +9,38 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: guests_report
-short_description: What became of the VMs of one hypervisor, from the results of the vm module
+short_description: What became of the VMs of one hypervisor, from the results of its apply task
 version_added: 0.1.0
 author:
   - virtops.libvirt developers (@virtops)
 description:
-  - Returns one row per VM. First the VMs of the input, the registered result of a loop of
-    M(virtops.libvirt.vm) over VM names (those it ran for), with the VM's state (V(absent) when it has
-    none), whether it changed, whether a reboot is pending and its address from O(addresses).
-  - Then the O(blocked) VMs, with the state V(to be created); then the VMs of O(removed) (the
-    registered result of a loop that removed VMs) with the state V(removed).
+  - Returns one row per C(vm) item of O(resources) that ran in the registered M(virtops.libvirt.apply)
+    task (the input). Items that failed or were not attempted have none.
+  - First the VMs made or kept, with the VM's state (V(absent) when it has none, V(to be created) when
+    check mode predicts a VM that does not exist yet), whether it changed, whether a reboot is pending
+    and its address from O(addresses). Then the VMs removed (C(state=absent)) with the state V(removed).
 options:
   _input:
-    description: The registered result of the loop of M(virtops.libvirt.vm) (its C(results)).
+    description: The registered result of the M(virtops.libvirt.apply) task (its C(results)).
     type: dict
     required: true
   hypervisor:
     description: Name of the hypervisor, written into each row.
     type: str
     required: true
+  resources:
+    description: The O(virtops.libvirt.apply#module:resources) of that task, which name each item's VM.
+    type: list
+    elements: dict
+    required: true
   addresses:
     description: The registered result of M(virtops.libvirt.vm_info) with addresses (its C(vms)), if any.
-    type: dict
-  blocked:
-    description: Names of the VMs check mode could not ask about yet (P(virtops.libvirt.guests_blocked#filter)).
-    type: list
-    elements: str
-    default: []
-  removed:
-    description: The registered result of the loop of M(virtops.libvirt.vm) that removed VMs.
     type: dict
 notes:
   - Pure Python on the controller; it does not connect to any hypervisor.
 seealso:
+  - plugin: virtops.libvirt.guests_resources
+    plugin_type: filter
   - plugin: virtops.libvirt.guests_summary
     plugin_type: filter
 """
@@ -49,7 +48,7 @@ seealso:
 EXAMPLES = r"""
 - name: Keep what became of the VMs here
   ansible.builtin.set_fact:
-    report: "{{ vm_results | virtops.libvirt.guests_report(inventory_hostname, addresses=addresses, removed=removed) }}"
+    report: "{{ applied | virtops.libvirt.guests_report(inventory_hostname, resources=resources, addresses=addresses) }}"
 """
 
 RETURN = r"""
@@ -78,12 +77,16 @@ _value:
       type: str
 """
 
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.virtops.libvirt.plugins.plugin_utils._guests import report
 
 
-def guests_report(vm_results, hypervisor, addresses=None, blocked=None, removed=None):
-    """``vm_results | virtops.libvirt.guests_report(inventory_hostname, addresses=..., blocked=..., removed=...)``"""
-    return report(vm_results, hypervisor, addresses=addresses, blocked_names=blocked or [], removed=removed)
+def guests_report(applied, hypervisor, resources, addresses=None):
+    """``applied | virtops.libvirt.guests_report(inventory_hostname, resources=..., addresses=...)``"""
+    if not isinstance(resources, list):
+        raise AnsibleFilterError("guests_report: resources must be the list of the apply task's resources")
+    return report(applied, hypervisor, resources, addresses=addresses)
 
 
 class FilterModule(object):

@@ -22,9 +22,9 @@ description:
   - "Items that depend on each other run in order: a volume after its pool, a linked clone after its
     base volume, a VM after the volumes, networks, seed and pool it names, a snapshot after the items
     of its VM that come before it in the list. When items take their objects away (C(state=absent)),
-    the order is reversed: a VM goes before its volumes, volumes before their pool. A VM that is taken
-    away goes before every pool, volume, seed and network that the task takes away on its hypervisor,
-    so its item need not name its disks or networks."
+    the order is reversed: a VM goes before its volumes, volumes before their pool. A VM taken away need
+    not list its disks and interfaces: the volumes, seeds, pools and networks taken away on its hypervisor
+    wait for it (they still run when its removal failed, and refuse what is still in use)."
   - Items that do not depend on each other run at the same time, up to O(parallel), each worker with
     its own libvirt connection.
   - Nothing runs unless every item is valid; an invalid item is named with its place in the list and

@@ -14,7 +14,8 @@ filter (``plugins/filter/guests_*.py``, where the behaviour is documented for us
   says which keys are options);
 * ``problems``: what is wrong with the declarations, before anything is read;
 * ``capacity`` and ``placement_input``: what the ``placement`` filter is given;
-* ``blocked``: the guests check mode cannot ask the ``vm`` module about yet;
+* ``resources``: the items of the one ``apply`` task that makes, updates and removes the guests of a
+  hypervisor, with their base images and seeds;
 * ``report`` and ``summary``: what became of the guests, per hypervisor and for the cluster.
 
 "Blank" below is what Jinja's ``default(x, true)`` replaces: missing, ``None``, ``''``, ``[]``, ``{}``.
@@ -28,6 +29,12 @@ __metaclass__ = type
 SEED_PLACE_KEYS = ("pool", "volume", "bus")
 #: vm module options the role works out itself: the option's value comes from the key with a leading ``_``
 WORKED_OUT = ("disks", "interfaces", "metadata", "cloud_init")
+#: keys of a ``guests_images`` item passed to the ``volume`` module (``pool`` is worked out)
+IMAGE_OPTIONS = ("name", "source", "source_format", "format", "checksum", "validate_certs", "timeout")
+#: options of the ``cloudinit`` module that are no content of a seed (where it goes and how it is written)
+SEED_NOT_CONTENT = ("uri", "name", "pool", "path", "mode", "state", "force", "iso_builder")
+#: options of the role that apply to every VM it makes, over the VM's own (``guests_shutdown_timeout``...)
+VM_ROLE_OPTIONS = ("shutdown_timeout", "force", "apply")
 
 _SUMMARY_LINE = "%-24s %-16s %-14s %s"
 
@@ -159,55 +166,87 @@ def placement_input(guests, cap, check_mode=False):
 
 
 def _results(registered):
-    """The ``results`` of a registered loop, or ``[]`` (a skipped or missing task)."""
+    """The ``results`` of a registered task (the apply task), or ``[]`` (a skipped or missing task)."""
     if not isinstance(registered, dict):
         return []
     return registered.get("results") or []
 
 
-def unchanged_items(registered):
-    """Items of a registered loop whose task ran and changed nothing (``ok``)."""
-    return [r["item"] for r in _results(registered) if not r.get("skipped", False) and not r.get("changed")]
+def seed_name(guest):
+    """The seed volume of ``guest``: its ``cloud_init``'s ``volume``, else ``<name>-seed.iso`` (as the vm module names it)."""
+    return _or((guest.get("_cloud_init") or {}).get("volume"), "%s-seed.iso" % guest.get("name"))
 
 
-def blocked(guests, pools, networks, images=(), images_result=None):
-    """Names of the guests whose pool, network or base image is not there (yet).
+def _in_pool(pool, pools):
+    return pools is None or pool in pools
 
-    ``images`` are the base images this hypervisor should have, ``images_result`` what uploading them
-    registered (in check mode): an image whose upload changed something or was skipped is pending.
+
+def resources(guests, vm_options, seed_options, images=(), seeds=(), remove=(), remove_seeds=(), remove_images=(),
+              pool="default", pools=None, remove_storage=True, **role_options):
+    """The ``resources`` of one ``apply`` task on one hypervisor (see the ``guests_resources`` filter).
+
+    ``vm_options`` and ``seed_options`` are the options of the ``vm`` and ``cloudinit`` modules (their
+    argument specs); ``role_options`` the role's ``VM_ROLE_OPTIONS`` (``None``: the VM's own, or the module's
+    default).  Items in this order: base images, VMs, seeds kept for VMs placed elsewhere, VMs removed,
+    seeds removed, base images removed.
     """
-    ok = [i.get("name") for i in unchanged_items(images_result)]
-    pending = [i.get("name") for i in images if i.get("name") not in ok]
-    out = []
-    for g in guests:
-        needed_pools = [d.get("pool") for d in g.get("_disks") or [] if d.get("pool")]
-        if g.get("_cloud_init"):
-            needed_pools.append(g["_cloud_init"].get("pool"))
-        if g.get("image"):
-            needed_pools.append(g.get("_image_pool"))
-        needed_nets = [i["network"] for i in g.get("_interfaces") or [] if "network" in i]
-        if ([p for p in needed_pools if p not in pools] or [n for n in needed_nets if n not in networks]
-                or (g.get("image") and g["image"] in pending)):
-            out.append(g.get("name"))
-    return out
+    content = [option for option in seed_options if option not in SEED_NOT_CONTENT]
+    forced = dict((k, v) for k, v in role_options.items() if k in VM_ROLE_OPTIONS and v is not None)
+    items = []
+    for image in images:
+        item = dict(kind="volume", pool=_or(image.get("pool"), pool))
+        item.update((k, image[k]) for k in IMAGE_OPTIONS if image.get(k) is not None)
+        items.append(item)
+    for guest in guests:
+        item = dict(kind="vm")
+        item.update(vm_args(guest, vm_options))
+        item.pop("uri", None)  # the task's: the hypervisor's
+        item.update(forced)
+        items.append(item)
+    for guest in seeds:
+        if guest.get("_seed"):
+            ci = guest["_cloud_init"]
+            item = dict(kind="cloudinit", pool=ci.get("pool"), name=seed_name(guest))
+            item.update((k, ci[k]) for k in content if k in ci)
+            items.append(item)
+    names = []
+    for name in remove:  # once each: apply refuses two items for one VM
+        if name not in names:
+            names.append(name)
+    items.extend(dict(kind="vm", name=name, state="absent", remove_storage=bool(remove_storage)) for name in names)
+    if remove_storage:
+        items.extend(dict(kind="cloudinit", pool=g["_cloud_init"].get("pool"), name=seed_name(g), state="absent")
+                     for g in remove_seeds if g.get("_seed") and _in_pool(g["_cloud_init"].get("pool"), pools))
+    for image in remove_images:
+        image_pool = _or(image.get("pool"), pool)
+        if _in_pool(image_pool, pools):
+            items.append(dict(kind="volume", pool=image_pool, name=image.get("name"), state="absent"))
+    return items
 
 
-def report(vm_results, hypervisor, addresses=None, blocked_names=(), removed=None):
-    """One row per guest of this hypervisor: name, hypervisor, state, changed, reboot_required, ip."""
+def report(applied, hypervisor, resources, addresses=None):
+    """One row per VM item of ``resources`` that ran in ``applied`` (the registered ``apply`` task): name,
+    hypervisor, state, changed, reboot_required, ip."""
     found = (addresses or {}).get("vms") or [] if isinstance(addresses, dict) else []
     ips = dict((vm.get("name"), vm.get("ip")) for vm in found)
 
     def row(name, state, changed, reboot_required=False, ip=None):
         return dict(name=name, hypervisor=hypervisor, state=state, changed=changed, reboot_required=reboot_required, ip=ip)
 
-    out = []
-    for r in _results(vm_results):
-        if "vm" in r:
-            out.append(row(r["item"], r["vm"]["state"] if r["vm"] else "absent", r.get("changed"),
-                           r.get("reboot_required", False), ips.get(r["item"])))
-    out.extend(row(name, "to be created", True) for name in blocked_names)
-    out.extend(row(r["item"], "removed", r["changed"]) for r in _results(removed) if "changed" in r)
-    return out
+    made, removed = [], []
+    for r in _results(applied):
+        index = r.get("index")
+        item = resources[index] if isinstance(index, int) and 0 <= index < len(resources) else {}
+        if item.get("kind") != "vm" or r.get("failed") or r.get("skipped"):
+            continue
+        name = item.get("name")
+        if item.get("state") == "absent":
+            removed.append(row(name, "removed", r.get("changed")))
+        elif "vm" in r:
+            vm = r["vm"]
+            state = "absent" if not vm else ("to be created" if vm.get("uuid") is None else vm["state"])
+            made.append(row(name, state, r.get("changed"), r.get("reboot_required", False), ips.get(name)))
+    return made + removed
 
 
 def summary(rows):

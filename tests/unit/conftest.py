@@ -8,6 +8,8 @@ import gc
 
 import pytest
 
+from ansible.module_utils.common import warnings as ansible_warnings
+
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection
 
 
@@ -26,3 +28,15 @@ def test_conn():
     # The test driver keeps its state while any connection object lives; objects that a failed test
     # still holds would carry this test's domains, pools and volumes into the next test.
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def fresh_module_warnings():
+    """Each test starts with no warnings of a module run: ansible-core (2.19) keeps the warnings and
+    deprecations of a module process in globals that exit_json does not clear, so a module run in an
+    earlier test of this process would hand its warnings on to the next one."""
+    for name in ("_global_warnings", "_global_deprecations"):
+        store = getattr(ansible_warnings, name, None)
+        if isinstance(store, (dict, list)):
+            store.clear()
+    yield

@@ -7,11 +7,12 @@
 * An item that refers to what another item provides *needs* it: a volume needs its pool, a VM its
   volumes, networks and seed.  When the item is made or changed, the provider goes first; when both
   take their objects away (``state: absent``), the user goes first and the provider after it, so that a
-  pool is removed after its volumes and a network after its VMs.  A VM that is taken away goes before every
-  pool, volume, seed and network the task takes away on its hypervisor, named in its item or not.  An item
-  whose needed item failed (or was not attempted) is not attempted.
+  pool is removed after its volumes and a network after its VMs.  An item whose needed item failed (or was
+  not attempted) is not attempted.
 * Items of one VM (the VM and its snapshots) run one *after* the other in input order; the failure of
   one does not hold back the next.
+* Volumes, seeds, pools and networks taken away run *after* the VMs taken away on the same hypervisor
+  (whose disks and interfaces a removal need not list); the failure of such a VM does not hold them back.
 * Everything else may run at the same time.
 """
 
@@ -41,7 +42,7 @@ class Graph:
                         self.needs[provider.index].add(item.index)
                 else:
                     self.needs[item.index].add(provider.index)
-        _vms_first(items, self.needs)
+        _after_removed_vms(items, self.after)
         last = {}
         for item in items:  # input order within a lock
             if item.lock is not None:
@@ -88,18 +89,22 @@ class Graph:
                                     % ", ".join(self.items[i].label for i in stuck))
 
 
-#: kinds whose objects a VM may use without its item naming them
-_USED_BY_VMS = ("pool", "volume", "cloudinit", "network")
+#: kinds whose objects a VM may use: taken away, they wait for the VMs taken away on the same hypervisor
+_USED_BY_VMS = ("volume", "cloudinit", "pool", "network")
 
 
-def _vms_first(items, needs):
-    """A VM that is taken away may use any pool, volume, seed or network of its hypervisor, though its
-    item names none of them (``state: absent`` needs no ``disks``): those that the task takes away go
-    after it, as if the item had named them."""
-    gone = [item for item in items if item.removing and item.kind.name == "vm"]
+def _after_removed_vms(items, after):
+    """A VM item that removes a VM need not list its disks, seeds or interfaces (``{kind: vm, name: web1,
+    state: absent}``), so the volumes, seeds, pools and networks it uses are not known before it runs: every
+    such object removed on the same URI waits for every VM removed there.  It only waits (the VM may not
+    use it): when the VM's removal fails, the object's own module still refuses to remove what is in use."""
+    removed_vms = {}
+    for item in items:
+        if item.removing and item.kind.name == "vm":
+            removed_vms.setdefault(item.params.get("uri"), set()).add(item.index)
     for item in items:
         if item.removing and item.kind.name in _USED_BY_VMS:
-            needs[item.index].update(vm.index for vm in gone if vm.params.get("uri") == item.params.get("uri"))
+            after[item.index].update(removed_vms.get(item.params.get("uri"), ()))
 
 
 def _providers(items):

@@ -100,12 +100,12 @@ def run_apply(module, connection_class=Connection, stopper=None):
 
 
 def warnings(results, graph, check_mode):
-    """The items' warnings, each with its item's label.  In check mode an item's assumption that an item it
-    needs makes something is no warning when that item is predicted to change (it is in ``assumptions``)."""
+    """The items' warnings, each with its item's label.  In check mode an item's assumptions are no warning
+    when an item it waits for is predicted to change (they are in the item's ``assumptions``)."""
     by_index = dict((r["index"], r) for r in results)
     for result in results:
         expected = ()
-        if check_mode and any(by_index[j]["changed"] for j in graph.needs[result["index"]]):
+        if check_mode and any(by_index[j]["changed"] for j in graph.waits_for(result["index"])):
             expected = result.get("assumptions") or ()
         for text in result.get("warnings") or ():
             if text not in expected:

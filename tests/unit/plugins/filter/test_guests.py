@@ -12,12 +12,12 @@ __metaclass__ = type
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.virtops.libvirt.plugins.filter import guests_blocked as blocked_module
 from ansible_collections.virtops.libvirt.plugins.filter import guests_capacity as capacity_module
 from ansible_collections.virtops.libvirt.plugins.filter import guests_normalize as normalize_module
 from ansible_collections.virtops.libvirt.plugins.filter import guests_placement_input as placement_input_module
 from ansible_collections.virtops.libvirt.plugins.filter import guests_problems as problems_module
 from ansible_collections.virtops.libvirt.plugins.filter import guests_report as report_module
+from ansible_collections.virtops.libvirt.plugins.filter import guests_resources as resources_module
 from ansible_collections.virtops.libvirt.plugins.filter import guests_summary as summary_module
 from ansible_collections.virtops.libvirt.plugins.filter import guests_vm_args as vm_args_module
 from ansible_collections.virtops.libvirt.plugins.modules.vm import ARGUMENT_SPEC
@@ -32,8 +32,8 @@ vm_args = _filter(vm_args_module, "guests_vm_args")
 problems = _filter(problems_module, "guests_problems")
 capacity = _filter(capacity_module, "guests_capacity")
 placement_input = _filter(placement_input_module, "guests_placement_input")
-blocked = _filter(blocked_module, "guests_blocked")
 report = _filter(report_module, "guests_report")
+resources = _filter(resources_module, "guests_resources")
 summary = _filter(summary_module, "guests_summary")
 
 # the role's defaults (roles/guests/defaults/main.yml)
@@ -285,29 +285,89 @@ def test_placement_input(item, check_mode, expected):
     assert placement_input(guests, CAPACITY, check_mode=check_mode) == [expected]
 
 
-# --- guests_blocked -----------------------------------------------------------------------------
+# --- guests_resources -------------------------------------------------------------------------
 
-UPLOADED = dict(results=[dict(item=IMAGES[0], changed=False), dict(item=IMAGES[1], changed=True)])
-BLOCKED_CASES = [
-    ("everything there", dict(name="a"), ["vms"], ["default"], [], None, []),
-    ("disk pool missing", dict(name="a"), ["other"], ["default"], [], None, ["a"]),
-    ("network missing", dict(name="a", networks=["n1"]), ["vms"], ["default"], [], None, ["a"]),
-    ("interfaces without a network count for none", dict(name="a", interfaces=[dict(bridge="br0")]), ["vms"], [], [], None, []),
-    ("seed pool missing", dict(name="a", disk_size=None, networks=[], cloud_init=dict(pool="s", users=[])), ["vms"], [], [], None, ["a"]),
-    ("image pool missing", dict(name="a", image="deb.qcow2"), ["vms"], ["default"], IMAGES, UPLOADED, ["a"]),
-    ("image uploaded earlier (ok)", dict(name="a", image="deb.qcow2"), ["vms", "images"], ["default"], IMAGES, UPLOADED, []),
-    ("image this run would upload (changed)", dict(name="a", image="alma.qcow2"), ["vms"], ["default"], IMAGES, UPLOADED, ["a"]),
-    ("image whose upload was skipped", dict(name="a", image="deb.qcow2"), ["vms", "images"], ["default"], IMAGES,
-     dict(results=[dict(item=IMAGES[0], changed=False, skipped=True)]), ["a"]),
-    ("image of no guests_images item: not pending", dict(name="a", image="other.qcow2"), ["vms"], ["default"], IMAGES, UPLOADED, []),
+def _guests(*items):
+    return normalize(list(items), **SETTINGS)
+
+
+WEB = dict(name="web1", image="deb.qcow2", cloud_init=dict(users=[dict(name="ops")]), shutdown_timeout=30)
+DB = dict(name="db1", disk_size="20G", cloud_init=dict(volume="db1-ci.iso", runcmd=[["true"]], bus="virtio", detach=True))
+WEB_VM = dict(kind="vm", name="web1", state="running", vcpus=1, memory=1024, shutdown_timeout=30,
+              disks=[dict(pool="vms", backing_volume="deb.qcow2", backing_pool="images", size="10G")],
+              interfaces=[dict(network="default")], metadata=dict(cluster="c1"),
+              cloud_init=dict(pool="vms", hostname="web1", users=[dict(name="ops")]))
+
+RESOURCES_CASES = [
+    ("nothing", [], {}, []),
+    ("a VM: the vm module's arguments and its kind", [WEB], {}, [WEB_VM]),
+    ("the role's options win over the VM's own, null ones do not", [WEB],
+     dict(shutdown_timeout=5, force=True, apply=None), [dict(WEB_VM, shutdown_timeout=5, force=True)]),
+    ("a VM's uri is the task's", [dict(WEB, uri="qemu+ssh://elsewhere/system")], {}, [WEB_VM]),
+    ("base images: the volume options of the item, the default pool", [],
+     dict(images=[dict(IMAGES[0], checksum="sha256:ab", timeout=None), dict(IMAGES[1], colour="x")], pool="vms"),
+     [dict(kind="volume", pool="images", name="deb.qcow2", source="/x.qcow2", checksum="sha256:ab"),
+      dict(kind="volume", pool="vms", name="alma.qcow2", source="/y.qcow2")]),
+    ("seeds kept for VMs elsewhere: the content of their seed, the name the vm module gives it", [],
+     dict(seeds=[WEB, DB, dict(name="plain"), dict(name="noseed", cloud_init=dict(volume="x.iso"))]),
+     [dict(kind="cloudinit", pool="vms", name="web1-seed.iso", hostname="web1", users=[dict(name="ops")]),
+      dict(kind="cloudinit", pool="vms", name="db1-ci.iso", hostname="db1", runcmd=[["true"]])]),
+    ("removals: VMs with their storage, seeds and images in pools the host has", [],
+     dict(remove=["old1", "old2"], remove_seeds=[WEB, DB, dict(name="plain")], remove_images=IMAGES, pool="vms", pools=["vms"]),
+     [dict(kind="vm", name="old1", state="absent", remove_storage=True), dict(kind="vm", name="old2", state="absent", remove_storage=True),
+      dict(kind="cloudinit", pool="vms", name="web1-seed.iso", state="absent"),
+      dict(kind="cloudinit", pool="vms", name="db1-ci.iso", state="absent"),
+      dict(kind="volume", pool="vms", name="alma.qcow2", state="absent")]),
+    ("removals without pools known: every seed and image", [],
+     dict(remove_seeds=[WEB], remove_images=IMAGES[:1]),
+     [dict(kind="cloudinit", pool="vms", name="web1-seed.iso", state="absent"),
+      dict(kind="volume", pool="images", name="deb.qcow2", state="absent")]),
+    ("a VM named twice is removed once", [], dict(remove=["old1", "old2", "old1"]),
+     [dict(kind="vm", name="old1", state="absent", remove_storage=True), dict(kind="vm", name="old2", state="absent", remove_storage=True)]),
+    ("remove_storage false: VMs keep their volumes, no seed is removed", [],
+     dict(remove=["old1"], remove_seeds=[WEB], remove_storage=False),
+     [dict(kind="vm", name="old1", state="absent", remove_storage=False)]),
 ]
 
 
-@pytest.mark.parametrize("item, pools, networks, images, result, expected", [c[1:] for c in BLOCKED_CASES],
-                         ids=[c[0] for c in BLOCKED_CASES])
-def test_blocked(item, pools, networks, images, result, expected):
-    guests = normalize([item], **SETTINGS)
-    assert blocked(guests, pools, networks, images=images, images_result=result) == expected
+@pytest.mark.parametrize("guests, options, expected", [c[1:] for c in RESOURCES_CASES], ids=[c[0] for c in RESOURCES_CASES])
+def test_resources(guests, options, expected):
+    for key in ("seeds", "remove_seeds"):
+        if key in options:
+            options = dict(options, **{key: _guests(*options[key])})
+    assert resources(_guests(*guests), **options) == expected
+
+
+def test_resources_in_order_images_vms_seeds_then_removals():
+    out = resources(_guests(WEB), images=IMAGES[:1], seeds=_guests(DB), remove=["old1"], remove_seeds=_guests(DB),
+                    remove_images=IMAGES[:1])
+    assert [(r["kind"], r.get("state", "present")) for r in out] == [
+        ("volume", "present"), ("vm", "running"), ("cloudinit", "present"), ("vm", "absent"), ("cloudinit", "absent"),
+        ("volume", "absent")]
+
+
+def test_resources_are_valid_items_of_the_apply_module():
+    """Every item passes the apply module's own validation (each kind's argument spec) and ordering: a VM
+    after its base image, the images removed after the VMs removed."""
+    from ansible_collections.virtops.libvirt.plugins.module_utils._apply.items import validate
+    from ansible_collections.virtops.libvirt.plugins.module_utils._apply.order import Graph
+    images = [dict(name="deb.qcow2", source="/x.qcow2", pool="vms")]
+    settings = dict(SETTINGS)
+    settings["images"] = images
+    here = normalize([WEB, DB], **settings)
+    out = resources(here, images=images, seeds=_guests(dict(name="db2", cloud_init=dict(runcmd=[["true"]]))), remove=["old1"],
+                    remove_images=[dict(name="old.qcow2", pool="vms")], shutdown_timeout=10, force=False, apply="config")
+    graph = Graph(validate(out, "test:///default")[0])
+    assert [r["kind"] for r in out] == ["volume", "vm", "vm", "cloudinit", "vm", "volume"]
+    assert graph.needs[1] == {0}  # web1 after its base image
+    assert 4 in graph.waits_for(5)  # the image removed after the VM removed
+
+
+def test_resources_refuse_what_is_not_a_list_of_dicts():
+    with pytest.raises(AnsibleFilterError, match="seeds must be a list of dictionaries"):
+        resources([], seeds=["web1"])
+    with pytest.raises(AnsibleFilterError, match="remove must be a list of VM names"):
+        resources([], remove=[dict(name="x")])
 
 
 # --- guests_report and guests_summary -----------------------------------------------------------
@@ -316,27 +376,41 @@ def _row(name, state, changed, reboot_required=False, ip=None, hypervisor="h1"):
     return dict(name=name, hypervisor=hypervisor, state=state, changed=changed, reboot_required=reboot_required, ip=ip)
 
 
-VM_RESULTS = dict(results=[
-    dict(item="a", changed=True, vm=dict(state="running"), reboot_required=True),
-    dict(item="b", changed=False, vm=dict(state="stopped")),
-    dict(item="c", changed=False, vm=None),
-    dict(item="d", skipped=True, changed=False),
+REPORTED = [dict(kind="vm", name="a"), dict(kind="volume", pool="p", name="base"), dict(kind="vm", name="b"),
+            dict(kind="vm", name="c"), dict(kind="vm", name="n"), dict(kind="vm", name="f", state="absent"),
+            dict(kind="vm", name="g", state="absent"), dict(kind="vm", name="x"), dict(kind="vm", name="y")]
+APPLIED = dict(changed=True, results=[
+    dict(index=0, kind="vm", changed=True, failed=False, vm=dict(uuid="u-a", state="running"), reboot_required=True),
+    dict(index=1, kind="volume", changed=True, failed=False, volume=dict(name="base")),
+    dict(index=2, kind="vm", changed=False, failed=False, vm=dict(uuid="u-b", state="stopped")),
+    dict(index=3, kind="vm", changed=False, failed=False, vm=None),
+    dict(index=4, kind="vm", changed=True, failed=False, vm=dict(uuid=None, state="running")),
+    dict(index=5, kind="vm", changed=True, failed=False, vm=None),
+    dict(index=6, kind="vm", changed=False, failed=False, vm=None),
+    dict(index=7, kind="vm", changed=False, failed=True, msg="broke"),
+    dict(index=8, kind="vm", changed=False, failed=False, skipped=True, msg="not attempted"),
 ])
 REPORT_CASES = [
-    ("nothing ran", {}, {}, [], {}, []),
-    ("results, addresses, blocked and removed", VM_RESULTS, dict(vms=[dict(name="a", ip="192.0.2.1")]), ["e"],
-     dict(results=[dict(item="f", changed=True), dict(item="g", failed=False)]),
+    ("nothing ran", {}, [], {}, []),
+    ("a skipped apply task", dict(skipped=True, changed=False), REPORTED, {}, []),
+    ("made, kept, predicted and removed VMs with addresses; not the volume, the failed or the skipped",
+     APPLIED, REPORTED, dict(vms=[dict(name="a", ip="192.0.2.1")]),
      [_row("a", "running", True, True, "192.0.2.1"), _row("b", "stopped", False), _row("c", "absent", False),
-      _row("e", "to be created", True), _row("f", "removed", True)]),
-    ("a skipped address task", VM_RESULTS, dict(skipped=True), [], {},
-     [_row("a", "running", True, True), _row("b", "stopped", False), _row("c", "absent", False)]),
+      _row("n", "to be created", True), _row("f", "removed", True), _row("g", "removed", False)]),
+    ("a skipped address task", dict(results=APPLIED["results"][:1]), REPORTED, dict(skipped=True),
+     [_row("a", "running", True, True)]),
 ]
 
 
-@pytest.mark.parametrize("results, addresses, blocked_names, removed, expected", [c[1:] for c in REPORT_CASES],
+@pytest.mark.parametrize("applied, reported, addresses, expected", [c[1:] for c in REPORT_CASES],
                          ids=[c[0] for c in REPORT_CASES])
-def test_report(results, addresses, blocked_names, removed, expected):
-    assert report(results, "h1", addresses=addresses, blocked=blocked_names, removed=removed) == expected
+def test_report(applied, reported, addresses, expected):
+    assert report(applied, "h1", resources=reported, addresses=addresses) == expected
+
+
+def test_report_refuses_resources_that_are_no_list():
+    with pytest.raises(AnsibleFilterError, match="resources"):
+        report({}, "h1", resources=None)
 
 
 SUMMARY_CASES = [

@@ -114,8 +114,9 @@ def test_removal_runs_users_first():
                      vm("a", state="absent", disks=[dict(pool="p", volume="v")]), dict(kind="network", name="n", state="absent"),
                      vm("b", state="absent", interfaces=[dict(network="n")]))
     graph = Graph(items)
-    # a VM taken away goes before every pool, volume and network taken away, whether its item names them or not
-    assert graph.needs[0] == {1, 2, 4} and graph.needs[1] == {2, 4} and graph.needs[3] == {2, 4}
+    assert graph.needs[0] == {1, 2} and graph.needs[1] == {2} and graph.needs[3] == {4}
+    # and every pool, volume and network taken away waits for every VM taken away, named or not
+    assert graph.waits_for(0) == {1, 2, 4} and graph.waits_for(1) == {2, 4} and graph.waits_for(3) == {2, 4}
     assert graph.first() == [2, 4]
 
 
@@ -126,9 +127,9 @@ def test_a_vm_taken_away_goes_before_what_it_may_use_though_its_item_names_nothi
                      vm("a", state="absent", remove_storage=True), vm("b", state="absent"),
                      vm("c", state="absent", uri="test:///other"), dict(kind="network", name="n2"))
     graph = Graph(items)
-    assert graph.needs[0] == {2, 3, 4, 5}  # its volume and seed too, as before
-    assert graph.needs[1] == graph.needs[2] == graph.needs[3] == {4, 5}  # not c: another hypervisor
-    assert graph.needs[7] == set()  # a network that stays waits for nobody
+    assert graph.needs[0] == {2, 3} and graph.waits_for(0) == {2, 3, 4, 5}  # its volume and seed, and the VMs
+    assert graph.waits_for(1) == graph.waits_for(2) == graph.waits_for(3) == {4, 5}  # not c: another hypervisor
+    assert graph.waits_for(7) == set()  # a network that stays waits for nobody
     assert graph.first() == [4, 5, 6, 7]
 
 
@@ -357,3 +358,29 @@ def test_sigterm_stops_the_task_and_undoes_the_running_item(probe_log):
     assert results[0]["failed"] and results[0]["error_kind"] == "interrupted"
     assert probe_log == [("a", "step1"), ("a", "undo1")]
     assert results[1]["skipped"]
+
+
+def test_removed_storage_and_networks_wait_for_the_removed_vms_that_list_nothing():
+    """The module's own example: VMs taken away without their disks, then the base volume, the pool and the
+    network. The VMs may use all of those, so they go first (on their hypervisor only)."""
+    items = items_of(vm("web1", state="absent", remove_storage=True), vm("web2", state="absent", remove_storage=True),
+                     dict(kind="volume", pool="lab", name="base.qcow2", state="absent"),
+                     dict(kind="pool", name="lab", state="absent"), dict(kind="network", name="labnet", state="absent"),
+                     dict(kind="cloudinit", pool="lab", name="web1-seed.iso", state="absent"),
+                     dict(kind="volume", pool="lab", name="other.qcow2", state="absent", uri="test:///other"),
+                     dict(kind="volume", pool="keep", name="kept.qcow2", capacity="1M"))
+    graph = Graph(items)
+    assert graph.first() == [0, 1, 6, 7]
+    for index in (2, 3, 4, 5):
+        assert {0, 1} <= graph.waits_for(index)
+    assert graph.needs[3] == {2, 5}  # the pool still needs its volumes gone first
+    assert graph.dependants(0) == []  # they only wait: a failed VM removal does not hold them back
+
+
+def test_a_failed_vm_removal_does_not_hold_back_the_removals_that_wait_for_it(probe_log):
+    vm_kind, vol_kind = Kind("vm", PROBE_SPEC, Probe), Kind("volume", PROBE_SPEC, Probe)
+    items = [Item(0, vm_kind, dict(uri=URI, state="absent", name="a", fail=True, sleep=0.2)),
+             Item(1, vol_kind, dict(uri=URI, state="absent", name="v", pool="p"))]
+    results = run(items)
+    assert results[0]["failed"] and not results[1]["failed"] and not results[1].get("skipped")
+    assert probe_log.index(("a", "undo1")) < probe_log.index(("v", "step1"))
