@@ -9,10 +9,12 @@ JSON-serialisable dicts (they go into the inventory cache as they are) and
 :func:`run_concurrently` runs one such listing per hypervisor in threads, giving up on a
 hypervisor that does not answer in time.
 
-Per hypervisor: one connection, three ``listAllDomains`` calls (all, persistent, autostart), one
-``getAllDomainStats`` for every state, then per VM its saved definition (one ``XMLDesc``),
-parsed by :func:`_domain.model_from_xml` exactly as ``vm`` and ``vm_info`` parse it, and, for
-running VMs, the addresses from :func:`addresses.interface_addresses` (what ``vm_info`` reports).
+Per hypervisor: one connection, one ``getAllDomainStats`` (every VM and its state), two
+``listAllDomains`` calls (persistent, autostart), then per VM its saved definition (one
+``XMLDesc``: nothing else has tags, disks or NICs), read by :func:`_domain.summary_from_xml` with
+the helpers ``vm`` and ``vm_info`` read it with, a ``storageVolLookupByPath`` per disk path not yet
+asked on that hypervisor, and, for running VMs, the addresses from
+:func:`addresses.interface_addresses` (what ``vm_info`` reports).
 
 The definition is read without ``VIR_DOMAIN_XML_SECURE``, so it holds no graphics password, and
 only the keys in ``DEFINITION_KEYS`` are kept.  This module does not import ``_vm`` (and with
@@ -43,15 +45,17 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import state_word
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.names import fill_volume_names
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.names import VolumeNames
 
 #: ``ip_source`` values: ``vm_info``'s sources, and ``none`` (do not read addresses at all)
 IP_SOURCES = _vm_addresses.SOURCES + ("none",)
 
 #: the keys of the domain model (``_domain.model_from_xml``) that the inventory keeps (the rest is in ``vm_info``)
-DEFINITION_KEYS = (
-    "name", "uuid", "title", "description", "vcpus", "max_vcpus", "memory", "max_memory", "arch",
-    "machine", "virt_type", "firmware", "tags", "metadata", "disks", "interfaces",
+DEFINITION_KEYS = _domain.SUMMARY_KEYS
+#: the variables the inventory plugin sets per VM (before its ``vars_prefix``): a record's keys and two of its hypervisor
+VARIABLES = DEFINITION_KEYS + (
+    "state", "reason", "active", "persistent", "autostart", "macs", "ip_addresses", "ip", "address_error",
+    "hypervisor", "uri",
 )
 #: what a disk / an interface carries in the inventory
 DISK_KEYS = ("target", "bus", "path", "pool", "volume", "format")
@@ -82,23 +86,29 @@ def check_options(options):
 
 # ---------------------------------------------------------------------------- one VM ---
 
-def _states(conn, domains):
-    """``{uuid: (state, reason)}`` (libvirt's numbers) in one call where the driver can."""
+_STATS_STATE = flag("VIR_DOMAIN_STATS_STATE", 1)
+_LIST_PERSISTENT = flag("VIR_CONNECT_LIST_DOMAINS_PERSISTENT", 4)
+_LIST_AUTOSTART = flag("VIR_CONNECT_LIST_DOMAINS_AUTOSTART", 64)
+
+
+def domains_and_states(conn):
+    """``[(domain, (state, reason))]`` of every VM (libvirt's numbers): one ``getAllDomainStats`` call,
+    which lists the VMs with their states; where the driver lacks it, ``listAllDomains`` and a
+    ``state()`` per VM."""
     try:
-        stats = conn.getAllDomainStats(flag("VIR_DOMAIN_STATS_STATE", 1), 0)
+        stats = conn.getAllDomainStats(_STATS_STATE, 0)
     except libvirt.libvirtError:
         stats = None
-    out = {}
     if stats is not None:
-        for dom, values in stats:
-            out[dom.UUIDString()] = (values.get("state.state", 0), values.get("state.reason", 0))
+        return [(dom, (values.get("state.state", 0), values.get("state.reason", 0))) for dom, values in stats]
+    with libvirt_errors("listing VMs"):
+        domains = conn.listAllDomains(0)
+    out = []
     for dom in domains:
-        uuid = dom.UUIDString()
-        if uuid not in out:
-            try:
-                out[uuid] = tuple(dom.state(0)[:2])
-            except libvirt.libvirtError:
-                pass  # removed while we looked: skipped below
+        try:
+            out.append((dom, tuple(dom.state(0)[:2])))
+        except libvirt.libvirtError:
+            pass  # removed while we looked: left out
     return out
 
 
@@ -131,8 +141,11 @@ def first_address(vm, networks=None):
     return None
 
 
-def vm_record(conn, dom, state, persistent, autostart, options):
-    """One VM as the inventory keeps it (see ``DEFINITION_KEYS``), or None if it vanished meanwhile."""
+def vm_record(conn, dom, state, persistent, autostart, options, volumes=None):
+    """One VM as the inventory keeps it (see ``DEFINITION_KEYS``), or None if it vanished meanwhile.
+
+    ``volumes``: a :class:`VolumeNames` of the hypervisor, shared by its VMs (each path asked once).
+    """
     try:
         text = dom.XMLDesc(_XML_INACTIVE)
     except libvirt.libvirtError as exc:
@@ -140,14 +153,12 @@ def vm_record(conn, dom, state, persistent, autostart, options):
             return None
         with libvirt_errors("reading VM '%s'" % dom.name()):
             raise
-    model = _domain.model_from_xml(_xml.parse(text, "domain XML of %s" % dom.name()))
-    fill_volume_names(conn, model)
+    model = _domain.summary_from_xml(_xml.parse(text, "domain XML of %s" % dom.name()))
+    (volumes or VolumeNames(conn)).fill(model["disks"])
     libvirt_state, reason = state_names(*state)
-    vm = dict((key, model.get(key)) for key in DEFINITION_KEYS)
-    vm["disks"] = [dict((k, d.get(k)) for k in DISK_KEYS) for d in model.get("disks") or ()]
-    vm["interfaces"] = [dict((k, n.get(k)) for k in INTERFACE_KEYS if k != "addresses") for n in model.get("interfaces") or ()]
-    vm["tags"] = list(vm["tags"] or [])
-    vm["metadata"] = dict(vm["metadata"] or {})
+    vm = dict((key, model[key]) for key in DEFINITION_KEYS)
+    vm["disks"] = [dict((k, d[k]) for k in DISK_KEYS) for d in model["disks"]]
+    vm["interfaces"] = [dict((k, n[k]) for k in INTERFACE_KEYS if k != "addresses") for n in model["interfaces"]]
     vm.update(
         state=state_word(libvirt_state),
         reason=reason,
@@ -166,7 +177,7 @@ def vm_record(conn, dom, state, persistent, autostart, options):
 
 def _addresses(conn, dom, vm, options):
     """Each NIC's ``addresses``, the VM's ``ip`` and ``address_error``, as ``vm_info`` reports them."""
-    _vm_addresses.merge_addresses(conn, dom, vm, options["ip_source"], options["agent_timeout"])
+    _vm_addresses.merge_addresses(conn, dom, vm, options["ip_source"], options["agent_timeout"], trust_view=True)
 
 
 # -------------------------------------------------------------------- one hypervisor ---
@@ -185,17 +196,14 @@ def list_hypervisor(uri, options, name=None, connection_class=Connection):
     try:
         with libvirt_errors("reading the host name of %s" % uri):
             hostname = conn.getHostname()
-        with libvirt_errors("listing VMs"):
-            domains = conn.listAllDomains(0)
-        persistent = _uuids(conn, flag("VIR_CONNECT_LIST_DOMAINS_PERSISTENT", 4))
-        autostart = _uuids(conn, flag("VIR_CONNECT_LIST_DOMAINS_AUTOSTART", 64))
-        states = _states(conn, domains)
+        listed = domains_and_states(conn)
+        persistent = _uuids(conn, _LIST_PERSISTENT)
+        autostart = _uuids(conn, _LIST_AUTOSTART)
+        volumes = VolumeNames(conn)
         vms = []
-        for dom in domains:
+        for dom, state in listed:
             uuid = dom.UUIDString()
-            if uuid not in states:
-                continue
-            vm = vm_record(conn, dom, states[uuid], uuid in persistent, uuid in autostart, options)
+            vm = vm_record(conn, dom, state, uuid in persistent, uuid in autostart, options, volumes)
             if vm is not None:
                 vms.append(vm)
     finally:

@@ -87,6 +87,11 @@ def hostvars(inventory, host):
     return inventory.get_host(host).get_vars()
 
 
+def set_vars(inventory, host):
+    """What was set for ``host``, without what Ansible adds (inventory_dir, inventory_file)."""
+    return dict((k, v) for k, v in inventory.get_host(host).vars.items() if not k.startswith("inventory_"))
+
+
 def members(inventory, group):
     return sorted(h.name for h in inventory.groups[group].get_hosts())
 
@@ -134,6 +139,30 @@ def test_ansible_host_networks(tmp_path, hypervisors):
 def test_bad_network_is_an_error(tmp_path, hypervisors):
     with pytest.raises(AnsibleParserError, match=r"ansible_host_networks\[0\]"):
         run(tmp_path, dict(uris=uris(hypervisors), ansible_host_networks=["10.0.0.0/33"]))
+
+
+def test_variables_sets_only_the_chosen_ones(tmp_path, hypervisors):
+    config = dict(uris=uris(hypervisors), variables=["hypervisor", "state"],
+                  keyed_groups=[dict(key="libvirt_tags", prefix="tag")],
+                  groups=dict(big="libvirt_memory >= 1024"), compose=dict(mem="libvirt_memory"),
+                  filters=[dict(exclude="libvirt_vcpus == 4")])
+    inventory, warnings = run(tmp_path, config)
+    assert warnings == []
+    assert sorted(inventory.hosts) == ["spare", "web1", "web2"]  # db1 (4 vCPUs) filtered out
+    web1 = set_vars(inventory, "web1")
+    assert sorted(web1) == ["ansible_host", "libvirt_hypervisor", "libvirt_state", "mem"]
+    assert (web1["libvirt_hypervisor"], web1["libvirt_state"], web1["mem"]) == ("kvm1", "running", 512)
+    assert sorted(set_vars(inventory, "spare")) == ["libvirt_hypervisor", "libvirt_state", "mem"]
+    # constructed features see every variable, set or not
+    assert members(inventory, "tag_web") == ["web1", "web2"]
+    assert "big" not in inventory.groups or members(inventory, "big") == []
+    full, _warnings = run(tmp_path, dict(config, variables=None))
+    assert dict((k, v) for k, v in hostvars(full, "web1").items() if k in web1) == web1
+
+
+def test_variables_unknown_name_is_an_error(tmp_path, hypervisors):
+    with pytest.raises(AnsibleParserError, match="variables: unknown libvirt_state, nothing"):
+        run(tmp_path, dict(uris=uris(hypervisors), variables=["state", "libvirt_state", "nothing"]))
 
 
 # --- constructable --------------------------------------------------------------------------------
