@@ -148,13 +148,16 @@ options:
     default: libvirt_
   variables:
     description:
-      - Only set these of the variables listed under O(vars_prefix), named without the prefix (for
-        example V([hypervisor, state, ip])). Without it, every variable is set.
-      - Ansible's own work (checking each value set, and again when it prints or uses the host's
-        variables) is most of the plugin's time with a big fleet, and grows with the number of values
-        set, so a fleet of thousands of VMs is listed faster with fewer variables.
-      - O(filters), O(compose), O(groups) and O(keyed_groups) see every variable, set or not.
-        C(ansible_host) is set as without this option.
+      - Only read and set these of the variables listed under O(vars_prefix), named without the
+        prefix, and C(ansible_host) if it is listed (for example V([hypervisor, state, ansible_host])).
+        Without this option every variable is set; with it, no other.
+      - Ansible's own work for each value set (it checks each one, and again when it prints or uses
+        the host's variables) is most of the time a big fleet takes; fewer variables cost less.
+        Without any variable of the definition (C(title) ... C(interfaces), C(macs), the addresses
+        and C(ansible_host)) no VM definition is read at all (one call per hypervisor lists every
+        VM and its state), and without C(persistent) or C(autostart) their lists are not read.
+      - O(filters), O(compose), O(groups) and O(keyed_groups) see only the variables that are set.
+      - With O(cache=true), a cache made with fewer variables than are now asked for is refreshed.
     type: list
     elements: str
   ansible_host_networks:
@@ -297,6 +300,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 results = self._cache[cache_key]
             except KeyError:
                 update_cache = True
+            else:
+                if not all(_inventory.covers(result, options) for result in results):
+                    results, update_cache = None, True  # cached with fewer O(variables) than asked now
         if results is None:
             results = _inventory.gather(hypervisors, options, workers=self.get_option("workers"),
                                         timeout=self.get_option("timeout"))
@@ -305,7 +311,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         self._report(results)
         reserved = set(h["name"] for h in hypervisors if h.get("from_group"))
-        self._populate(results, reserved, filters, networks)
+        self._populate(results, reserved, filters, networks, options["variables"])
 
     # ---------------------------------------------------------------------- options ---
 
@@ -327,6 +333,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             ip_source=self.get_option("ip_source"),
             agent_timeout=self.get_option("agent_timeout"),
             read_only=self.get_option("read_only"),
+            variables=self.get_option("variables"),
         )
         try:
             options = _inventory.check_options(options)
@@ -488,14 +495,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                  "its hosts are %s" % (base, ", ".join(sorted(collided[base]))))
         return names
 
-    def _variables(self, result, vm, networks):
+    def _variables(self, result, vm, networks, chosen=None):
+        """The host variables of ``vm``: all, or those of O(variables) (``chosen``)."""
         prefix = self.get_option("vars_prefix") or ""
-        variables = dict((prefix + key, value) for key, value in vm.items())
-        variables[prefix + "hypervisor"] = result["name"]
-        variables[prefix + "uri"] = result["uri"]
-        address = _inventory.first_address(vm, networks)
-        if address:
-            variables["ansible_host"] = address
+        own = dict(vm, hypervisor=result["name"], uri=result["uri"])
+        variables = dict((prefix + key, value) for key, value in own.items() if chosen is None or key in chosen)
+        if chosen is None or "ansible_host" in chosen:
+            address = _inventory.first_address(vm, networks)
+            if address:
+                variables["ansible_host"] = address
         return _unsafe(variables)
 
     def _condition(self, condition, variables, host):
@@ -517,37 +525,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 return kind == "include"
         return True
 
-    def _chosen(self):
-        """The variables O(variables) sets (with their prefix, and C(ansible_host)), or None for all."""
-        chosen = self.get_option("variables")
-        if chosen is None:
-            return None
-        unknown = sorted(set(chosen) - set(_inventory.VARIABLES))
-        if unknown:
-            raise AnsibleParserError("variables: unknown %s (known: %s)" % (", ".join(unknown), ", ".join(_inventory.VARIABLES)))
-        prefix = self.get_option("vars_prefix") or ""
-        return set(prefix + name for name in chosen) | set(("ansible_host",))
-
-    def _populate(self, results, reserved, filters, networks):
+    def _populate(self, results, reserved, filters, networks, chosen):
         names = self._host_names(results, reserved)
         strict = self.get_option("strict")
-        chosen = self._chosen()
         compose, groups, keyed_groups = (self.get_option(k) for k in ("compose", "groups", "keyed_groups"))
         for result in results:
             for vm in result["vms"]:
                 host = names[(result["name"], vm["uuid"])]
-                variables = self._variables(result, vm, networks)
+                variables = self._variables(result, vm, networks, chosen)
                 if filters and not self._keep(filters, variables, host):
                     continue
                 self.inventory.add_host(host)
-                for key, value in variables.items():  # ansible-core's cost is per value set: set no more
-                    if chosen is None or key in chosen:
-                        self.inventory.set_variable(host, key, value)
+                for key, value in variables.items():  # ansible-core's cost is per value set
+                    self.inventory.set_variable(host, key, value)
                 if not (compose or groups or keyed_groups):
                     continue  # templating costs per host: only when asked for
                 host_vars = self.inventory.get_host(host).get_vars()
-                if chosen is not None:  # they see every variable, set or not
-                    host_vars = dict(variables, **host_vars)
                 self._set_composite_vars(compose, host_vars, host, strict=strict)
                 self._add_host_to_composed_groups(groups, host_vars, host, strict=strict)
                 self._add_host_to_keyed_groups(keyed_groups, host_vars, host, strict=strict)

@@ -57,6 +57,13 @@ VARIABLES = DEFINITION_KEYS + (
     "state", "reason", "active", "persistent", "autostart", "macs", "ip_addresses", "ip", "address_error",
     "hypervisor", "uri",
 )
+#: what ``variables`` may name: the variables, and ``ansible_host``
+CHOOSABLE = VARIABLES + ("ansible_host",)
+#: chosen variables that need the VM's definition read (``name`` and ``uuid`` come with the listing)
+NEEDS_DEFINITION = tuple(k for k in DEFINITION_KEYS if k not in ("name", "uuid")) + (
+    "macs", "ip_addresses", "ip", "address_error", "ansible_host")
+#: chosen variables that need the addresses read
+NEEDS_ADDRESSES = ("interfaces", "ip_addresses", "ip", "address_error", "ansible_host")
 #: what a disk / an interface carries in the inventory
 DISK_KEYS = ("target", "bus", "path", "pool", "volume", "format")
 INTERFACE_KEYS = ("type", "source", "model", "mac", "addresses")
@@ -76,12 +83,31 @@ def name_from_uri(uri):
 
 
 def check_options(options):
-    """The listing options, checked and with defaults: ``ip_source``, ``agent_timeout``, ``read_only``."""
+    """The listing options, checked and with defaults: ``ip_source``, ``agent_timeout``, ``read_only``,
+    ``variables`` (None: every variable; else the names of ``CHOOSABLE`` to read, as a sorted list)."""
     source = options.get("ip_source") or "lease"
     if source not in IP_SOURCES:
         raise InvalidInputError("ip_source: %r is not one of %s" % (source, ", ".join(IP_SOURCES)))
     timeout = timeout_seconds(options.get("agent_timeout"), "agent_timeout", 5)
-    return dict(ip_source=source, agent_timeout=timeout, read_only=bool(options.get("read_only")))
+    chosen = options.get("variables")
+    if chosen is not None:
+        unknown = sorted(set(chosen) - set(CHOOSABLE))
+        if unknown:
+            raise InvalidInputError("variables: unknown %s (known: %s)" % (", ".join(unknown), ", ".join(CHOOSABLE)))
+        chosen = sorted(set(chosen))
+    return dict(ip_source=source, agent_timeout=timeout, read_only=bool(options.get("read_only")), variables=chosen)
+
+
+def wants(options, names):
+    """Whether ``options`` (checked) ask for any of the variables ``names``."""
+    chosen = options.get("variables")
+    return chosen is None or any(name in chosen for name in names)
+
+
+def covers(result, options):
+    """Whether a hypervisor's listing (from the cache) read every variable that ``options`` ask for."""
+    read, chosen = result.get("variables"), options.get("variables")
+    return read is None or (chosen is not None and set(chosen) <= set(read))
 
 
 # ---------------------------------------------------------------------------- one VM ---
@@ -142,37 +168,40 @@ def first_address(vm, networks=None):
 
 
 def vm_record(conn, dom, state, persistent, autostart, options, volumes=None):
-    """One VM as the inventory keeps it (see ``DEFINITION_KEYS``), or None if it vanished meanwhile.
+    """One VM as the inventory keeps it (see ``VARIABLES``), or None if it vanished meanwhile.
 
     ``volumes``: a :class:`VolumeNames` of the hypervisor, shared by its VMs (each path asked once).
+    With ``options["variables"]``, only what they need is read, and the record has only them (and
+    ``name`` and ``uuid``; ``interfaces`` and ``ip`` for ``ansible_host``).
     """
-    try:
-        text = dom.XMLDesc(_XML_INACTIVE)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == flag("VIR_ERR_NO_DOMAIN", 42):
-            return None
-        with libvirt_errors("reading VM '%s'" % dom.name()):
-            raise
-    model = _domain.summary_from_xml(_xml.parse(text, "domain XML of %s" % dom.name()))
-    (volumes or VolumeNames(conn)).fill(model["disks"])
     libvirt_state, reason = state_names(*state)
-    vm = dict((key, model[key]) for key in DEFINITION_KEYS)
-    vm["disks"] = [dict((k, d[k]) for k in DISK_KEYS) for d in model["disks"]]
-    vm["interfaces"] = [dict((k, n[k]) for k in INTERFACE_KEYS if k != "addresses") for n in model["interfaces"]]
-    vm.update(
-        state=state_word(libvirt_state),
-        reason=reason,
-        active=dom.ID() not in (None, -1),
-        persistent=persistent,
-        autostart=autostart,
-        macs=[n["mac"] for n in vm["interfaces"] if n["mac"]],
-    )
-    try:
-        _addresses(conn, dom, vm, options)
-    except NotFoundError:
-        return None  # removed while we looked
-    vm["ip_addresses"] = [a["address"] for nic in vm["interfaces"] for a in nic["addresses"]]
-    return vm
+    vm = dict(name=dom.name(), uuid=dom.UUIDString(), state=state_word(libvirt_state), reason=reason,
+              active=dom.ID() not in (None, -1), persistent=persistent, autostart=autostart)
+    if wants(options, NEEDS_DEFINITION):
+        try:
+            text = dom.XMLDesc(_XML_INACTIVE)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == flag("VIR_ERR_NO_DOMAIN", 42):
+                return None
+            with libvirt_errors("reading VM '%s'" % dom.name()):
+                raise
+        model = _domain.summary_from_xml(_xml.parse(text, "domain XML of %s" % dom.name()))
+        if wants(options, ("disks",)):
+            (volumes or VolumeNames(conn)).fill(model["disks"])
+        vm.update((key, model[key]) for key in DEFINITION_KEYS)
+        vm["disks"] = [dict((k, d[k]) for k in DISK_KEYS) for d in model["disks"]]
+        vm["interfaces"] = [dict((k, n[k]) for k in INTERFACE_KEYS if k != "addresses") for n in model["interfaces"]]
+        vm["macs"] = [n["mac"] for n in vm["interfaces"] if n["mac"]]
+        try:
+            _addresses(conn, dom, vm, options if wants(options, NEEDS_ADDRESSES) else dict(options, ip_source="none"))
+        except NotFoundError:
+            return None  # removed while we looked
+        vm["ip_addresses"] = [a["address"] for nic in vm["interfaces"] for a in nic["addresses"]]
+    chosen = options.get("variables")
+    if chosen is None:
+        return vm
+    keep = set(chosen) | set(("name", "uuid")) | (set(("interfaces", "ip")) if "ansible_host" in chosen else set())
+    return dict((k, v) for k, v in vm.items() if k in keep)
 
 
 def _addresses(conn, dom, vm, options):
@@ -197,8 +226,8 @@ def list_hypervisor(uri, options, name=None, connection_class=Connection):
         with libvirt_errors("reading the host name of %s" % uri):
             hostname = conn.getHostname()
         listed = domains_and_states(conn)
-        persistent = _uuids(conn, _LIST_PERSISTENT)
-        autostart = _uuids(conn, _LIST_AUTOSTART)
+        persistent = _uuids(conn, _LIST_PERSISTENT) if wants(options, ("persistent",)) else set()
+        autostart = _uuids(conn, _LIST_AUTOSTART) if wants(options, ("autostart",)) else set()
         volumes = VolumeNames(conn)
         vms = []
         for dom, state in listed:
@@ -214,6 +243,7 @@ def list_hypervisor(uri, options, name=None, connection_class=Connection):
         uri=uri,
         hostname=hostname,
         vms=vms,
+        variables=options["variables"],
         seconds=round(time.monotonic() - started, 3),
     )
 

@@ -94,6 +94,19 @@ def test_no_per_vm_round_trip_where_one_call_serves_all(make_node):
     assert big[("connection", "storageVolLookupByPath")] == 9 + 1  # /srv/shared.iso once for all VMs
 
 
+def test_chosen_variables_without_the_definition_read_none(make_node):
+    uri = make_node("kvm9", domains=fleet(9))
+    calls = Counter()
+    options = dict(OPTIONS, variables=["name", "state", "active"])
+    result = _inventory.list_hypervisor(uri, options, name="kvm", connection_class=counting_connection(calls))
+    assert sorted(vm["state"] for vm in result["vms"]) == ["paused"] * 3 + ["running"] * 3 + ["stopped"] * 3
+    assert sorted(result["vms"][0]) == ["active", "name", "state", "uuid"]
+    assert result["variables"] == ["active", "name", "state"]
+    assert [name for (kind, name) in calls if kind == "domain" and name not in LOCAL] == []
+    assert sorted(name for (kind, name) in calls if kind == "connection") == [
+        "getAllDomainStats", "getHostname"]
+
+
 class NoBulkStats(Connection):
     """A driver without getAllDomainStats."""
 
