@@ -17,7 +17,8 @@ description:
     domain), running or not, as a host.
   - Each host gets the hypervisor it is on, its state, vCPUs, memory, tags and metadata (as set by
     M(virtops.libvirt.vm)), disks, interfaces with their MAC and IP addresses, and C(ansible_host)
-    set to its first address when one is known. The variables are listed under O(vars_prefix).
+    set to its first address when one is known. The variables are listed under O(vars_prefix);
+    O(variables) chooses some of them, for big fleets.
   - Hosts can be grouped and given more variables with O(groups), O(keyed_groups) and O(compose),
     and left out with O(filters).
   - A hypervisor that cannot be reached, or does not answer within O(timeout) seconds, is reported
