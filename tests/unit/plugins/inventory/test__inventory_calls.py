@@ -8,12 +8,11 @@ __metaclass__ = type
 
 from collections import Counter
 
-import libvirt
 import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._cluster import inventory as _inventory
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection, libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.tests.unit.plugins.inventory.nodes import domain_element
 
@@ -76,6 +75,11 @@ def listing_calls(make_node, count):
     return calls, result
 
 
+def fixed_calls(calls):
+    """The connection's calls but the disk path lookups."""
+    return dict((name, n) for (kind, name), n in calls.items() if kind == "connection" and name != "storageVolLookupByPath")
+
+
 def test_no_per_vm_round_trip_where_one_call_serves_all(make_node):
     small, _result = listing_calls(make_node, 3)
     big, result = listing_calls(make_node, 9)
@@ -86,9 +90,7 @@ def test_no_per_vm_round_trip_where_one_call_serves_all(make_node):
     assert per_vm.pop("interfaceAddresses") == active == 6
     assert per_vm == {}, "per-VM calls came back: %s" % per_vm
     # per connection: the same calls whatever the number of VMs, but for the disk paths (each asked once)
-    fixed = lambda calls: dict((name, n) for (kind, name), n in calls.items()  # noqa: E731
-                               if kind == "connection" and name != "storageVolLookupByPath")
-    assert fixed(big) == fixed(small)
+    assert fixed_calls(big) == fixed_calls(small)
     assert big[("connection", "getAllDomainStats")] == 1
     assert big[("connection", "listAllDomains")] == 2  # persistent, autostart
     assert big[("connection", "storageVolLookupByPath")] == 9 + 1  # /srv/shared.iso once for all VMs
