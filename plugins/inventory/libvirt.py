@@ -240,9 +240,7 @@ cache_connection: /var/cache/ansible/libvirt-inventory
 cache_timeout: 600
 """
 
-import ipaddress
 import re
-from collections import Counter
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.inventory.helpers import get_group_vars
@@ -270,8 +268,6 @@ else:  # ansible-core >= 2.19 never templates what a plugin sets (it is not trus
 
     def _unsafe(value):
         return value
-
-FILTER_KEYS = ("include", "exclude")
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -301,9 +297,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 results = self._cache[cache_key]
             except KeyError:
                 update_cache = True
-            else:
-                if not all(_inventory.covers(result, options) for result in results):
-                    results, update_cache = None, True  # cached with fewer O(variables) than asked now
+        if results is not None and not all(_inventory.covers(result, options) for result in results):
+            results, update_cache = None, True  # cached with fewer O(variables) than asked now
         if results is None:
             results = _inventory.gather(hypervisors, options, workers=self.get_option("workers"),
                                         timeout=self.get_option("timeout"))
@@ -352,27 +347,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                      % prefix)
 
     def _filters(self):
-        out = []
-        for index, item in enumerate(self.get_option("filters") or []):
-            what = "filters[%d]" % index
-            if not isinstance(item, dict) or len(item) != 1:
-                raise AnsibleParserError("%s: must be a dictionary with one key, include or exclude" % what)
-            key, value = list(item.items())[0]
-            if key not in FILTER_KEYS:
-                raise AnsibleParserError("%s: the key must be include or exclude, not %r" % (what, key))
-            if not isinstance(value, (str, bool)):
-                raise AnsibleParserError("%s.%s: must be a conditional (a string) or a boolean" % (what, key))
-            out.append((key, value))
-        return out
+        try:
+            return _inventory.check_filters(self.get_option("filters"))
+        except VirtopsError as exc:
+            raise AnsibleParserError(exc.msg)
 
     def _networks(self):
-        out = []
-        for index, text in enumerate(self.get_option("ansible_host_networks") or []):
-            try:
-                out.append(ipaddress.ip_network(to_native(text), strict=False))
-            except ValueError as exc:
-                raise AnsibleParserError("ansible_host_networks[%d]: %s" % (index, to_native(exc)))
-        return out
+        try:
+            return _inventory.check_networks(self.get_option("ansible_host_networks"))
+        except VirtopsError as exc:
+            raise AnsibleParserError(exc.msg)
 
     def _hypervisors(self):
         """``[{name, uri, from_group}]``: O(uris), then the hosts of O(hypervisor_group)."""
@@ -382,18 +366,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             raise AnsibleParserError("uris: must be a list")
         for index, item in enumerate(uris):
             what = "uris[%d]" % index
-            if isinstance(item, str):
-                item = dict(uri=item)
-            if not isinstance(item, dict):
-                raise AnsibleParserError("%s: must be a URI or a dictionary with uri and name" % what)
-            unknown = sorted(set(item) - set(("uri", "name")))
-            if unknown:
-                raise AnsibleParserError("%s: unknown keys %s (only uri and name)" % (what, ", ".join(unknown)))
-            if not isinstance(item.get("uri"), str) or not item["uri"].strip():
-                raise AnsibleParserError("%s: uri must be a non-empty string" % what)
+            try:
+                item = _inventory.check_uris_item(item, what)
+            except VirtopsError as exc:
+                raise AnsibleParserError(exc.msg)
             name = item.get("name")
-            if name is not None and (not isinstance(name, str) or not name.strip()):
-                raise AnsibleParserError("%s: name must be a non-empty string" % what)
             uri = self._template_option(item["uri"], "%s.uri" % what)
             name = self._template_option(name, "%s.name" % what) if name else None
             out.append(dict(uri=uri, name=name, from_group=False))
@@ -455,19 +432,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     # --------------------------------------------------------------------- results ---
 
     def _report(self, results):
-        problems = []
-        names = {}
-        for result in results:
-            if result.get("error"):
-                who = "%s (%s)" % (result["name"], result["uri"]) if result.get("name") else result["uri"]
-                problems.append("hypervisor %s was not listed: %s" % (who, result["error"]))
-                continue
-            other = names.get(result["name"])
-            if other is not None:
-                raise AnsibleParserError(
-                    "the hypervisors %s and %s are both named %r: give each a name (uris: [{uri: ..., name: ...}])"
-                    % (other, result["uri"], result["name"]))
-            names[result["name"]] = result["uri"]
+        try:
+            problems = _inventory.problems(results)
+        except VirtopsError as exc:
+            raise AnsibleParserError(exc.msg)
         if problems and self.get_option("strict"):
             raise AnsibleParserError("; ".join(problems))
         for problem in problems:
@@ -475,22 +443,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _host_names(self, results, reserved):
         """``{(hypervisor, uuid): inventory host name}`` after O(host_naming)."""
-        naming = self.get_option("host_naming")
-        key = (lambda vm: vm["uuid"]) if naming == "uuid" else (lambda vm: vm["name"])
-        counts = Counter(key(vm) for result in results for vm in result["vms"])
-        names = {}
-        collided = {}
-        for result in results:
-            for vm in result["vms"]:
-                base = key(vm)
-                clash = counts[base] > 1 or (naming != "uuid" and base in reserved)
-                if naming == "name_at_hypervisor" or clash:
-                    name = "%s@%s" % (base, result["name"])
-                    if clash:
-                        collided.setdefault(base, []).append(name)
-                else:
-                    name = base
-                names[(result["name"], vm["uuid"])] = name
+        names, collided = _inventory.host_names(results, self.get_option("host_naming"), reserved)
         for base in sorted(collided):
             self.display.warning("the VM name %r is used more than once (several hypervisors, or a hypervisor host): "
                                  "its hosts are %s" % (base, ", ".join(sorted(collided[base]))))
@@ -501,10 +454,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         prefix = self.get_option("vars_prefix") or ""
         own = dict(vm, hypervisor=result["name"], uri=result["uri"])
         variables = dict((prefix + key, value) for key, value in own.items() if chosen is None or key in chosen)
-        if chosen is None or "ansible_host" in chosen:
-            address = _inventory.first_address(vm, networks)
-            if address:
-                variables["ansible_host"] = address
+        address = _inventory.first_address(vm, networks) if chosen is None or "ansible_host" in chosen else None
+        if address:
+            variables["ansible_host"] = address
         return _unsafe(variables)
 
     def _condition(self, condition, variables, host):

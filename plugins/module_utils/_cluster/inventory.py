@@ -28,6 +28,7 @@ __metaclass__ = type
 import ipaddress
 import threading
 import time
+from collections import Counter
 from urllib.parse import urlsplit
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
@@ -246,6 +247,95 @@ def list_hypervisor(uri, options, name=None, connection_class=Connection):
         variables=options["variables"],
         seconds=round(time.monotonic() - started, 3),
     )
+
+
+def check_uris_item(item, what):
+    """An item of the plugin's ``uris`` (a URI, or ``{uri, name}``), checked, as ``{uri, name}``."""
+    if isinstance(item, str):
+        item = dict(uri=item)
+    if not isinstance(item, dict):
+        raise InvalidInputError("%s: must be a URI or a dictionary with uri and name" % what)
+    unknown = sorted(set(item) - set(("uri", "name")))
+    if unknown:
+        raise InvalidInputError("%s: unknown keys %s (only uri and name)" % (what, ", ".join(unknown)))
+    if not isinstance(item.get("uri"), str) or not item["uri"].strip():
+        raise InvalidInputError("%s: uri must be a non-empty string" % what)
+    name = item.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise InvalidInputError("%s: name must be a non-empty string" % what)
+    return dict(uri=item["uri"], name=name)
+
+
+def check_networks(texts):
+    """The plugin's ``ansible_host_networks`` (CIDR texts) as ``ipaddress`` networks."""
+    out = []
+    for index, text in enumerate(texts or []):
+        try:
+            out.append(ipaddress.ip_network(str(text), strict=False))
+        except ValueError as exc:
+            raise InvalidInputError("ansible_host_networks[%d]: %s" % (index, exc))
+    return out
+
+
+#: the keys of an item of the plugin's ``filters``
+FILTER_KEYS = ("include", "exclude")
+
+
+def check_filters(items):
+    """The plugin's ``filters``, checked: ``[(include|exclude, conditional or bool)]``."""
+    out = []
+    for index, item in enumerate(items or []):
+        what = "filters[%d]" % index
+        if not isinstance(item, dict) or len(item) != 1:
+            raise InvalidInputError("%s: must be a dictionary with one key, include or exclude" % what)
+        key, value = list(item.items())[0]
+        if key not in FILTER_KEYS:
+            raise InvalidInputError("%s: the key must be include or exclude, not %r" % (what, key))
+        if not isinstance(value, (str, bool)):
+            raise InvalidInputError("%s.%s: must be a conditional (a string) or a boolean" % (what, key))
+        out.append((key, value))
+    return out
+
+
+def problems(results):
+    """What to report of :func:`gather`'s ``results``: one line per hypervisor that was not listed.
+    Two hypervisors listed under one name are an InvalidInputError."""
+    out = []
+    names = {}
+    for result in results:
+        if result.get("error"):
+            who = "%s (%s)" % (result["name"], result["uri"]) if result.get("name") else result["uri"]
+            out.append("hypervisor %s was not listed: %s" % (who, result["error"]))
+            continue
+        other = names.get(result["name"])
+        if other is not None:
+            raise InvalidInputError(
+                "the hypervisors %s and %s are both named %r: give each a name (uris: [{uri: ..., name: ...}])"
+                % (other, result["uri"], result["name"]))
+        names[result["name"]] = result["uri"]
+    return out
+
+
+def host_names(results, naming, reserved=()):
+    """``({(hypervisor, uuid): inventory host name}, {name: [its hosts]})`` after the plugin's ``host_naming``
+    (``name``, ``name_at_hypervisor``, ``uuid``): a name on two hypervisors, or ``reserved`` (a hypervisor
+    host's), becomes ``NAME@HYPERVISOR``; the second dict has those that collided."""
+    key = (lambda vm: vm["uuid"]) if naming == "uuid" else (lambda vm: vm["name"])
+    counts = Counter(key(vm) for result in results for vm in result["vms"])
+    names = {}
+    collided = {}
+    for result in results:
+        for vm in result["vms"]:
+            base = key(vm)
+            clash = counts[base] > 1 or (naming != "uuid" and base in reserved)
+            if naming == "name_at_hypervisor" or clash:
+                name = "%s@%s" % (base, result["name"])
+                if clash:
+                    collided.setdefault(base, []).append(name)
+            else:
+                name = base
+            names[(result["name"], vm["uuid"])] = name
+    return names, collided
 
 
 # ---------------------------------------------------------------------- concurrency ---
