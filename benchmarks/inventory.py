@@ -6,7 +6,7 @@ community.libvirt.libvirt, timed around whole `ansible-inventory --list` runs, B
   floor  `virsh list --all --name` of the hosts, one after the other
   (0)    ansible-inventory of an empty YAML inventory: Ansible's start-up, in each venv
   (1)    virtops.libvirt.libvirt, one source with the URIs (defaults: 8 workers, ip_source lease)
-  (2)    (1) with `workers: 1`;  (3) (1) with `ip_source: none`
+  (2)    (1) with `workers: 1`;  (3) (1) with `ip_source: none`;  (8) (1) with `variables` (FEW, no definition read)
   (4)    community.libvirt.libvirt, one source per URI, in one ansible-inventory run
   (5)-(7) (1), (2) and (4) through helpers/relay.py, which adds a round trip of BENCH_RTT_MS (2; 0: left out)
 
@@ -30,6 +30,7 @@ from ._util import HELPERS, BenchError, log, now, run, tail, virsh_lines, write
 from ._virt import domains
 
 PREFIX = "vbinv-"  # domains vbinv-h<host>-<nnn>
+FEW = "[hypervisor, uri, name, uuid, state]"  # variant (8)
 DEFINE = os.path.join(HELPERS, "define_vms.py")
 RELAY = os.path.join(HELPERS, "relay.py")
 
@@ -90,6 +91,7 @@ class Scenario(_session.Scenario):
             self.inventory("theirs", theirs, "theirs", "theirs", rep)
             self.inventory("serial", ours, "ours/serial.libvirt.yml", "ours", rep)
             self.inventory("noaddr", ours, "ours/noaddr.libvirt.yml", "ours", rep)
+            self.inventory("few", ours, "ours/few.libvirt.yml", "ours", rep)
             if self.slow_uris:
                 self.inventory("slow-ours", ours, "slow-ours/default.libvirt.yml", "ours", rep)
                 self.inventory("slow-serial", ours, "slow-ours/serial.libvirt.yml", "ours", rep)
@@ -146,6 +148,7 @@ class Scenario(_session.Scenario):
             write(os.path.join(self.work, prefix + "ours", "serial.libvirt.yml"), ours + "workers: 1\n")
             if not prefix:
                 write(os.path.join(self.work, "ours", "noaddr.libvirt.yml"), ours + "ip_source: none\n")
+                write(os.path.join(self.work, "ours", "few.libvirt.yml"), ours + "variables: %s\n" % FEW)
             for i, uri in enumerate(uris, 1):
                 write(os.path.join(self.work, prefix + "theirs", "h%d.yml" % i),
                       'plugin: community.libvirt.libvirt\nuri: "%s"\n' % uri)
@@ -225,6 +228,7 @@ class Scenario(_session.Scenario):
             variants += [("slow-ours", "5", "(1), %d ms round trip" % self.rtt),
                          ("slow-serial", "6", "(2), %d ms round trip" % self.rtt),
                          ("slow-theirs", "7", "(4), %d ms round trip" % self.rtt)]
+        variants.append(("few", "8", "(1) with `variables: %s`" % FEW))
         for key, label, what in variants:
             base = "empty-theirs" if key.endswith("theirs") else "empty-ours"
             rows.append(["(%s)" % label, what, "%.2f" % r.median(key), "%.2f" % r.fastest(key),

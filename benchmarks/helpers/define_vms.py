@@ -13,20 +13,21 @@ python and the built collection on PYTHONPATH).
 import sys
 
 import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 
 
 def define(conn, index, prefix, per_host):
     for n in range(1, per_host + 1):
         name = "%sh%d-%03d" % (prefix, index, n)
-        model = _domain.normalize(dict(
+        model = _normalize.normalize(dict(
             memory=64, vcpus=1, interfaces=[dict(network="default")], graphics=dict(type="none"),
             tags=["bench", "h%d" % index], metadata=dict(role="bench%d" % (n % 5), owner="inventory benchmark")))
-        _domain.assign_targets(model)
-        model = _domain.with_creation_defaults(model)
+        _normalize.assign_targets(model)
+        model = _normalize.with_creation_defaults(model)
         model["virt_type"] = "qemu"
-        conn.defineXML(_xml.to_string(_domain.build_xml(name, model)))
+        conn.defineXML(_xml.to_string(_codec_write.build_xml(name, model)))
 
 
 def main(argv):

@@ -17,7 +17,8 @@ description:
     domain), running or not, as a host.
   - Each host gets the hypervisor it is on, its state, vCPUs, memory, tags and metadata (as set by
     M(virtops.libvirt.vm)), disks, interfaces with their MAC and IP addresses, and C(ansible_host)
-    set to its first address when one is known. The variables are listed under O(vars_prefix).
+    set to its first address when one is known. The variables are listed under O(vars_prefix);
+    O(variables) chooses some of them, for big fleets.
   - Hosts can be grouped and given more variables with O(groups), O(keyed_groups) and O(compose),
     and left out with O(filters).
   - A hypervisor that cannot be reached, or does not answer within O(timeout) seconds, is reported
@@ -146,6 +147,20 @@ options:
       - Letters, digits and underscores, not starting with a digit; may be empty.
     type: str
     default: libvirt_
+  variables:
+    description:
+      - Only read and set these of the variables listed under O(vars_prefix), named without the
+        prefix, and C(ansible_host) if it is listed (for example V([hypervisor, state, ansible_host])).
+        Without this option every variable is set; with it, no other.
+      - Ansible's own work for each value set (it checks each one, and again when it prints or uses
+        the host's variables) is most of the time a big fleet takes; fewer variables cost less.
+        Without any variable of the definition (C(title) ... C(interfaces), C(macs), the addresses
+        and C(ansible_host)) no VM definition is read at all (one call per hypervisor lists every
+        VM and its state), and without C(persistent) or C(autostart) their lists are not read.
+      - O(filters), O(compose), O(groups) and O(keyed_groups) see only the variables that are set.
+      - With O(cache=true), a cache made with fewer variables than are now asked for is refreshed.
+    type: list
+    elements: str
   ansible_host_networks:
     description:
       - Networks (CIDR) in order of preference from which C(ansible_host) is taken, for VMs with
@@ -225,9 +240,7 @@ cache_connection: /var/cache/ansible/libvirt-inventory
 cache_timeout: 600
 """
 
-import ipaddress
 import re
-from collections import Counter
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.inventory.helpers import get_group_vars
@@ -255,8 +268,6 @@ else:  # ansible-core >= 2.19 never templates what a plugin sets (it is not trus
 
     def _unsafe(value):
         return value
-
-FILTER_KEYS = ("include", "exclude")
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -286,6 +297,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 results = self._cache[cache_key]
             except KeyError:
                 update_cache = True
+        if results is not None and not all(_inventory.covers(result, options) for result in results):
+            results, update_cache = None, True  # cached with fewer O(variables) than asked now
         if results is None:
             results = _inventory.gather(hypervisors, options, workers=self.get_option("workers"),
                                         timeout=self.get_option("timeout"))
@@ -294,7 +307,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         self._report(results)
         reserved = set(h["name"] for h in hypervisors if h.get("from_group"))
-        self._populate(results, reserved, filters, networks)
+        self._populate(results, reserved, filters, networks, options["variables"])
 
     # ---------------------------------------------------------------------- options ---
 
@@ -316,6 +329,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             ip_source=self.get_option("ip_source"),
             agent_timeout=self.get_option("agent_timeout"),
             read_only=self.get_option("read_only"),
+            variables=self.get_option("variables"),
         )
         try:
             options = _inventory.check_options(options)
@@ -333,27 +347,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                      % prefix)
 
     def _filters(self):
-        out = []
-        for index, item in enumerate(self.get_option("filters") or []):
-            what = "filters[%d]" % index
-            if not isinstance(item, dict) or len(item) != 1:
-                raise AnsibleParserError("%s: must be a dictionary with one key, include or exclude" % what)
-            key, value = list(item.items())[0]
-            if key not in FILTER_KEYS:
-                raise AnsibleParserError("%s: the key must be include or exclude, not %r" % (what, key))
-            if not isinstance(value, (str, bool)):
-                raise AnsibleParserError("%s.%s: must be a conditional (a string) or a boolean" % (what, key))
-            out.append((key, value))
-        return out
+        try:
+            return _inventory.check_filters(self.get_option("filters"))
+        except VirtopsError as exc:
+            raise AnsibleParserError(exc.msg)
 
     def _networks(self):
-        out = []
-        for index, text in enumerate(self.get_option("ansible_host_networks") or []):
-            try:
-                out.append(ipaddress.ip_network(to_native(text), strict=False))
-            except ValueError as exc:
-                raise AnsibleParserError("ansible_host_networks[%d]: %s" % (index, to_native(exc)))
-        return out
+        try:
+            return _inventory.check_networks(self.get_option("ansible_host_networks"))
+        except VirtopsError as exc:
+            raise AnsibleParserError(exc.msg)
 
     def _hypervisors(self):
         """``[{name, uri, from_group}]``: O(uris), then the hosts of O(hypervisor_group)."""
@@ -363,18 +366,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             raise AnsibleParserError("uris: must be a list")
         for index, item in enumerate(uris):
             what = "uris[%d]" % index
-            if isinstance(item, str):
-                item = dict(uri=item)
-            if not isinstance(item, dict):
-                raise AnsibleParserError("%s: must be a URI or a dictionary with uri and name" % what)
-            unknown = sorted(set(item) - set(("uri", "name")))
-            if unknown:
-                raise AnsibleParserError("%s: unknown keys %s (only uri and name)" % (what, ", ".join(unknown)))
-            if not isinstance(item.get("uri"), str) or not item["uri"].strip():
-                raise AnsibleParserError("%s: uri must be a non-empty string" % what)
+            try:
+                item = _inventory.check_uris_item(item, what)
+            except VirtopsError as exc:
+                raise AnsibleParserError(exc.msg)
             name = item.get("name")
-            if name is not None and (not isinstance(name, str) or not name.strip()):
-                raise AnsibleParserError("%s: name must be a non-empty string" % what)
             uri = self._template_option(item["uri"], "%s.uri" % what)
             name = self._template_option(name, "%s.name" % what) if name else None
             out.append(dict(uri=uri, name=name, from_group=False))
@@ -436,19 +432,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     # --------------------------------------------------------------------- results ---
 
     def _report(self, results):
-        problems = []
-        names = {}
-        for result in results:
-            if result.get("error"):
-                who = "%s (%s)" % (result["name"], result["uri"]) if result.get("name") else result["uri"]
-                problems.append("hypervisor %s was not listed: %s" % (who, result["error"]))
-                continue
-            other = names.get(result["name"])
-            if other is not None:
-                raise AnsibleParserError(
-                    "the hypervisors %s and %s are both named %r: give each a name (uris: [{uri: ..., name: ...}])"
-                    % (other, result["uri"], result["name"]))
-            names[result["name"]] = result["uri"]
+        try:
+            problems = _inventory.problems(results)
+        except VirtopsError as exc:
+            raise AnsibleParserError(exc.msg)
         if problems and self.get_option("strict"):
             raise AnsibleParserError("; ".join(problems))
         for problem in problems:
@@ -456,33 +443,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _host_names(self, results, reserved):
         """``{(hypervisor, uuid): inventory host name}`` after O(host_naming)."""
-        naming = self.get_option("host_naming")
-        key = (lambda vm: vm["uuid"]) if naming == "uuid" else (lambda vm: vm["name"])
-        counts = Counter(key(vm) for result in results for vm in result["vms"])
-        names = {}
-        collided = {}
-        for result in results:
-            for vm in result["vms"]:
-                base = key(vm)
-                clash = counts[base] > 1 or (naming != "uuid" and base in reserved)
-                if naming == "name_at_hypervisor" or clash:
-                    name = "%s@%s" % (base, result["name"])
-                    if clash:
-                        collided.setdefault(base, []).append(name)
-                else:
-                    name = base
-                names[(result["name"], vm["uuid"])] = name
+        names, collided = _inventory.host_names(results, self.get_option("host_naming"), reserved)
         for base in sorted(collided):
             self.display.warning("the VM name %r is used more than once (several hypervisors, or a hypervisor host): "
                                  "its hosts are %s" % (base, ", ".join(sorted(collided[base]))))
         return names
 
-    def _variables(self, result, vm, networks):
+    def _variables(self, result, vm, networks, chosen=None):
+        """The host variables of ``vm``: all, or those of O(variables) (``chosen``)."""
         prefix = self.get_option("vars_prefix") or ""
-        variables = dict((prefix + key, value) for key, value in vm.items())
-        variables[prefix + "hypervisor"] = result["name"]
-        variables[prefix + "uri"] = result["uri"]
-        address = _inventory.first_address(vm, networks)
+        own = dict(vm, hypervisor=result["name"], uri=result["uri"])
+        variables = dict((prefix + key, value) for key, value in own.items() if chosen is None or key in chosen)
+        address = _inventory.first_address(vm, networks) if chosen is None or "ansible_host" in chosen else None
         if address:
             variables["ansible_host"] = address
         return _unsafe(variables)
@@ -506,19 +478,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 return kind == "include"
         return True
 
-    def _populate(self, results, reserved, filters, networks):
+    def _populate(self, results, reserved, filters, networks, chosen):
         names = self._host_names(results, reserved)
         strict = self.get_option("strict")
+        compose, groups, keyed_groups = (self.get_option(k) for k in ("compose", "groups", "keyed_groups"))
         for result in results:
             for vm in result["vms"]:
                 host = names[(result["name"], vm["uuid"])]
-                variables = self._variables(result, vm, networks)
-                if not self._keep(filters, variables, host):
+                variables = self._variables(result, vm, networks, chosen)
+                if filters and not self._keep(filters, variables, host):
                     continue
                 self.inventory.add_host(host)
-                for key, value in variables.items():
+                for key, value in variables.items():  # ansible-core's cost is per value set
                     self.inventory.set_variable(host, key, value)
+                if not (compose or groups or keyed_groups):
+                    continue  # templating costs per host: only when asked for
                 host_vars = self.inventory.get_host(host).get_vars()
-                self._set_composite_vars(self.get_option("compose"), host_vars, host, strict=strict)
-                self._add_host_to_composed_groups(self.get_option("groups"), host_vars, host, strict=strict)
-                self._add_host_to_keyed_groups(self.get_option("keyed_groups"), host_vars, host, strict=strict)
+                self._set_composite_vars(compose, host_vars, host, strict=strict)
+                self._add_host_to_composed_groups(groups, host_vars, host, strict=strict)
+                self._add_host_to_keyed_groups(keyed_groups, host_vars, host, strict=strict)

@@ -137,13 +137,13 @@ def domain_nics(dom):
     return nics
 
 
-def _bridge_leases(conn, dom, known):
+def _bridge_leases(conn, dom, known, nics=None):
     """Leases for ``<interface type='bridge'>`` NICs on the bridge of an active libvirt network.
 
     libvirt's lease source only covers ``type='network'``; the network's dnsmasq still serves the
-    others when they share its bridge.
+    others when they share its bridge.  ``nics``: :func:`domain_nics` when the caller has them.
     """
-    wanted = dict((mac, bridge) for mac, kind, bridge in domain_nics(dom)
+    wanted = dict((mac, bridge) for mac, kind, bridge in (domain_nics(dom) if nics is None else nics)
                   if kind == "bridge" and bridge and mac not in known)
     if not wanted or conn is None:
         return []
@@ -230,10 +230,10 @@ def _agent_addresses(dom, timeout):
     return box["raw"]
 
 
-def read_source(conn, dom, source, agent_timeout=AGENT_TIMEOUT):
+def read_source(conn, dom, source, agent_timeout=AGENT_TIMEOUT, nics=None):
     """``(interfaces, problem)`` from one source; ``problem`` is None or ``(VirtopsError, transient)``.
 
-    A domain that is gone or not running raises at once.
+    A domain that is gone or not running raises at once.  ``nics``: see :func:`_bridge_leases`.
     """
     name = dom.name()
     try:
@@ -253,17 +253,17 @@ def read_source(conn, dom, source, agent_timeout=AGENT_TIMEOUT):
     items = _normalize(raw, source)
     if source == "lease":
         known = set(item["mac"] for item in items if item["addresses"])
-        items.extend(_bridge_leases(conn, dom, known))
+        items.extend(_bridge_leases(conn, dom, known, nics))
     return items, None
 
 
-def read_any(conn, dom, agent_timeout=AGENT_TIMEOUT):
+def read_any(conn, dom, agent_timeout=AGENT_TIMEOUT, nics=None):
     """``(interfaces, problems)``: the sources merged per MAC, and ``{source: message}`` of those that failed."""
     merged = []
     index = {}
     problems = {}
     for source in ANY_ORDER:
-        items, problem = read_source(conn, dom, source, agent_timeout)
+        items, problem = read_source(conn, dom, source, agent_timeout, nics)
         if problem is not None:
             problems[source] = problem[0].msg
         for item in items:
@@ -281,19 +281,20 @@ def check_source(source):
         raise InvalidInputError("address source must be one of %s, got %r" % (", ".join(SOURCES), source))
 
 
-def interface_addresses(conn, dom, source="any", agent_timeout=AGENT_TIMEOUT):
+def interface_addresses(conn, dom, source="any", agent_timeout=AGENT_TIMEOUT, active=None, nics=None):
     """The domain's interfaces and their addresses from ``source`` (see the module docstring).
 
     An explicit source that cannot answer raises (agent not connected: BackendError; no agent
     channel or source unsupported: InvalidInputError; agent silent for ``agent_timeout`` s:
-    OperationTimeoutError); with ``any`` such a source yields nothing.
+    OperationTimeoutError); with ``any`` such a source yields nothing.  ``active`` and ``nics``
+    (see :func:`domain_nics`): what the caller knows already, so libvirt is not asked again.
     """
     check_source(source)
-    if not is_active(dom):
+    if not (is_active(dom) if active is None else active):
         return []
     if source == "any":
-        return read_any(conn, dom, agent_timeout)[0]
-    items, problem = read_source(conn, dom, source, agent_timeout)
+        return read_any(conn, dom, agent_timeout, nics)[0]
+    items, problem = read_source(conn, dom, source, agent_timeout, nics)
     if problem is not None:
         raise problem[0]
     return items
@@ -324,20 +325,26 @@ def domain_ip_summary(interfaces, macs=None):
     return None
 
 
-def merge_addresses(conn, dom, vm, source, agent_timeout):
+def merge_addresses(conn, dom, vm, source, agent_timeout, trust_view=False):
     """Fill a ``vm`` model's NICs (``addresses``), ``ip`` and ``address_error`` from ``source``.
 
     Only the VM's own NICs get addresses (the agent also reports interfaces inside the guest, such
     as docker0); a source that cannot answer is ``address_error``, not a failure.  Returns all that
     the source reported ([] when the VM does not run, ``source`` is None or ``none``, or it failed).
+    ``trust_view``: take ``active`` and the NICs (type, bridge, MAC) from ``vm`` instead of asking
+    libvirt again (the inventory has just read them: two round trips per running VM fewer).
     """
     vm.update(ip=None, address_error=None)
     for nic in vm["interfaces"]:
         nic["addresses"] = []
     if source in (None, "none") or not vm["active"]:
         return []
+    known = {}
+    if trust_view:
+        known = dict(active=True, nics=[(n["mac"], n["type"], n["source"] if n["type"] == "bridge" else None)
+                                        for n in vm["interfaces"] if n["mac"]])
     try:
-        found = interface_addresses(conn, dom, source, agent_timeout=agent_timeout)
+        found = interface_addresses(conn, dom, source, agent_timeout=agent_timeout, **known)
     except NotFoundError:
         raise
     except VirtopsError as exc:

@@ -181,15 +181,56 @@ def _metadata_model(root):
     return tags, meta
 
 
+def _vcpus_model(root):
+    """``(vcpus, max_vcpus)``: the current and the maximum vCPU count."""
+    vcpu = root.find("vcpu")
+    max_vcpus = int(vcpu.text) if vcpu is not None and vcpu.text else 1
+    vcpus = int(vcpu.get("current")) if vcpu is not None and vcpu.get("current") else max_vcpus
+    return vcpus, max_vcpus
+
+
+#: the keys :func:`summary_from_xml` reads (what the inventory plugin keeps of a definition)
+SUMMARY_KEYS = (
+    "name", "uuid", "title", "description", "vcpus", "max_vcpus", "memory", "max_memory", "arch",
+    "machine", "virt_type", "firmware", "tags", "metadata", "disks", "interfaces",
+)
+
+
+def summary_from_xml(root):
+    """The ``SUMMARY_KEYS`` of :func:`model_from_xml`'s model of the parsed domain ``root``, read by the same
+    helpers, without the rest (CPU, graphics, CD-ROMs...): what the inventory reads of hundreds of VMs."""
+    if root.tag != "domain":
+        raise InvalidInputError("domain XML: the root element must be <domain>, not <%s>" % root.tag)
+    vcpus, max_vcpus = _vcpus_model(root)
+    max_memory = _mem_mib(root, "memory")
+    tags, meta = _metadata_model(root)
+    return dict(
+        name=_xml.find_text(root, "name"),
+        uuid=_xml.find_text(root, "uuid"),
+        title=_xml.find_text(root, "title") or "",
+        description=_xml.find_text(root, "description") or "",
+        vcpus=vcpus,
+        max_vcpus=max_vcpus,
+        memory=_mem_mib(root, "currentMemory") or max_memory,
+        max_memory=max_memory,
+        arch=_xml.find_attr(root, "os/type", "arch"),
+        machine=_xml.find_attr(root, "os/type", "machine"),
+        virt_type=root.get("type"),
+        firmware=_firmware_model(root.find("os"))[0],
+        tags=tags,
+        metadata=meta,
+        disks=[_disk_model(d) for d in root.findall("devices/disk") if (d.get("device") or "disk") == "disk"],
+        interfaces=[_interface_model(n) for n in root.findall("devices/interface")],
+    )
+
+
 def model_from_xml(text_or_node):
     """Domain XML -> model.  Every key is filled (with libvirt's effective value where it has one)."""
     root = _xml.parse(text_or_node, "domain XML") if isinstance(text_or_node, (str, bytes)) else text_or_node
     if root.tag != "domain":
         raise InvalidInputError("domain XML: the root element must be <domain>, not <%s>" % root.tag)
     os_node = root.find("os")
-    vcpu = root.find("vcpu")
-    max_vcpus = int(vcpu.text) if vcpu is not None and vcpu.text else 1
-    vcpus = int(vcpu.get("current")) if vcpu is not None and vcpu.get("current") else max_vcpus
+    vcpus, max_vcpus = _vcpus_model(root)
     cpu_node = root.find("cpu")
     cpu = dict(mode=None, model=None, sockets=None, cores=None, threads=None)
     if cpu_node is not None:

@@ -104,20 +104,19 @@ def test_hypervisor_without_name_is_named_by_libvirt(kvm1):
 
 
 class VanishingConnection(Connection):
-    """A connection whose listing is followed by the removal of one VM (a race with another user)."""
+    """A connection whose listing of every VM (``getAllDomainStats``, or ``listAllDomains(0)`` for a
+    driver without it) is followed by the removal of one VM (a race with another user)."""
 
     def open(self):
         conn = super(VanishingConnection, self).open()
-        real = conn.listAllDomains
+        real_stats, real_list = conn.getAllDomainStats, conn.listAllDomains
 
-        def list_then_undefine(flags=0):
-            domains = real(flags)
-            if flags == 0:
-                victim = conn.lookupByName("db1")
-                victim.undefine()
-            return domains
+        def undefine(listed):
+            conn.lookupByName("db1").undefine()
+            return listed
 
-        conn.listAllDomains = list_then_undefine
+        conn.getAllDomainStats = lambda stats, flags=0: undefine(real_stats(stats, flags))
+        conn.listAllDomains = lambda flags=0: undefine(real_list(flags)) if flags == 0 else real_list(flags)
         return conn
 
 

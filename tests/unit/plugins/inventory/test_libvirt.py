@@ -87,6 +87,11 @@ def hostvars(inventory, host):
     return inventory.get_host(host).get_vars()
 
 
+def set_vars(inventory, host):
+    """What was set for ``host``, without what Ansible adds (inventory_dir, inventory_file)."""
+    return dict((k, v) for k, v in inventory.get_host(host).vars.items() if not k.startswith("inventory_"))
+
+
 def members(inventory, group):
     return sorted(h.name for h in inventory.groups[group].get_hosts())
 
@@ -134,6 +139,51 @@ def test_ansible_host_networks(tmp_path, hypervisors):
 def test_bad_network_is_an_error(tmp_path, hypervisors):
     with pytest.raises(AnsibleParserError, match=r"ansible_host_networks\[0\]"):
         run(tmp_path, dict(uris=uris(hypervisors), ansible_host_networks=["10.0.0.0/33"]))
+
+
+def test_variables_sets_only_the_chosen_ones(tmp_path, hypervisors):
+    config = dict(uris=uris(hypervisors), variables=["hypervisor", "state", "tags", "ansible_host"],
+                  keyed_groups=[dict(key="libvirt_tags", prefix="tag")],
+                  groups=dict(up="libvirt_state == 'running'"), compose=dict(where="libvirt_hypervisor"),
+                  filters=[dict(exclude="libvirt_state == 'stopped'")])
+    inventory, warnings = run(tmp_path, config)
+    assert warnings == []
+    assert sorted(inventory.hosts) == ["spare", "web1", "web2"]  # db1 (stopped) filtered out
+    web1 = set_vars(inventory, "web1")
+    assert sorted(web1) == ["ansible_host", "libvirt_hypervisor", "libvirt_state", "libvirt_tags", "where"]
+    assert sorted(set_vars(inventory, "spare")) == ["libvirt_hypervisor", "libvirt_state", "libvirt_tags", "where"]
+    assert members(inventory, "tag_web") == ["web1", "web2"]
+    assert members(inventory, "up") == ["web1", "web2"]
+    # the same values as without the option
+    full, _warnings = run(tmp_path, dict(config, variables=None))
+    assert dict((k, v) for k, v in set_vars(full, "web1").items() if k in web1) == web1
+    assert len(set_vars(full, "web1")) > len(web1) + 20
+
+
+def test_variables_that_need_no_definition(tmp_path, hypervisors):
+    inventory, _warnings = run(tmp_path, dict(uris=uris(hypervisors), variables=["name", "uuid", "state", "active"]))
+    assert sorted(inventory.hosts) == ["db1", "spare", "web1", "web2"]
+    db1 = set_vars(inventory, "db1")
+    assert sorted(db1) == ["libvirt_active", "libvirt_name", "libvirt_state", "libvirt_uuid"]
+    assert (db1["libvirt_name"], db1["libvirt_state"], db1["libvirt_active"]) == ("db1", "stopped", False)
+
+
+def test_variables_cache_made_with_fewer_is_refreshed(tmp_path, make_node):
+    uri = make_node("c2", domains=[WEB1, DB1])
+    config = dict(uris=[dict(uri=uri, name="kvm1")], cache=True, cache_plugin="jsonfile",
+                  cache_connection=str(tmp_path / "cache"), cache_timeout=600, variables=["state"])
+    run(tmp_path, config, cache=False)
+    make_node("c2", domains=[WEB1])  # db1 is gone from the hypervisor
+    inventory, _warnings = run(tmp_path, config, cache=True)
+    assert sorted(inventory.hosts) == ["db1", "web1"]  # from the cache
+    inventory, _warnings = run(tmp_path, dict(config, variables=["state", "memory"]), cache=True)
+    assert sorted(inventory.hosts) == ["web1"]  # the cache lacked memory: read again
+    assert set_vars(inventory, "web1")["libvirt_memory"] == 512
+
+
+def test_variables_unknown_name_is_an_error(tmp_path, hypervisors):
+    with pytest.raises(AnsibleParserError, match="variables: unknown libvirt_state, nothing"):
+        run(tmp_path, dict(uris=uris(hypervisors), variables=["state", "libvirt_state", "nothing"]))
 
 
 # --- constructable --------------------------------------------------------------------------------
