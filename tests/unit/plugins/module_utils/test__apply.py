@@ -9,15 +9,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._apply.items import KINDS, Item, kind_named, validate
+from ansible_collections.virtops.libvirt.plugins.module_utils._apply.items import KINDS, Item, validate
 from ansible_collections.virtops.libvirt.plugins.module_utils._apply.order import Graph
 from ansible_collections.virtops.libvirt.plugins.module_utils._apply.run import Runner
 from ansible_collections.virtops.libvirt.plugins.module_utils._apply.task import failure, plan_items, warnings
@@ -46,7 +43,7 @@ def test_every_kind_of_the_issue_is_there():
 
 def test_an_item_is_validated_with_its_modules_own_spec():
     (item,) = items_of(dict(kind="virtops.libvirt.volume", pool="p", name="v", capacity="1G"))
-    assert item.kind is kind_named("volume")
+    assert item.kind.name == "volume"
     assert item.params["state"] == "present" and item.params["uri"] == URI  # the module's default, the task's uri
     assert item.label == "resources[0] (volume 'v' in pool 'p')"
 
@@ -322,31 +319,3 @@ def test_check_mode_assumptions_are_no_warnings_when_an_item_makes_them():
                dict(index=1, label="resources[1]", changed=True, assumptions=[said % "p"], warnings=[said % "p"]),
                dict(index=2, label="resources[2]", changed=True, assumptions=[said % "q"], warnings=[said % "q"])]
     assert list(warnings(results, graph, check_mode=True)) == ["resources[2]: " + said % "q"]
-
-
-# --- imports ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", ["pool", "network", "volume", "cloudinit", "vm", "snapshot"])
-def test_each_kind_is_found_by_its_short_name_and_its_fqcn(name):
-    assert kind_named(name).name == name
-    assert kind_named("virtops.libvirt." + name) is kind_named(name)
-
-
-def test_a_task_of_volumes_does_not_import_the_code_of_the_other_kinds():
-    # in a fresh interpreter: this test process has imported every kind already
-    code = "\n".join([
-        "import sys",
-        "from ansible_collections.virtops.libvirt.plugins.module_utils._apply.task import plan_items",
-        "plan_items(dict(uri='test:///default', parallel=4, resources=[",
-        "    dict(kind='volume', pool='p', name='v', backing_volume='b')]))",
-        "prefix = 'ansible_collections.virtops.libvirt.plugins.module_utils.'",
-        "print(' '.join(sorted(m[len(prefix):] for m in sys.modules if m.startswith(prefix))))",
-    ])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    loaded = subprocess.run([sys.executable, "-c", code], env=env, check=True, stdout=subprocess.PIPE,
-                            universal_newlines=True).stdout.split()
-    assert "_storage.volume_kind" in loaded
-    for other in ("_domain.kind", "_network.kind", "_cloudinit.kind", "_snapshot.kind", "_storage.pool_kind",
-                  "_domain.vm", "_cloudinit.seed"):
-        assert other not in loaded
