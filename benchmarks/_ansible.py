@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Running Ansible for a benchmark: playbooks (files under benchmarks/playbooks), timed, and checks of their logs."""
 
+import base64
 import json
 import os
 import re
@@ -86,3 +87,26 @@ def marker_interval(a, b, c):
     """Seconds of the task(s) between markers a and b, less one marker's own cost (c - b, two markers back to
     back). Markers are set_fact tasks of now().timestamp(): no module process, a few ms each."""
     return (float(b) - float(a)) - (float(c) - float(b))
+
+
+def check_apply(run, labels, changed):
+    """The result of the virtops.libvirt.apply task of `run` (a PlaybookRun of playbooks/virtops/apply.yml, which
+    prints it as base64 of its JSON): one item per expected label, in that order, none failed or skipped, each
+    `changed` as expected. BenchError otherwise; the parsed result."""
+    found = re.findall(r'"BENCH_APPLY ([A-Za-z0-9+/=]*)"', run.text)
+    try:
+        result = json.loads(base64.b64decode(found[-1]).decode("utf-8"))
+    except (IndexError, ValueError) as exc:
+        raise BenchError("%s: no apply result in the log %s: %s" % (run.label, run.log, exc))
+    items = result.get("results") or []
+    got = [r.get("label") for r in items]
+    if got != list(labels):
+        raise BenchError("%s: apply returned the items %s..., expected %s... (log %s)"
+                         % (run.label, got[:2], list(labels)[:2], run.log))
+    bad = ["%s: changed=%s failed=%s%s" % (r["label"], r.get("changed"), r.get("failed"),
+                                           " skipped" if r.get("skipped") else "")
+           for r in items if r.get("failed") or r.get("skipped") or r.get("changed") is not changed]
+    if bad or result.get("failed") or result.get("changed") is not changed:
+        raise BenchError("%s: expected every item changed=%s: %s (log %s)" % (run.label, changed, "; ".join(bad[:5]),
+                                                                               run.log))
+    return result

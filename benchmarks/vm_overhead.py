@@ -14,47 +14,78 @@ Part B, BENCH_N (20) VMs, each with one virtio disk that is a linked clone of on
   After each: N VMs defined and running, each with its own 1 GiB overlay of base.qcow2 as its only disk, the
   definitions of the first and the last VM the same as the floor's, the item statuses in the log; after (d) the
   same UUIDs as after (b).
+Part C, the VMs of Part B each with a cloud-init NoCloud seed (a CD-ROM) too:
+  (e) floor: a loop of qemu-img create -b + genisoimage + virsh define (community/templates/domain_seed.xml.j2)
+      + virsh start
+  (f) virtops.libvirt.apply: ONE task of N vm items with cloud_init {pool, hostname}, the default `parallel`
+  (g) community.libvirt: virt_volume, copy of user-data and meta-data, command genisoimage, virt define (the
+      same template), virt state=running
+  (h) (f) again with the VMs present: every item must be changed=false, the same UUIDs
+  After each: as in Part B, and each VM's second disk is its seed (sda), an ISO with volume id cidata whose
+  user-data and meta-data name the VM as its host name.
 profile: the module processes of ping, vm and virt kept (ANSIBLE_KEEP_REMOTE_FILES) and run directly
   (helpers/profile_module.py): start-up, imports, -X importtime, cProfile of main().
-BENCH_PARTS (A,B,profile) chooses the parts. python -m benchmarks vm_overhead (benchmarks/README.md).
+BENCH_PARTS (A,B,C,profile) chooses the parts. python -m benchmarks vm_overhead (benchmarks/README.md).
 """
 
 import glob
 import json
 import os
 import re
+import shutil
 import sys
 
 from . import _ansible, _session
 from ._report import Report, Runs, table
-from ._util import HELPERS, PLAYBOOKS, BenchError, log, now, qemu_img_info, run, virsh, virsh_lines, write, xml_escape
+from ._util import (HELPERS, PLAYBOOKS, BenchError, log, need_tools, now, qemu_img_info, run, virsh, virsh_lines, write,
+                    xml_escape)
 from ._virt import DirPool, domains, remove_domains
 
 TEMPLATE = os.path.join(PLAYBOOKS, "community", "templates", "domain.xml.j2")
+SEED_TEMPLATE = os.path.join(PLAYBOOKS, "community", "templates", "domain_seed.xml.j2")
 PROFILER = os.path.join(HELPERS, "profile_module.py")
 PREFIX = "vbench-vm"      # Part B domains vbench-vm1..N, volumes vbench-vmN.qcow2
 IDLE = "vbench-idle"      # Part A domain, disk vbench-idle.qcow2
-PARTS = ("A", "B", "profile")
+PARTS = ("A", "B", "C", "profile")
 
 
-def domain_xml(name, disk, virt_type):
-    """The floor's definition: the template community.libvirt's define task renders, with the same values."""
-    with open(TEMPLATE) as f:
+def domain_xml(name, disk, virt_type, seed=None):
+    """The floor's definition: the template community.libvirt's define task renders, with the same values
+    (with a seed: the template with the seed's CD-ROM)."""
+    template = SEED_TEMPLATE if seed else TEMPLATE
+    with open(template) as f:
         text = f.read()
-    for key, value in (("vm_name", name), ("vm_disk", disk), ("bench_virt_type", virt_type)):
-        text = text.replace("{{ %s }}" % key, xml_escape(value))
+    for key, value in (("vm_name", name), ("vm_disk", disk), ("bench_virt_type", virt_type), ("vm_seed", seed)):
+        if value is not None:
+            text = text.replace("{{ %s }}" % key, xml_escape(value))
     if "{{" in text:
-        raise BenchError("%s has a placeholder the floor does not fill" % TEMPLATE)
+        raise BenchError("%s has a placeholder the floor does not fill" % template)
     return text
+
+
+def seed_files(directory, name):
+    """The NoCloud files of VM `name` the floor and community.libvirt's playbook write (the module writes the
+    same host name; its instance-id is a hash of the content): {file name in the ISO: path}."""
+    files = {"user-data": "#cloud-config\nhostname: %s\n" % name,
+             "meta-data": "instance-id: iid-%s\nlocal-hostname: %s\n" % (name, name)}
+    return dict((f, write(os.path.join(directory, "%s.%s" % (name, f)), text)) for f, text in files.items())
+
+
+def genisoimage(iso, files):
+    """The seed ISO (volume id cidata, Joliet and Rock Ridge) of the files, as cloud-localds and the guides make it."""
+    run(["genisoimage", "-quiet", "-output", iso, "-volid", "cidata", "-joliet", "-rock", "-graft-points"]
+        + ["%s=%s" % (f, path) for f, path in sorted(files.items())])
 
 
 class Scenario(_session.Scenario):
     name = "vm_overhead"
     title = "per-task overhead of vm, VMs from linked clones, profile of one module process"
     files = ("playbooks/virtops/vm_overhead_a.yml", "playbooks/virtops/vm_overhead_b.yml",
-             "playbooks/virtops/vm_overhead_profile.yml", "playbooks/community/vm_overhead_a.yml",
-             "playbooks/community/vm_overhead_b.yml", "playbooks/community/vm_overhead_profile.yml",
-             "playbooks/community/templates/domain.xml.j2", "helpers/profile_module.py")
+             "playbooks/virtops/vm_overhead_profile.yml", "playbooks/virtops/apply.yml",
+             "playbooks/community/vm_overhead_a.yml", "playbooks/community/vm_overhead_b.yml",
+             "playbooks/community/vm_overhead_c.yml", "playbooks/community/vm_overhead_profile.yml",
+             "playbooks/community/templates/domain.xml.j2", "playbooks/community/templates/domain_seed.xml.j2",
+             "helpers/profile_module.py")
 
     def read_knobs(self):
         self.n = self.knobs.int("BENCH_N", 20)
@@ -67,25 +98,31 @@ class Scenario(_session.Scenario):
         self.pool_name = self.knobs.name("BENCH_POOL", "vbench-vm")
         self.pool_dir = self.knobs.path("BENCH_POOL_DIR", "/var/tmp/virtops-bench-vm-pool")
 
+    def preflight(self):
+        super().preflight()
+        if "C" in self.parts:
+            need_tools("genisoimage", "isoinfo")
+
     # ------------------------------------------------------------------------------------------------ setup
     def run(self, session, stack):
         self.session = session
         self.build = session.build
-        self.build.require("plugins/modules/vm.py")
+        self.build.require("plugins/modules/vm.py", "plugins/modules/apply.py")
         self.community = session.community(self.ansible_version)
         self.community.require("plugins/modules/virt.py", "plugins/modules/virt_volume.py")
         self.uri = session.lab.uri(1)
         self.logs = session.scratch(self.name)
+        self.seeds = os.path.join(self.logs, "seeds")
         if self.bench_domains(idle=True):
             raise BenchError("domains %s* or %s already exist on %s" % (PREFIX, IDLE, self.uri))
         self.pool = DirPool(self.uri, self.pool_name, self.pool_dir,
-                            ("base.qcow2", PREFIX + "*.qcow2", IDLE + ".qcow2")).create(stack)
+                            ("base.qcow2", PREFIX + "*.qcow2", PREFIX + "*-seed.iso", IDLE + ".qcow2")).create(stack)
         stack.callback(lambda: remove_domains(self.uri, self.bench_domains(idle=True)))
         virsh(self.uri, "vol-create-as", self.pool_name, "base.qcow2", "1G", "--format", "qcow2")
         self.base = self.pool.file("base.qcow2")
         self.make_vm(IDLE)
         self.runs = Runs()
-        self.ref_xml = None
+        self.ref_xml = {}
         self.profile = None
         for rep in range(1, self.reps + 1):
             log("repetition %d/%d" % (rep, self.reps))
@@ -93,6 +130,8 @@ class Scenario(_session.Scenario):
                 self.part_a(rep)
             if "B" in self.parts:
                 self.part_b(rep)
+            if "C" in self.parts:
+                self.part_c(rep)
         if "profile" in self.parts:
             self.profile = self.run_profile()
         return self.report()
@@ -100,11 +139,15 @@ class Scenario(_session.Scenario):
     def bench_domains(self, idle=False):
         return domains(self.uri, lambda d: re.match("^%s[0-9]+$" % PREFIX, d) or (idle and d == IDLE))
 
-    def make_vm(self, name):
-        """qemu-img create of its overlay, virsh define of the floor's XML, virsh start."""
+    def make_vm(self, name, seeded=False):
+        """qemu-img create of its overlay, (seeded) its NoCloud files and genisoimage of its seed, virsh define of
+        the floor's XML, virsh start."""
         disk = self.pool.file(name + ".qcow2")
         run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", self.base, "-F", "qcow2", disk, "1G"])
-        xml = write(os.path.join(self.logs, name + ".xml"), domain_xml(name, disk, self.virt_type))
+        seed = self.pool.file(name + "-seed.iso") if seeded else None
+        if seeded:
+            genisoimage(seed, seed_files(self.seeds, name))
+        xml = write(os.path.join(self.logs, name + ".xml"), domain_xml(name, disk, self.virt_type, seed))
         virsh(self.uri, "define", xml)
         virsh(self.uri, "start", name)
 
@@ -112,7 +155,8 @@ class Scenario(_session.Scenario):
         return _ansible.playbook(
             label, venv, name, self.session.inventory, self.logs, collections=collections, env=env,
             extra_vars=dict(bench_pool=self.pool_name, bench_pool_dir=self.pool_dir, bench_n=bench_n,
-                            bench_prefix=PREFIX, bench_idle=IDLE, bench_virt_type=self.virt_type))
+                            bench_prefix=PREFIX, bench_idle=IDLE, bench_virt_type=self.virt_type,
+                            bench_seed_dir=self.seeds))
 
     # ----------------------------------------------------------------------------------------------- Part A
     def part_a(self, rep):
@@ -155,19 +199,64 @@ class Scenario(_session.Scenario):
                      ["Clone volume", "Define", "Start"])
         self.reset()
 
-    def variant(self, key, rep, venv, name, status, tasks, collections=None):
+    def variant(self, key, rep, venv, name, status, tasks, collections=None, seeded=False):
         result = self.playbook("%s-%d" % (key, rep), venv, name, self.n, collections)
         for task in tasks:
             result.check_items(task, status, self.n)
-        self.verify(key)
+        self.verify(key, seeded)
         self.runs.add(key, result.seconds)
         self.runs.add(key + "-inner", _ansible.marker_interval(*result.marks(3)))
 
     def reset(self):
         remove_domains(self.uri, self.bench_domains())
         self.pool.delete_files(PREFIX + "*.qcow2")
+        self.pool.delete_files(PREFIX + "*-seed.iso")
+        shutil.rmtree(self.seeds, ignore_errors=True)
+        os.makedirs(self.seeds)
         if self.bench_domains() or [v for v in self.pool.volumes() if v.startswith(PREFIX)]:
-            raise BenchError("VMs or clones left after the reset")
+            raise BenchError("VMs, clones or seeds left after the reset")
+
+    # ----------------------------------------------------------------------------------------------- Part C
+    def part_c(self, rep):
+        self.reset()
+        log("(e) loop: qemu-img create + genisoimage + virsh define + virsh start, %d VMs" % self.n)
+        t0 = now()
+        for i in range(1, self.n + 1):
+            self.make_vm("%s%d" % (PREFIX, i), seeded=True)
+        seconds = now() - t0
+        self.verify("e", seeded=True)
+        self.runs.add("e", seconds)
+        self.runs.add("e-inner", seconds)
+        self.reset()
+        log("(f) virtops.libvirt.apply, %d VMs with seeds in one task" % self.n)
+        self.apply_vms("f", rep, True)
+        uuids = self.uuids()
+        log("(h) virtops.libvirt.apply again, %d VMs present" % self.n)
+        self.apply_vms("h", rep, False)
+        if self.uuids() != uuids:
+            raise BenchError("(h): the VMs were replaced (their UUIDs changed)")
+        self.reset()
+        log("(g) community.libvirt virt_volume + copy + genisoimage + virt define + virt state=running, %d VMs" % self.n)
+        self.variant("g", rep, self.community.venv, "community/vm_overhead_c.yml", "changed",
+                     ["Clone volume", "User-data", "Meta-data", "Seed ISO", "Define", "Start"], seeded=True)
+        self.reset()
+
+    def apply_vms(self, key, rep, changed):
+        """One virtops.libvirt.apply task of N vm items: Part B's VM (the loop of (b) written out as a list), each
+        with a seed of its host name."""
+        names = ["%s%d" % (PREFIX, i) for i in range(1, self.n + 1)]
+        resources = [dict(kind="vm", name=name, memory=64, vcpus=1, virt_type=self.virt_type, graphics=dict(type="none"),
+                          guest_agent=False, rng=False, state="running",
+                          disks=[dict(pool=self.pool_name, volume=name + ".qcow2", backing_volume="base.qcow2",
+                                      size="1G")],
+                          cloud_init=dict(pool=self.pool_name, hostname=name)) for name in names]
+        result = _ansible.playbook("%s-%d" % (key, rep), self.build.venv, "virtops/apply.yml", self.session.inventory,
+                                   self.logs, collections=self.build.installed,
+                                   extra_vars=dict(bench_resources=resources))
+        _ansible.check_apply(result, ["resources[%d] (VM %r)" % (i, name) for i, name in enumerate(names)], changed)
+        self.verify(key, seeded=True)
+        self.runs.add(key, result.seconds)
+        self.runs.add(key + "-inner", _ansible.marker_interval(*result.marks(3)))
 
     def uuids(self):
         return [virsh(self.uri, "domuuid", "%s%d" % (PREFIX, i)).strip() for i in sorted({1, self.n})]
@@ -177,7 +266,7 @@ class Scenario(_session.Scenario):
         xml = virsh(self.uri, "dumpxml", "--inactive", name).replace(name, "VM")
         return "\n".join(line for line in xml.splitlines() if "<uuid>" not in line)
 
-    def verify(self, key):
+    def verify(self, key, seeded=False):
         names = ["%s%d" % (PREFIX, i) for i in range(1, self.n + 1)]
         running = domains(self.uri, lambda d: d in names, state_running=True)
         defined = self.bench_domains()
@@ -188,9 +277,12 @@ class Scenario(_session.Scenario):
         for name in names:
             disk = self.pool.file(name + ".qcow2")
             disks = [line.split(None, 1) for line in virsh_lines(self.uri, "domblklist", name)]
-            if disks != [["vda", disk]]:
+            seed = self.pool.file(name + "-seed.iso")
+            if disks != [["vda", disk]] + ([["sda", seed]] if seeded else []):
                 bad.append("%s: disks %s" % (name, disks))
                 continue
+            if seeded:
+                bad += self.check_seed(name, seed)
             info = qemu_img_info(disk)
             got = (info.get("format"), info.get("virtual-size"), info.get("backing-filename"),
                    info.get("backing-filename-format"))
@@ -200,13 +292,25 @@ class Scenario(_session.Scenario):
             raise BenchError("(%s): %s" % (key, "; ".join(bad)))
         for name in (names[0], names[-1]):
             xml = self.normalized_xml(name)
-            if self.ref_xml is None:
-                self.ref_xml = xml
-            elif xml != self.ref_xml:
-                write(os.path.join(self.logs, "ref.xml"), self.ref_xml)
+            if seeded not in self.ref_xml:
+                self.ref_xml[seeded] = xml
+            elif xml != self.ref_xml[seeded]:
+                write(os.path.join(self.logs, "ref.xml"), self.ref_xml[seeded])
                 write(os.path.join(self.logs, "%s-%s.xml" % (key, name)), xml)
                 raise BenchError("(%s): the definition of %s differs from the first variant's (files in %s)"
                                  % (key, name, self.logs))
+
+    @staticmethod
+    def check_seed(name, iso):
+        """Problems of the seed ISO of VM `name` (isoinfo, from genisoimage's package: not our ISO reader)."""
+        bad = []
+        if "Volume id: cidata" not in run(["isoinfo", "-d", "-i", iso]).splitlines():
+            bad.append("%s: volume id is not cidata" % iso)
+        for path, want in (("/user-data", "hostname: %s" % name), ("/meta-data", "local-hostname: %s" % name)):
+            text = run(["isoinfo", "-J", "-x", path, "-i", iso])
+            if want not in text.splitlines():
+                bad.append("%s: %s has no line %r: %r" % (iso, path, want, text[:200]))
+        return bad
 
     # ---------------------------------------------------------------------------------------------- profile
     def run_profile(self):
@@ -252,11 +356,14 @@ class Scenario(_session.Scenario):
         report.fact("parts %s; guests: %s, 64 MiB, 1 vCPU, q35, SeaBIOS, no OS; pool dir %s" % (
             ",".join(self.parts), self.virt_type, self.pool_dir))
         report.fact("repetitions: %d (median shown); Part A: %d items per task, ratios to ping of the same "
-                    "playbook run; Part B: %d VMs, ratios to the median of (a)" % (self.reps, self.task_n, self.n))
+                    "playbook run; Parts B and C: %d VMs, ratios of whole runs to the median of (a) or (e)"
+                    % (self.reps, self.task_n, self.n))
         rows = self.rows()
         report.section(table(
             ["variant", "what", "ms per item, whole run", "ms per item in the playbook", "ratio", "all runs (ms per item)"],
-            rows, right=(2, 3, 4)) if rows else "(Parts A and B were not run: BENCH_PARTS)")
+            rows, right=(2, 3, 4)) if rows else "(Parts A, B and C were not run: BENCH_PARTS)")
+        if "C" in self.parts:
+            report.section(self.part_c_summary())
         if self.profile:
             report.section(self.profile_table())
             report.attach("profile.txt", self.profile_text())
@@ -287,7 +394,29 @@ class Scenario(_session.Scenario):
                 rows.append(["(%s)" % key, what, "%.0f" % (1000 * r.median(key) / self.n),
                              "%.0f" % (1000 * r.median(key + "-inner") / self.n), "%.2fx of (a)" % r.ratio(key, "a"),
                              r.listed(key, "%.0f", 1000.0 / self.n)])
+        if "C" in self.parts:
+            for key, what in (
+                    ("e", "floor with seeds: loop of `qemu-img create -b` + `genisoimage` + `virsh define` + "
+                          "`virsh start`"),
+                    ("f", "virtops.libvirt.apply: one task of %d `vm` items, `disks: [{backing_volume}]`, "
+                          "`cloud_init: {pool, hostname}`, `state: running`, `parallel` default (4) (create)" % self.n),
+                    ("g", "community.libvirt %s: `virt_volume`, `copy` of user-data and meta-data, `command: "
+                          "genisoimage`, `virt command=define`, `virt state=running`: 5 loops" % self.community.cl_version),
+                    ("h", "(f) again, %d VMs present (all changed=false)" % self.n)):
+                ratio = "%.2fx of (e)" % r.ratio(key, "e")
+                if key in ("f", "h"):
+                    ratio += ", %.2fx of (g)" % r.ratio(key, "g")
+                rows.append(["(%s)" % key, what, "%.0f" % (1000 * r.median(key) / self.n),
+                             "%.0f" % (1000 * r.median(key + "-inner") / self.n), ratio,
+                             r.listed(key, "%.0f", 1000.0 / self.n)])
         return rows
+
+    def part_c_summary(self):
+        """Part C's ratios in the playbook (without Ansible's start-up), and the rerun's."""
+        r = self.runs
+        return ("Part C in the playbook (the tasks alone): (f) %.2fx of (e), %.2fx of (g); the rerun (h) %.2fx of (f) "
+                "(whole runs: %.2fx)." % (r.ratio("f-inner", "e-inner"), r.ratio("f-inner", "g-inner"),
+                                          r.ratio("h-inner", "f-inner"), r.ratio("h", "f")))
 
     def profile_table(self):
         p, r = self.profile, self.runs

@@ -45,7 +45,7 @@ def test_every_kind_of_the_issue_is_there():
 
 def test_an_item_is_validated_with_its_modules_own_spec():
     (item,) = items_of(dict(kind="virtops.libvirt.volume", pool="p", name="v", capacity="1G"))
-    assert item.kind is KINDS["volume"]
+    assert item.kind.name == "volume"
     assert item.params["state"] == "present" and item.params["uri"] == URI  # the module's default, the task's uri
     assert item.label == "resources[0] (volume 'v' in pool 'p')"
 
