@@ -14,15 +14,17 @@ Variants per connection: Ansible's defaults (the play has no `gather_facts`, so 
 names the tools venv's python), `gathering = explicit`, `pipelining = True`, `module_compression = ZIP_STORED`,
 the system's /usr/bin/python3 named, the interpreter discovered (no `ansible_python_interpreter`; these two need
 Debian's python3-libvirt and python3-lxml), and the recommended set (pipelining, gathering explicit, interpreter
-given). Repetitions are interleaved (every variant
-once, then again). Per item: the in-playbook time of each loop; per run: the whole ansible-playbook process. Ratios
-to the defaults of the same connection, medians over BENCH_REPS. Checked after every run: item statuses, the VM
-still running, facts gathered or not and the interpreter discovered or not as the variant says, and for ssh that
+given). Repetitions are interleaved (every variant once, then again). Per item: the in-playbook time of each
+loop; per run: the whole ansible-playbook process and its CPU time (controller, module processes and, for ssh,
+what the sshd's sessions ran), which other load on the machine disturbs less. Ratios to the defaults of the same
+connection, medians over BENCH_REPS. Checked after every run: item statuses, the VM still running, facts gathered
+or not and the interpreter discovered or not as the variant says, and for ssh that
 the run went through the ssh control socket. python -m benchmarks settings (benchmarks/README.md).
 """
 
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -30,8 +32,8 @@ import sys
 import time
 
 from . import _ansible, _session
-from ._report import Report, Runs, table
-from ._util import BenchError, log, need_tools, run, virsh, write
+from ._report import Report, Runs, median, table
+from ._util import BenchError, loadavg, log, need_tools, run, virsh, write
 from ._virt import DirPool, domains, remove_domains
 from .vm_overhead import domain_xml
 
@@ -101,6 +103,19 @@ def _process_is(pid, name):
             return f.read().strip() == name
     except OSError:
         return False
+
+
+def _children(pid):
+    """The pids whose parent is pid."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                if entry.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 class SshServer:
@@ -173,13 +188,32 @@ class SshServer:
             closed += 1
         return closed
 
-    def stop(self):
-        self.close_masters()
+    def pid(self):
         try:
             with open(self.pidfile) as f:
-                pid = int(f.read().strip())
+                return int(f.read().strip())
         except (OSError, ValueError):
-            pid = None
+            return None
+
+    def reaped_cpu(self):
+        """CPU seconds (user + system) of the sshd's finished sessions, with everything they ran (the module
+        processes of the ssh variants), since the last call: the listener's cutime + cstime, read once its
+        sessions have ended (after close_masters)."""
+        pid = self.pid()
+        deadline = time.time() + 5
+        while time.time() < deadline and _children(pid):
+            time.sleep(0.05)
+        if _children(pid):
+            raise BenchError("sshd sessions still open after the control masters were closed: %s" % _children(pid))
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total = (int(fields[13]) + int(fields[14])) / float(os.sysconf("SC_CLK_TCK"))  # cutime, cstime
+        delta, self.cpu_seen = total - getattr(self, "cpu_seen", 0.0), total
+        return delta
+
+    def stop(self):
+        self.close_masters()
+        pid = self.pid()
         if pid and _process_is(pid, "sshd"):
             os.kill(pid, signal.SIGTERM)
             for _ in range(50):
@@ -247,6 +281,7 @@ class Scenario(_session.Scenario):
             self.ssh.start(stack)
         self.runs = Runs()
         self.discovered = set()
+        self.loads = []
         for rep in range(1, self.reps + 1):
             log("repetition %d/%d" % (rep, self.reps))
             for conn in self.connections:
@@ -277,12 +312,18 @@ class Scenario(_session.Scenario):
         key, _what, _settings, interpreter, facts = variant
         cfg, inv = self.files_for(conn, variant)
         label = "%s-%s-%d" % (conn, key, rep)
+        self.loads.append(float(loadavg().split()[0]))
         log("%s: %s, %s, %d items of ping and of vm" % (label, conn, key, self.task_n))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = _ansible.playbook(
             label, self.build.venv, "virtops/settings.yml", inv, self.logs, collections=self.build.installed,
             env=dict(ANSIBLE_CONFIG=cfg, PATH=SYSTEM_PATH), prefix=["ip", "netns", "exec", self.ns],
             extra_vars=dict(bench_n=self.task_n, bench_idle=IDLE))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
         closed = self.ssh.close_masters() if conn == "ssh" else 0
+        if conn == "ssh":
+            cpu += self.ssh.reaped_cpu()
         result.check_items("Timed ping", "ok", self.task_n)
         result.check_items("Timed vm", "ok", self.task_n)
         if virsh(self.uri, "domstate", IDLE).strip() != "running":
@@ -307,6 +348,7 @@ class Scenario(_session.Scenario):
         self.runs.add(name + "-ping", 1000 * (t1 - t0 - marker) / self.task_n)
         self.runs.add(name + "-vm", 1000 * (t2 - t1 - marker) / self.task_n)
         self.runs.add(name + "-run", result.seconds)
+        self.runs.add(name + "-cpu", cpu)
 
     # ----------------------------------------------------------------------------------------------- report
     def report(self):
@@ -317,8 +359,14 @@ class Scenario(_session.Scenario):
                     "connection; ansible-playbook inside %s; ssh: OpenSSH client and sshd on %s:%d (Ansible's "
                     "default ssh_args: ControlPersist=60s; masters closed after each run)"
                     % (self.reps, self.task_n, self.ns, self.addr, SSH_PORT))
+        report.fact("CPU per run: user + system seconds of the ansible-playbook process and all it waited for "
+                    "(workers, local module processes, ssh clients), plus for ssh what the sshd's sessions ran (the "
+                    "module processes); not the daemonized ssh control master, not libvirtd; less disturbed by "
+                    "other load than the wall times")
         report.fact("interpreter: the venv's is %s; discovered from PATH=%s: %s" % (
             self.build.python, SYSTEM_PATH, ", ".join(sorted(self.discovered)) or "-"))
+        report.fact("1-minute load average before the runs: %.1f to %.1f (median %.1f)" % (
+            min(self.loads), max(self.loads), median(self.loads)))
         for note in self.notes:
             report.fact(note)
         r = self.runs
@@ -329,17 +377,21 @@ class Scenario(_session.Scenario):
                 name = "%s-%s" % (conn, key)
                 rows.append([
                     conn, key, what,
-                    "%.0f" % r.median(name + "-ping"), "%.2fx" % r.ratio(name + "-ping", base + "-ping"),
-                    "%.0f" % r.median(name + "-vm"), "%.2fx" % r.ratio(name + "-vm", base + "-vm"),
+                    "%.0f (%.0f)" % (r.median(name + "-ping"), r.fastest(name + "-ping")),
+                    "%.2fx" % r.ratio(name + "-ping", base + "-ping"),
+                    "%.0f (%.0f)" % (r.median(name + "-vm"), r.fastest(name + "-vm")),
+                    "%.2fx" % r.ratio(name + "-vm", base + "-vm"),
                     "%.2fx" % (r.median(name + "-vm") / r.median(name + "-ping")),
                     "%.2f" % r.median(name + "-run"), "%+.2f" % (r.median(name + "-run") - r.median(base + "-run")),
-                    "%s / %s / %s" % (r.listed(name + "-ping", "%.0f"), r.listed(name + "-vm", "%.0f"),
-                                      r.listed(name + "-run", "%.1f"))])
+                    "%.2f" % r.median(name + "-cpu"), "%.2fx" % r.ratio(name + "-cpu", base + "-cpu"),
+                    "%s / %s / %s / %s" % (r.listed(name + "-ping", "%.0f"), r.listed(name + "-vm", "%.0f"),
+                                           r.listed(name + "-run", "%.1f"), r.listed(name + "-cpu", "%.1f"))])
         report.section(table(
-            ["connection", "variant", "settings", "ping ms/item", "ping ratio", "vm ms/item", "vm ratio",
-             "vm / ping", "whole run s", "run - defaults s", "all runs: ping / vm / run"],
-            rows, right=(3, 4, 5, 6, 7, 8, 9)))
-        report.data = dict(task_n=self.task_n, reps=self.reps, runs=r.values,
+            ["connection", "variant", "settings", "ping ms/item (fastest)", "ping ratio", "vm ms/item (fastest)",
+             "vm ratio", "vm / ping", "whole run s", "run - defaults s", "CPU s per run", "CPU ratio",
+             "all runs: ping / vm / run / CPU"],
+            rows, right=(3, 4, 5, 6, 7, 8, 9, 10, 11)))
+        report.data = dict(task_n=self.task_n, reps=self.reps, runs=r.values, loads=self.loads,
                            variants=[dict(key=v[0], what=v[1], settings=v[2], interpreter=v[3], facts=v[4])
                                      for v in self.variants], notes=self.notes)
         return report
