@@ -287,6 +287,12 @@ class Scenario(_session.Scenario):
             for conn in self.connections:
                 for variant in self.variants:
                     self.measure(rep, conn, variant)
+            if rep < self.reps:  # what the repetitions so far show, in case the run is cut short
+                partial = self.report()
+                partial.scenario = self.name + "-partial"
+                partial.fact("PARTIAL: %d of %d repetitions (the full results follow when the run ends)" % (
+                    rep, self.reps))
+                partial.write()
         return self.report()
 
     def files_for(self, conn, variant):
