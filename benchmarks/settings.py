@@ -216,12 +216,12 @@ class SshServer:
         pid = self.pid()
         if pid and _process_is(pid, "sshd"):
             os.kill(pid, signal.SIGTERM)
-            for _ in range(50):
-                if not _process_is(pid, "sshd"):
+            deadline = time.time() + 5
+            while _process_is(pid, "sshd"):
+                if time.time() > deadline:
+                    log("warning: sshd pid %d did not stop" % pid)
                     break
                 time.sleep(0.1)
-            else:
-                log("warning: sshd pid %d did not stop" % pid)
         if self.made_privsep:
             shutil.rmtree("/run/sshd", ignore_errors=True)
             self.made_privsep = False
