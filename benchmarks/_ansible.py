@@ -64,12 +64,14 @@ class PlaybookRun:
         return values
 
 
-def playbook(label, venv, name, inventory, logdir, extra_vars=None, collections=None, env=None):
+def playbook(label, venv, name, inventory, logdir, extra_vars=None, collections=None, env=None,
+             prefix=()):
     """Run benchmarks/playbooks/NAME with the venv's ansible-playbook against the inventory, timed around the
-    whole process; extra_vars as one JSON -e. BenchError with the log's end when it fails."""
+    whole process; extra_vars as one JSON -e; prefix before the command (`ip netns exec NS`, for example).
+    BenchError with the log's end when it fails."""
     path = os.path.join(PLAYBOOKS, name)
     log_path = os.path.join(logdir, "%s.log" % label)
-    argv = [os.path.join(venv, "bin", "ansible-playbook"), "-i", inventory, path]
+    argv = list(prefix) + [os.path.join(venv, "bin", "ansible-playbook"), "-i", inventory, path]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     with open(log_path, "w") as out:

@@ -108,6 +108,10 @@ class Lab:
     def addr(self, i=1):
         return self.vars["LAB_ADDR_%d" % i]
 
+    def ns(self, i=1):
+        """The network namespace of host i."""
+        return self.vars["LAB_NS_%d" % i]
+
     def tcp_uri(self, i=1):
         return self.vars["LAB_TCP_URI_%d" % i]
 

@@ -19,7 +19,7 @@ from ._tools import Build, Community
 from ._util import (BENCH_DIR, RESULTS, BenchError, Knobs, git_rev, hypervisor_versions, loadavg, log, machine, need_root,
                     need_tools, now, utc)
 
-SCENARIOS = ("volume_clones", "vm_overhead", "inventory", "migrate", "export")
+SCENARIOS = ("volume_clones", "vm_overhead", "inventory", "migrate", "export", "settings")
 
 
 class Scenario:
@@ -111,7 +111,10 @@ def check():
     the statistics' doctests pass."""
     failures, tests = doctest.testmod(_report)
     for name in SCENARIOS:
-        scenario = importlib.import_module("benchmarks." + name).Scenario()
+        module = importlib.import_module("benchmarks." + name)
+        more_failures, more_tests = doctest.testmod(module)
+        failures, tests = failures + more_failures, tests + more_tests
+        scenario = module.Scenario()
         for path in scenario.files:
             if not os.path.exists(os.path.join(BENCH_DIR, path)):
                 print("%s: missing benchmarks/%s" % (name, path), file=sys.stderr)
