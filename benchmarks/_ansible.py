@@ -109,6 +109,6 @@ def check_apply(run, labels, changed):
                                            " skipped" if r.get("skipped") else "")
            for r in items if r.get("failed") or r.get("skipped") or r.get("changed") is not changed]
     if bad or result.get("failed") or result.get("changed") is not changed:
-        raise BenchError("%s: expected every item changed=%s: %s (log %s)" % (run.label, changed, "; ".join(bad[:5]),
-                                                                               run.log))
+        raise BenchError("%s: expected every item changed=%s: %s (log %s)"
+                         % (run.label, changed, "; ".join(bad[:5]), run.log))
     return result
