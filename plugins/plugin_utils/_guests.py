@@ -209,10 +209,7 @@ def resources(guests, vm_options, seed_options, images=(), seeds=(), remove=(), 
             item = dict(kind="cloudinit", pool=ci.get("pool"), name=seed_name(guest))
             item.update((k, ci[k]) for k in content if k in ci)
             items.append(item)
-    names = []
-    for name in remove:  # once each: apply refuses two items for one VM
-        if name not in names:
-            names.append(name)
+    names = list(dict.fromkeys(remove))  # once each: apply refuses two items for one VM
     items.extend(dict(kind="vm", name=name, state="absent", remove_storage=bool(remove_storage)) for name in names)
     if remove_storage:
         items.extend(dict(kind="cloudinit", pool=g["_cloud_init"].get("pool"), name=seed_name(g), state="absent")

@@ -93,10 +93,6 @@ class Item:
         return self.params.get("state") == "absent"
 
     @property
-    def name(self):
-        return self.params.get("name")
-
-    @property
     def label(self):
         """``resources[3] (volume 'web1.qcow2' in pool 'default')``: how messages name the item."""
         return "resources[%d] (%s)" % (self.index, describe(self.kind.name, self.params))

@@ -225,12 +225,11 @@ def summary_from_xml(root):
 
 
 def model_from_xml(text_or_node):
-    """Domain XML -> model.  Every key is filled (with libvirt's effective value where it has one)."""
+    """Domain XML -> model.  Every key is filled (with libvirt's effective value where it has one): the
+    :func:`summary_from_xml` keys and the rest."""
     root = _xml.parse(text_or_node, "domain XML") if isinstance(text_or_node, (str, bytes)) else text_or_node
-    if root.tag != "domain":
-        raise InvalidInputError("domain XML: the root element must be <domain>, not <%s>" % root.tag)
+    model = summary_from_xml(root)
     os_node = root.find("os")
-    vcpus, max_vcpus = _vcpus_model(root)
     cpu_node = root.find("cpu")
     cpu = dict(mode=None, model=None, sockets=None, cores=None, threads=None)
     if cpu_node is not None:
@@ -242,52 +241,26 @@ def model_from_xml(text_or_node):
             cores=int(topo.get("cores")) if topo is not None and topo.get("cores") else None,
             threads=int(topo.get("threads")) if topo is not None and topo.get("threads") else None,
         )
-    max_memory = _mem_mib(root, "memory")
-    memory = _mem_mib(root, "currentMemory") or max_memory
-    firmware, secure = _firmware_model(os_node)
-    disks, cdroms = [], []
-    for disk in root.findall("devices/disk"):
-        device = disk.get("device") or "disk"
-        if device == "disk":
-            disks.append(_disk_model(disk))
-        elif device == "cdrom":
-            cdroms.append(_cdrom_model(disk))
-    tags, meta = _metadata_model(root)
     watchdog = root.find("devices/watchdog")
-    return dict(
-        name=_xml.find_text(root, "name"),
-        uuid=_xml.find_text(root, "uuid"),
-        title=_xml.find_text(root, "title") or "",
-        description=_xml.find_text(root, "description") or "",
-        vcpus=vcpus,
-        max_vcpus=max_vcpus,
+    model.update(
         cpu=cpu,
-        memory=memory,
-        max_memory=max_memory,
-        machine=_xml.find_attr(root, "os/type", "machine"),
-        arch=_xml.find_attr(root, "os/type", "arch"),
-        virt_type=root.get("type"),
-        firmware=firmware,
-        secure_boot=secure,
+        secure_boot=_firmware_model(os_node)[1],
         nvram_template=_xml.find_attr(root, "os/nvram", "template"),
         nvram=_xml.find_text(root, "os/nvram"),
         boot=[b.get("dev") for b in root.findall("os/boot")],
         kernel=_xml.find_text(root, "os/kernel") or "",
         initrd=_xml.find_text(root, "os/initrd") or "",
         cmdline=_xml.find_text(root, "os/cmdline") or "",
-        disks=disks,
-        cdroms=cdroms,
-        interfaces=[_interface_model(n) for n in root.findall("devices/interface")],
+        cdroms=[_cdrom_model(d) for d in root.findall("devices/disk") if d.get("device") == "cdrom"],
         graphics=_graphics_model(root),
         serial=_serial_model(root),
         guest_agent=root.find("devices/channel/target[@name='org.qemu.guest_agent.0']") is not None,
         rng=root.find("devices/rng") is not None,
         watchdog=dict(model=watchdog.get("model"), action=watchdog.get("action")) if watchdog is not None else None,
         hostdevs=sorted(_hostdev_address(h) for h in root.findall("devices/hostdev[@type='pci']")),
-        tags=tags,
-        metadata=meta,
         xml_sha256=_xml.find_attr(root, "metadata/{%s}vm" % _xml.VIRTOPS_NS, XML_HASH_ATTR),
     )
+    return model
 
 
 #: attribute of <virtops:vm> holding the hash of the user XML a VM was defined from (``xml`` option)
