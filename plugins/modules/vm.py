@@ -348,8 +348,103 @@ options:
     description:
       - Host PCI devices passed through to the VM (GPU passthrough), by PCI address (V(0000:01:00.0)),
         managed by libvirt (detached from their host driver while the VM runs). The list is complete.
+      - A device may also be named as libvirt's node device name (V(pci_0000_01_00_0)): the names
+        virtops.libvirt.host_device_info returns. The VM's model keeps the PCI address.
+      - A device added by this run must exist on the host and not be passed through to another VM
+        (which is named); both are checked before anything changes.
     type: list
     elements: str
+  tpm:
+    description:
+      - An emulated TPM 2.0 (C(swtpm) on the hypervisor; Windows 11 requires a TPM 2.0, and
+        V(tpm-crb) with UEFI and O(secure_boot)).
+      - libvirt keeps the TPM's state in C(/var/lib/libvirt/swtpm/<uuid>); O(state=absent) removes it
+        with the VM. O(tpm.model=none) removes the TPM (and its state when the VM is next undefined).
+      - Needs the C(swtpm) and C(swtpm-tools) packages on the hypervisor (the hypervisor role installs
+        them); a host without them is refused before anything changes. Applied at the next start
+        (RV(reboot_required)).
+    type: dict
+    suboptions:
+      model:
+        description: The TPM interface. V(tpm-crb) suits q35 and UEFI guests; V(none) removes the TPM.
+        type: str
+        choices: [tpm-crb, tpm-tis, none]
+        default: tpm-crb
+  filesystems:
+    description:
+      - Host directories shared with the guest through virtiofs. The guest mounts one with
+        C(mount -t virtiofs TARGET /mnt). The list is complete (V([]) removes every share).
+      - A VM with shares gets shared memory (C(<memoryBacking>) with a C(memfd) source and shared
+        access), which virtiofs needs; it stays when the shares are removed.
+      - Needs C(virtiofsd) on the hypervisor (Debian 12 has C(/usr/lib/qemu/virtiofsd) in
+        qemu-system-common; libvirt finds it through QEMU's vhost-user descriptors). Applied at the
+        next start (RV(reboot_required)).
+    type: list
+    elements: dict
+    suboptions:
+      source:
+        description: The directory on the hypervisor (absolute path).
+        type: path
+        required: true
+      target:
+        description: The mount tag the guest sees (1-36 letters, digits or C(_.:-)).
+        type: str
+        required: true
+      readonly:
+        description:
+          - Export the directory read-only. libvirt 9.0's QEMU driver refuses read-only virtiofs
+            (newer libvirt with the Rust virtiofsd accepts it).
+        type: bool
+        default: false
+  pinning:
+    description:
+      - CPU pinning (C(<cputune>)). CPU sets use libvirt's syntax (V(0-3,^2,6)) and are compared as
+        sets.
+      - A running VM takes new pins at once (C(virDomainPinVcpuFlags), C(virDomainPinEmulator)) as
+        well as in its definition; a removed pin is a pin to every host CPU there.
+    type: dict
+    suboptions:
+      vcpus:
+        description: Which host CPUs each vCPU runs on. The list is complete (V([]) removes every vCPU pin).
+        type: list
+        elements: dict
+        suboptions:
+          vcpu:
+            description: The vCPU number (from 0, below the VM's O(max_vcpus)).
+            type: int
+            required: true
+          cpuset:
+            description: Host CPUs (libvirt CPU set syntax), each below the host's CPU count.
+            type: str
+            required: true
+      emulator:
+        description: Host CPUs for QEMU's emulator threads; V("") removes the pin.
+        type: str
+  numa:
+    description:
+      - Guest NUMA topology, one item per cell (cell C(i) has id C(i)). Each vCPU (0 to O(max_vcpus)-1)
+        must be in exactly one cell. V([]) removes the cells.
+      - libvirt makes the VM's maximum memory the sum of the cells, so O(max_memory) (when given) must
+        equal it; when not given it becomes that sum.
+      - Applied at the next start (RV(reboot_required)).
+    type: list
+    elements: dict
+    suboptions:
+      cpus:
+        description: The cell's vCPUs (CPU set syntax, V(0-1)).
+        type: str
+        required: true
+      memory:
+        description: The cell's memory, MiB as a number or a size with unit (V(1GiB)).
+        type: str
+        required: true
+  hugepages:
+    description:
+      - Back the guest's memory with huge pages of this size (V(2MiB), V(1GiB)), V(default) (the host's
+        default huge page size) or V(none) (ordinary pages).
+      - The size must be one the host has; the pages must be reserved on the host (C(vm.nr_hugepages))
+        before the VM starts. Applied at the next start (RV(reboot_required)).
+    type: str
   tags:
     description:
       - Free-form tags stored in the VM's metadata (in the collection's XML namespace); the inventory
@@ -637,6 +732,37 @@ EXAMPLES = r"""
     name: web2
     state: absent
     remove_storage: true
+
+- name: A Windows 11 VM - UEFI with secure boot and an emulated TPM 2.0
+  virtops.libvirt.vm:
+    name: win11
+    memory: 4GiB
+    vcpus: 2
+    firmware: uefi
+    secure_boot: true
+    tpm:
+      model: tpm-crb
+    disks:
+      - size: 64G
+
+- name: Share a host directory (virtiofs), pin vCPUs, two NUMA cells on huge pages
+  virtops.libvirt.vm:
+    name: db1
+    vcpus: 4
+    filesystems:
+      - source: /srv/exports/db1
+        target: data
+    pinning:
+      vcpus:
+        - {vcpu: 0, cpuset: "2"}
+        - {vcpu: 1, cpuset: "3"}
+        - {vcpu: 2, cpuset: "4"}
+        - {vcpu: 3, cpuset: "5"}
+      emulator: "0-1"
+    numa:
+      - {cpus: "0-1", memory: 2GiB}
+      - {cpus: "2-3", memory: 2GiB}
+    hugepages: 2MiB
 """
 
 RETURN = r"""
@@ -759,6 +885,23 @@ vm:
       description: PCI addresses passed through.
       type: list
       elements: str
+    tpm:
+      description: The TPM's C(model) (V(none) without one) and C(version).
+      type: dict
+    filesystems:
+      description: virtiofs shares, each with C(source), C(target) and C(readonly), sorted by target.
+      type: list
+      elements: dict
+    pinning:
+      description: C(vcpus) (items with C(vcpu) and C(cpuset)) and C(emulator) (V("") when not pinned).
+      type: dict
+    numa:
+      description: Guest NUMA cells, each with C(cpus) and C(memory) (MiB).
+      type: list
+      elements: dict
+    hugepages:
+      description: V(none), V(default) or the huge page size.
+      type: str
 reboot_required:
   description:
     - Whether the VM runs with a definition that differs from its saved one in what only a reboot

@@ -12,6 +12,7 @@ PACKAGES=(
     debootstrap e2fsprogs xorriso genisoimage zstd pigz jq
     libvirt-dev pkg-config python3-venv python3-dev gcc
     libxml2-utils shellcheck
+    swtpm swtpm-tools
 )
 
 missing=()

@@ -65,6 +65,7 @@ class Usage:
         self._nics = None       # dicts: vm, state, active, persistent, type, network, bridge, mac
         self._volumes = None    # dicts: pool, volume, path, backing
         self._paths = {}        # (pool, volume) -> path, for disks given as pool volumes
+        self._hostdevs = []     # dicts: vm, state, active, persistent, type (pci, usb), address (pci) or bus/device, vendor/product
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -72,6 +73,7 @@ class Usage:
         if self._files is not None:
             return
         files, nics = [], []
+        self._hostdevs = []
         with libvirt_errors("listing VMs"):
             domains = self.conn.listAllDomains(0)
         for dom in sorted(domains, key=_name_or_empty):
@@ -81,6 +83,7 @@ class Usage:
                 continue  # gone while we looked
         self._files = _unique(files)
         self._nics = _unique(nics)
+        self._hostdevs = _unique(self._hostdevs)
 
     def _read_domain(self, dom, files, nics):
         active = bool(dom.isActive())
@@ -93,6 +96,7 @@ class Usage:
             root = _xml.parse(text, "domain XML")
             _domain_files(vm, root, None, files)
             _domain_nics(vm, root, nics)
+            _domain_hostdevs(vm, root, self._hostdevs)
         try:
             snapshots = dom.listAllSnapshots(0)
         except libvirt.libvirtError:
@@ -216,6 +220,12 @@ class Usage:
                 users.append(dict(use, via=label))
         return _unique(users), dependants
 
+    def hostdev_uses(self, exclude_vms=()):
+        """The host devices VMs (other than ``exclude_vms``) pass through: dicts vm, state, type and
+        ``address`` (PCI ``0000:01:00.0``) or ``bus``/``device``/``vendor``/``product`` (USB, ints or None)."""
+        self._read()
+        return [use for use in self._hostdevs if use["vm"] not in exclude_vms]
+
     def network_users(self, name, bridge=None, exclude_vms=()):
         """The interfaces of VMs on network ``name`` (or, ``type='bridge'``, on its bridge)."""
         return [
@@ -283,6 +293,30 @@ def _domain_nics(vm, root, out):
         out.append(dict(vm, type=kind, network=_xml.find_attr(nic, "source", "network") if kind == "network" else None,
                         bridge=_xml.find_attr(nic, "source", "bridge") if kind == "bridge" else None,
                         mac=_xml.find_attr(nic, "mac", "address")))
+
+
+def _hex_or_none(text):
+    """A number as libvirt reads one (base 0: ``0x1d6b``, ``3``), or None."""
+    for base in (0, 10):
+        try:
+            return int(text, base) if text else None
+        except ValueError:
+            continue
+    return None
+
+
+def _domain_hostdevs(vm, root, out):
+    for dev in root.findall("devices/hostdev[@mode='subsystem']"):
+        kind = dev.get("type")
+        addr = dev.find("source/address")
+        if kind == "pci" and addr is not None:
+            values = tuple(_hex_or_none(addr.get(k)) or 0 for k in ("domain", "bus", "slot", "function"))
+            out.append(dict(vm, type=kind, address="%04x:%02x:%02x.%x" % values))
+        elif kind == "usb":
+            out.append(dict(vm, type=kind, bus=_hex_or_none(addr.get("bus")) if addr is not None else None,
+                            device=_hex_or_none(addr.get("device")) if addr is not None else None,
+                            vendor=_hex_or_none(_xml.find_attr(dev, "source/vendor", "id")),
+                            product=_hex_or_none(_xml.find_attr(dev, "source/product", "id"))))
 
 
 # --- what the answer looks like in messages -----------------------------------------------------

@@ -32,6 +32,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain.codec_devi
     _set_text,
     _set_watchdog,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.shares import apply_shares, needs_shared_memory
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.tuning import apply_tuning, set_shared_memory
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import MIB, XML_HASH_ATTR, _firmware_model, _metadata_model
 
 # --- model -> XML -------------------------------------------------------------------------------
@@ -234,6 +236,10 @@ def apply_model(root, model):
     _set_hostdevs(root, model.get("hostdevs"))
     _set_watchdog(root, model.get("watchdog"))
     _set_rng(root, model.get("rng"))
+    apply_shares(root, model, _devices, _insert_device, _drop)
+    apply_tuning(root, model, _child, _place, _drop)
+    if needs_shared_memory(model):
+        set_shared_memory(root, _child, _place)
     return root
 
 

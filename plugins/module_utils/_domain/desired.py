@@ -17,11 +17,14 @@ import hashlib
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import checks as _vm_checks
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import shares as _shares
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import tuning as _tuning
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.clone import CloneSource
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.seed import SeedDevice
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.volumes import NewVolumes
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
+from ansible_collections.virtops.libvirt.plugins.module_utils._host.nodedev import check_hostdevs
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import guest_facts, host_capabilities, host_limits, kvm_usable
 
 
@@ -64,6 +67,7 @@ class DesiredModel:
             model["_run"] = run
             return model
         model = _normalize.normalize(params)
+        _tuning.check_numa(model, current)
         if model.get("virt_type") == "auto":
             model["virt_type"] = None if current is not None else self._auto_virt_type()
         if current is None:
@@ -88,6 +92,7 @@ class DesiredModel:
         vm.disks.check_interfaces(model)
         self._check_host_limits(model)
         self._check_devices(model, current)
+        self._check_host_devices(model, current)
         model["_run"] = run
         return model
 
@@ -166,6 +171,22 @@ class DesiredModel:
         if cpu and cpu.get("model"):
             _vm_checks.check_cpu_model(self.ctx.conn, cpu, self._arch(model, current), model.get("machine") or current.get("machine"),
                                        model.get("virt_type") or current.get("virt_type"))
+
+    def _check_host_devices(self, model, current):
+        """Pins within the host's CPUs, a hugepage size the host has, swtpm and virtiofsd there for a new
+        TPM or shares, and new PCI host devices that exist and no other VM passes through."""
+        conn = self.ctx.conn
+        if model.get("pinning"):
+            _tuning.check_pins(model, current, conn.getCPUMap(0)[0])
+        hugepages = model.get("hugepages")
+        if hugepages not in (None, "none", "default") and hugepages != (current or {}).get("hugepages"):
+            sizes = [int(p.get("size")) for p in self.capabilities().findall("host/cpu/pages") if (p.get("size") or "").isdigit()]
+            if sizes and _tuning.page_size_kib(hugepages) not in sizes:
+                raise InvalidInputError("hugepages: the host has pages of %s, not %s" % (
+                    ", ".join(_tuning.format_page_size(s * 1024) for s in sizes), hugepages))
+        if model.get("tpm") or model.get("filesystems"):
+            _shares.check_host_support(_shares.domain_capabilities(conn, model, current), model, current)
+        check_hostdevs(self.ctx, model.get("hostdevs"), self.vm.name, self._skip(current), (current or {}).get("hostdevs") or ())
 
     @staticmethod
     def _check_unique_targets(model):

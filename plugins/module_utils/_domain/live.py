@@ -13,6 +13,7 @@ __metaclass__ = type
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.compare import by_target, compare_model, definition_model, predicted_definition
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import LIVE_KEYS
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.tuning import plan_live_pins
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
 
@@ -50,6 +51,7 @@ def plan_live(vm, current, definition, diff, plan):
             plan.add("%s CD-ROM %s of running VM %s" % (what, cdrom["target"], vm.name),
                      vm._call("changing the CD-ROM medium of", "updateDeviceFlags", text, flags))
     plan_live_metadata(vm, live, definition, plan)
+    plan_live_pins(vm, live, definition, plan)
 
 
 def plan_live_metadata(vm, live, definition, plan):

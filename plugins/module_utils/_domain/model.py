@@ -25,6 +25,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml a
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import from_libvirt_units
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.shares import read_shares
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.tuning import read_tuning
 
 MIB = 1024 * 1024
 
@@ -260,6 +262,8 @@ def model_from_xml(text_or_node):
         hostdevs=sorted(_hostdev_address(h) for h in root.findall("devices/hostdev[@type='pci']")),
         xml_sha256=_xml.find_attr(root, "metadata/{%s}vm" % _xml.VIRTOPS_NS, XML_HASH_ATTR),
     )
+    model.update(read_shares(root))
+    model.update(read_tuning(root))
     return model
 
 

@@ -16,6 +16,8 @@ import re
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import parse_size
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import shares as _shares
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import tuning as _tuning
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import (
     BOOT_DEVICES,
     BUS_PREFIX,
@@ -38,6 +40,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model impo
 _TARGET_RE = re.compile(r"^(vd|sd|hd|xvd)[a-z]{1,3}$")
 _MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 _PCI_RE = re.compile(r"^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$")
+_PCI_NAME_RE = re.compile(r"^pci_([0-9a-f]{4})_([0-9a-f]{2})_([0-9a-f]{2})_([0-7])$")  # libvirt's node device name
 _TAG_RE = re.compile(r"^[A-Za-z0-9_.:/@+=-]{1,64}$")
 _META_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
@@ -100,9 +103,10 @@ def normalize_mac(value, what):
 
 def normalize_pci(value, what):
     text = str(value).strip().lower()
-    match = _PCI_RE.match(text)
+    match = _PCI_RE.match(text) or _PCI_NAME_RE.match(text)
     if not match:
-        raise InvalidInputError("%s: %r is not a PCI address such as 0000:01:00.0" % (what, value))
+        raise InvalidInputError("%s: %r is not a PCI address such as 0000:01:00.0 (or a node device name such as "
+                                "pci_0000_01_00_0)" % (what, value))
     return "%s:%s:%s.%s" % (match.group(1) or "0000", match.group(2), match.group(3), match.group(4))
 
 
@@ -312,6 +316,11 @@ def normalize(params):
         rng=params.get("rng"),
         watchdog=_normalize_watchdog(params.get("watchdog")),
         hostdevs=[normalize_pci(h, "hostdevs[%d]" % i) for i, h in enumerate(hostdevs)] if hostdevs is not None else None,
+        tpm=_shares.normalize_tpm(params.get("tpm")),
+        filesystems=_shares.normalize_filesystems(params.get("filesystems")),
+        pinning=_tuning.normalize_pinning(params.get("pinning")),
+        numa=_tuning.normalize_numa(params.get("numa"), memory_mib),
+        hugepages=_tuning.normalize_hugepages(params.get("hugepages")),
         tags=_normalize_tags(params.get("tags")),
         metadata=_normalize_metadata(params.get("metadata")),
     )

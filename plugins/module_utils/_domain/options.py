@@ -21,6 +21,7 @@ __metaclass__ = type
 from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.options import SEED_ARGUMENT_SPEC
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.options import Option, argument_spec, defaults, find, names
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.shares import TPM_MODELS
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import (
     BOOT_DEVICES,
     CACHE_MODES,
@@ -133,6 +134,24 @@ OPTIONS = [
         Option("action", choices=WATCHDOG_ACTIONS),
     ]),
     _model("hostdevs", type="list", elements="str"),
+    _model("tpm", type="dict", suboptions=[Option("model", default="tpm-crb", choices=TPM_MODELS + ("none",))]),
+    _model("filesystems", type="list", elements="dict", suboptions=[
+        Option("source", type="path", required=True),
+        Option("target", required=True),
+        Option("readonly", type="bool", default=False),
+    ]),
+    _model("pinning", type="dict", live=True, suboptions=[
+        Option("vcpus", type="list", elements="dict", suboptions=[
+            Option("vcpu", type="int", required=True),
+            Option("cpuset", required=True),
+        ]),
+        Option("emulator"),
+    ]),
+    _model("numa", type="list", elements="dict", suboptions=[
+        Option("cpus", required=True),
+        Option("memory", required=True),
+    ]),
+    _model("hugepages"),
     _model("tags", type="list", elements="str", live=True),
     _model("metadata", type="dict", live=True),
     Option("xml"),

@@ -20,7 +20,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import
 def undefine_flags():
     flags = 0
     for name in ("VIR_DOMAIN_UNDEFINE_MANAGED_SAVE", "VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA",
-                 "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", "VIR_DOMAIN_UNDEFINE_NVRAM"):
+                 "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", "VIR_DOMAIN_UNDEFINE_NVRAM",
+                 "VIR_DOMAIN_UNDEFINE_TPM"):  # the state of an emulated TPM (swtpm) goes with the VM
         flags |= flag(name)
     return flags
 

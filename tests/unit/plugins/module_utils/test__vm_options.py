@@ -58,10 +58,10 @@ def test_model_keys_derive_from_the_table():
         "title", "description", "vcpus", "max_vcpus", "cpu", "memory", "max_memory", "machine", "arch",
         "virt_type", "firmware", "secure_boot", "nvram_template", "boot", "kernel", "initrd", "cmdline",
         "disks", "cdroms", "interfaces", "graphics", "serial", "guest_agent", "rng", "watchdog",
-        "hostdevs", "tags", "metadata",
+        "hostdevs", "tpm", "filesystems", "pinning", "numa", "hugepages", "tags", "metadata",
     )
     assert _options.MODEL_OPTIONS == _options.DEFINITION_KEYS + ("cloud_init",)
-    assert set(_options.LIVE_KEYS) == set(("memory", "vcpus", "title", "description", "tags", "metadata"))
+    assert set(_options.LIVE_KEYS) == set(("memory", "vcpus", "title", "description", "tags", "metadata", "pinning"))
     assert _options.TIMEOUTS == dict(shutdown_timeout=120, wait_for_ip_timeout=300)
     assert _options.STATES == ("present", "running", "stopped", "paused", "restarted", "absent")
     assert _options.SEED_KEYS == ("pool", "volume", "bus", "detach", "detach_timeout")
