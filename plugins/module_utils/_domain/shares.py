@@ -36,7 +36,7 @@ _TAG_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,36}$")
 
 
 def normalize_tpm(tpm):
-    if not tpm:
+    if tpm is None:
         return None
     model = tpm.get("model") or TPM_MODELS[0]
     if model == "none":

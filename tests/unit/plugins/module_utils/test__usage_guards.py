@@ -109,6 +109,7 @@ def clean(test_conn, monkeypatch):
     # the test driver undefines with these two flags unknown
     monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0, raising=False)
     monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0, raising=False)
+    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_TPM", 0, raising=False)
 
     def wipe():
         for dom in test_conn.listAllDomains(0):

@@ -8,8 +8,8 @@ What the test driver cannot do, and so what is tested here only as far as the pl
 or not at all (the lab integration target covers it): it has no storage pool ``default`` (its
 pool is ``default-pool``); its ``blockInfo`` says every disk is 1099506450432 bytes; it cannot
 start a VM paused (createWithFlags with VIR_DOMAIN_START_PAUSED), change CD-ROM media
-(updateDeviceFlags), grow a disk of a running VM (blockResize) or undefine with the NVRAM and
-checkpoint flags (the ``vm`` fixture hides those two flags, as an older libvirt-python would); its
+(updateDeviceFlags), grow a disk of a running VM (blockResize) or undefine with the NVRAM,
+checkpoint and TPM flags (the ``vm`` fixture hides those three flags, as an older libvirt-python would); its
 ACPI shutdown is immediate, so shutdown timeouts cannot happen; its host has 16 CPUs, 3 GiB of
 memory and no KVM (new VMs get virt_type qemu); it does not expand host-model CPUs or canonicalise
 machine types as qemu does.
@@ -95,6 +95,7 @@ def vm(request, test_conn, monkeypatch):
     """A VM name of this test; every domain and volume whose name starts with it is removed afterwards."""
     monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0, raising=False)
     monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0, raising=False)
+    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_TPM", 0, raising=False)
     name = PREFIX + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:80]
     yield name
     for dom in test_conn.listAllDomains(0):
