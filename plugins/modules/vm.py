@@ -348,8 +348,8 @@ options:
     description:
       - Host PCI devices passed through to the VM (GPU passthrough), by PCI address (V(0000:01:00.0)),
         managed by libvirt (detached from their host driver while the VM runs). The list is complete.
-      - A device may also be named as libvirt's node device name (V(pci_0000_01_00_0)): the names
-        virtops.libvirt.host_device_info returns. The VM's model keeps the PCI address.
+      - A device may also be named by libvirt's node device name (V(pci_0000_01_00_0)), as
+        virtops.libvirt.host_device_info returns it. The VM's model keeps the PCI address.
       - A device added by this run must exist on the host and not be passed through to another VM
         (which is named); both are checked before anything changes.
     type: list

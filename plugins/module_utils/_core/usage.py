@@ -221,8 +221,7 @@ class Usage:
         return _unique(users), dependants
 
     def hostdev_uses(self, exclude_vms=()):
-        """The host devices VMs (other than ``exclude_vms``) pass through: dicts vm, state, type and
-        ``address`` (PCI ``0000:01:00.0``) or ``bus``/``device``/``vendor``/``product`` (USB, ints or None)."""
+        """Host devices of VMs (but ``exclude_vms``): dicts vm, state, type, PCI address or USB bus/device/vendor/product."""
         self._read()
         return [use for use in self._hostdevs if use["vm"] not in exclude_vms]
 
@@ -295,14 +294,12 @@ def _domain_nics(vm, root, out):
                         mac=_xml.find_attr(nic, "mac", "address")))
 
 
-def _hex_or_none(text):
-    """A number as libvirt reads one (base 0: ``0x1d6b``, ``3``), or None."""
-    for base in (0, 10):
-        try:
-            return int(text, base) if text else None
-        except ValueError:
-            continue
-    return None
+def _number(text):
+    """A number as libvirt writes one (``0x1d6b``, ``3``), or None."""
+    try:
+        return int(text, 16 if text.lower().startswith("0x") else 10) if text else None
+    except ValueError:
+        return None
 
 
 def _domain_hostdevs(vm, root, out):
@@ -310,13 +307,13 @@ def _domain_hostdevs(vm, root, out):
         kind = dev.get("type")
         addr = dev.find("source/address")
         if kind == "pci" and addr is not None:
-            values = tuple(_hex_or_none(addr.get(k)) or 0 for k in ("domain", "bus", "slot", "function"))
+            values = tuple(_number(addr.get(k)) or 0 for k in ("domain", "bus", "slot", "function"))
             out.append(dict(vm, type=kind, address="%04x:%02x:%02x.%x" % values))
         elif kind == "usb":
-            out.append(dict(vm, type=kind, bus=_hex_or_none(addr.get("bus")) if addr is not None else None,
-                            device=_hex_or_none(addr.get("device")) if addr is not None else None,
-                            vendor=_hex_or_none(_xml.find_attr(dev, "source/vendor", "id")),
-                            product=_hex_or_none(_xml.find_attr(dev, "source/product", "id"))))
+            out.append(dict(vm, type=kind, bus=_number(addr.get("bus")) if addr is not None else None,
+                            device=_number(addr.get("device")) if addr is not None else None,
+                            vendor=_number(_xml.find_attr(dev, "source/vendor", "id")),
+                            product=_number(_xml.find_attr(dev, "source/product", "id"))))
 
 
 # --- what the answer looks like in messages -----------------------------------------------------

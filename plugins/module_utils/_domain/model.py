@@ -25,8 +25,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml a
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import from_libvirt_units
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.shares import read_shares
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.tuning import read_tuning
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model_tuning import read_shares, read_tuning
 
 MIB = 1024 * 1024
 

@@ -65,25 +65,6 @@ def normalize_filesystems(shares):
     return sorted(out, key=lambda share: share["target"])
 
 
-# --- XML -> model -------------------------------------------------------------------------------
-
-
-def read_shares(root):
-    """``tpm`` and ``filesystems`` of the parsed domain ``root``."""
-    node = root.find("devices/tpm")
-    if node is None:
-        tpm = dict(model="none")
-    else:
-        tpm = dict(model=node.get("model") or "tpm-tis", version=_xml.find_attr(node, "backend", "version"))
-    shares = []
-    for fs in root.findall("devices/filesystem"):
-        source = _xml.find_attr(fs, "source", "dir")
-        target = _xml.find_attr(fs, "target", "dir")
-        if source and target:
-            shares.append(dict(source=source, target=target, readonly=fs.find("readonly") is not None))
-    return dict(tpm=tpm, filesystems=sorted(shares, key=lambda share: share["target"]))
-
-
 # --- model -> XML -------------------------------------------------------------------------------
 
 

@@ -5,8 +5,8 @@
 """CPU and memory tuning of a ``vm``: ``pinning`` (``<cputune>`` vcpupin and emulatorpin), ``numa``
 (guest NUMA cells, ``<cpu><numa>``) and ``hugepages`` (``<memoryBacking><hugepages>``).
 
-Each option has three faces here: module parameters -> model (``normalize_*``), domain XML -> model
-(:func:`read_tuning`) and model -> XML (:func:`apply_tuning`); and pins are applied to a running
+Each option has three faces: module parameters -> model (``normalize_*``, here), domain XML -> model
+(:func:`.model_tuning.read_tuning`) and model -> XML (:func:`apply_tuning`, here); and pins are applied to a running
 guest by :func:`plan_live_pins`.  CPU sets use libvirt's syntax (``0-3,^2,6``) and are kept in the
 canonical form libvirt writes back (``0-1,3,6``), so a set compares equal however it was spelled.
 
@@ -27,10 +27,10 @@ import re
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import from_libvirt_units, parse_size
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import parse_size
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model_tuning import format_page_size
 
 KIB = 1024
-MIB = 1024 * 1024
 _CPUSET_PART = re.compile(r"^(\^)?(\d+)(?:-(\d+))?$")
 #: the most CPUs a set may name (libvirt's own limit is far above any host)
 MAX_CPU = 4095
@@ -81,14 +81,6 @@ def format_cpuset(cpus):
 
 def canonical_cpuset(value, what):
     return format_cpuset(parse_cpuset(value, what))
-
-
-def _canonical_or_raw(text):
-    """A CPU set read from a definition, canonical (a set libvirt wrote is always valid; kept as is if not)."""
-    try:
-        return canonical_cpuset(text, "cpuset")
-    except InvalidInputError:
-        return text
 
 
 def cpu_map(cpuset, host_cpus):
@@ -214,39 +206,8 @@ def normalize_hugepages(value):
     return format_page_size(parse_size(text, "hugepages", allow_zero=False))
 
 
-def format_page_size(number):
-    """A page size in bytes -> ``'2MiB'``, ``'1GiB'``, ``'64KiB'``."""
-    for unit, factor in (("GiB", 1024 * MIB), ("MiB", MIB), ("KiB", KIB)):
-        if number % factor == 0:
-            return "%d%s" % (number // factor, unit)
-    raise InvalidInputError("hugepages: a page size is a whole number of KiB, not %d bytes" % number)
-
-
 def page_size_kib(size):
     return parse_size(size, "hugepages") // KIB
-
-
-# --- XML -> model -------------------------------------------------------------------------------
-
-
-def read_tuning(root):
-    """``pinning``, ``numa`` and ``hugepages`` of the parsed domain ``root``."""
-    pins = sorted((dict(vcpu=int(node.get("vcpu")), cpuset=_canonical_or_raw(node.get("cpuset")))
-                   for node in root.findall("cputune/vcpupin") if (node.get("vcpu") or "").isdigit()),
-                  key=lambda pin: pin["vcpu"])
-    emulator = _xml.find_attr(root, "cputune/emulatorpin", "cpuset")
-    cells = []
-    for cell in sorted(root.findall("cpu/numa/cell"), key=lambda c: int(c.get("id") or 0)):
-        memory = from_libvirt_units(cell.get("memory") or "0", cell.get("unit") or "KiB") // MIB
-        cells.append(dict(cpus=_canonical_or_raw(cell.get("cpus") or ""), memory=memory))
-    hugepages = "none"
-    if root.find("memoryBacking/hugepages") is not None:
-        page = root.find("memoryBacking/hugepages/page")
-        hugepages = "default"
-        if page is not None and page.get("size"):
-            hugepages = format_page_size(from_libvirt_units(page.get("size"), page.get("unit") or "KiB"))
-    return dict(pinning=dict(vcpus=pins, emulator=_canonical_or_raw(emulator) if emulator else ""),
-                numa=cells, hugepages=hugepages)
 
 
 # --- model -> XML -------------------------------------------------------------------------------

@@ -181,3 +181,10 @@ def check_hostdevs(ctx, addresses, vm_name, skip=(), known=()):
             ctx.assume(ConflictError("hostdevs[%d]: PCI device %s is passed through to %s already; a device serves one VM, "
                                 "remove it there first" % (index, address, describe([dict(u, role="hostdev") for u in users])),
                                      used_by=vm_names(users)))
+
+
+def gather_host_devices(ctx):
+    """What ``host_device_info`` returns (``changed`` is always False)."""
+    found = host_devices(ctx)
+    return dict(changed=False, pci_devices=found["pci"], usb_devices=found["usb"], gpus=found["gpus"],
+                virtual_functions=found["virtual_functions"], mdev_types=found["mdev_types"])

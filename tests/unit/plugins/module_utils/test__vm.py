@@ -164,7 +164,7 @@ EVERYTHING = dict(
                 dict(direct="eth1", mode="vepa")],
     graphics=dict(type="spice", listen="0.0.0.0", port=5901, password="s3cret"),
     serial=dict(type="file", path="/var/log/libvirt/web.log"),
-    guest_agent=True, rng=True, watchdog=dict(action="poweroff"), hostdevs=["01:00.0"],
+    guest_agent=True, rng=True, watchdog=dict(action="poweroff"),
     tags=["web", "prod"], metadata=dict(owner="ops", tier=3), autostart=True,
 )
 
@@ -450,7 +450,7 @@ CHECKED_BEFORE_RESTART = [
     ("initrd", dict(kernel="{tmp}/vmlinuz", initrd="/nonexistent/initrd.img"), "initrd: /nonexistent/initrd.img does not"),
     ("cdrom", dict(cdroms=[dict(path="/nonexistent/install.iso")]), "cdroms[sda]: /nonexistent/install.iso does not exist"),
     ("disk", dict(disks=[dict(path="/nonexistent/data.img", format="raw")]), "disks[vda]: /nonexistent/data.img does not"),
-    ("pci-device", dict(hostdevs=["01:00.0"]), "hostdevs: the host has no PCI device 0000:01:00.0"),
+    ("pci-device", dict(hostdevs=["01:00.0"]), "hostdevs[0]: the host has no PCI device 0000:01:00.0"),
 ]
 
 
@@ -618,7 +618,7 @@ ERRORS = [
      "kernel: /nonexistent/vmlinuz does not exist on the hypervisor, so VM"),
     ("missing-disk-file", dict(disks=[dict(path="/nonexistent/u-vm.img", format="raw")]), NotFoundError,
      "disks[vda]: /nonexistent/u-vm.img does not exist on the hypervisor"),
-    ("missing-pci-device", dict(hostdevs=["01:00.0"]), NotFoundError, "hostdevs: the host has no PCI device 0000:01:00.0"),
+    ("missing-pci-device", dict(hostdevs=["01:00.0"]), NotFoundError, "hostdevs[0]: the host has no PCI device 0000:01:00.0"),
 ]
 
 
