@@ -16,13 +16,12 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml a
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import from_libvirt_units
 
-KIB = 1024
 MIB = 1024 * 1024
 
 
 def format_page_size(number):
     """A page size in bytes -> ``'2MiB'``, ``'1GiB'``, ``'64KiB'``."""
-    for unit, factor in (("GiB", 1024 * MIB), ("MiB", MIB), ("KiB", KIB)):
+    for unit, factor in (("GiB", 1024 * MIB), ("MiB", MIB), ("KiB", 1024)):
         if number % factor == 0:
             return "%d%s" % (number // factor, unit)
     raise InvalidInputError("hugepages: a page size is a whole number of KiB, not %d bytes" % number)
@@ -50,10 +49,8 @@ def read_tuning(root):
 def read_shares(root):
     """``tpm`` and ``filesystems`` of the parsed domain ``root``."""
     node = root.find("devices/tpm")
-    if node is None:
-        tpm = dict(model="none")
-    else:
-        tpm = dict(model=node.get("model") or "tpm-tis", version=_xml.find_attr(node, "backend", "version"))
+    tpm = dict(model="none") if node is None else dict(model=node.get("model") or "tpm-tis",
+                                                       version=_xml.find_attr(node, "backend", "version"))
     shares = []
     for fs in root.findall("devices/filesystem"):
         source = _xml.find_attr(fs, "source", "dir")

@@ -155,7 +155,7 @@ def check_host_support(caps, model, current):
             models = [v.text for v in node.findall("enum[@name='model']/value")]
             if node.get("supported") != "yes" or "emulator" not in backends:
                 raise MissingDependencyError("tpm: the hypervisor cannot emulate a TPM: libvirt finds no swtpm there (install the "
-                                       "swtpm and swtpm-tools packages, then restart libvirtd)")
+                                             "swtpm and swtpm-tools packages, then restart libvirtd)")
             if models and tpm["model"] not in models:
                 raise InvalidInputError("tpm.model: the hypervisor offers TPM models %s, not %s" % (", ".join(models), tpm["model"]))
     if model.get("filesystems"):
@@ -163,4 +163,4 @@ def check_host_support(caps, model, current):
         drivers = [v.text for v in node.findall("enum[@name='driverType']/value")] if node is not None else []
         if node is not None and (node.get("supported") != "yes" or "virtiofs" not in drivers):
             raise MissingDependencyError("filesystems: the hypervisor offers no virtiofs (libvirt finds no virtiofsd; on Debian it "
-                                   "is /usr/lib/qemu/virtiofsd of qemu-system-common)")
+                                         "is /usr/lib/qemu/virtiofsd of qemu-system-common)")

@@ -65,18 +65,13 @@ def parse_cpuset(value, what):
 
 def format_cpuset(cpus):
     """Sorted CPU numbers -> libvirt's canonical text (``(0, 1, 2, 5)`` -> ``'0-2,5'``)."""
-    parts, start, prev = [], None, None
+    ranges = []
     for cpu in sorted(cpus):
-        if start is None:
-            start = prev = cpu
-        elif cpu == prev + 1:
-            prev = cpu
+        if ranges and cpu == ranges[-1][1] + 1:
+            ranges[-1][1] = cpu
         else:
-            parts.append(str(start) if start == prev else "%d-%d" % (start, prev))
-            start = prev = cpu
-    if start is not None:
-        parts.append(str(start) if start == prev else "%d-%d" % (start, prev))
-    return ",".join(parts)
+            ranges.append([cpu, cpu])
+    return ",".join(str(low) if low == high else "%d-%d" % (low, high) for low, high in ranges)
 
 
 def canonical_cpuset(value, what):

@@ -179,7 +179,7 @@ def check_hostdevs(ctx, addresses, vm_name, skip=(), known=()):
         users = [u for u in uses if u["type"] == "pci" and u["address"] == address]
         if users:
             ctx.assume(ConflictError("hostdevs[%d]: PCI device %s is passed through to %s already; a device serves one VM, "
-                                "remove it there first" % (index, address, describe([dict(u, role="hostdev") for u in users])),
+                                     "remove it there first" % (index, address, describe([dict(u, role="hostdev") for u in users])),
                                      used_by=vm_names(users)))
 
 
