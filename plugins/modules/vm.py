@@ -392,8 +392,9 @@ options:
         required: true
       readonly:
         description:
-          - Export the directory read-only. libvirt 9.0's QEMU driver refuses read-only virtiofs
-            (newer libvirt with the Rust virtiofsd accepts it).
+          - Export the directory read-only. This needs libvirt 11 or later on the hypervisor; with an
+            older one (Debian 12 has 9.0) it is refused before anything changes: mount the share
+            read-only in the guest instead.
         type: bool
         default: false
   pinning:

@@ -185,7 +185,7 @@ class DesiredModel:
                 raise InvalidInputError("hugepages: the host has pages of %s, not %s" % (
                     ", ".join(_tuning.format_page_size(s * 1024) for s in sizes), hugepages))
         if model.get("tpm") or model.get("filesystems"):
-            _shares.check_host_support(_shares.domain_capabilities(conn, model, current), model, current)
+            _shares.check_host_support(_shares.domain_capabilities(conn, model, current), model, current, conn.getLibVersion())
         check_hostdevs(self.ctx, model.get("hostdevs"), self.vm.name, self._skip(current), (current or {}).get("hostdevs") or ())
 
     @staticmethod

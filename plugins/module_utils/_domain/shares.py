@@ -141,9 +141,19 @@ def domain_capabilities(conn, model, current):
         return None
 
 
-def check_host_support(caps, model, current):
+#: the first libvirt whose QEMU driver takes a read-only virtiofs share (9.0 says "not yet")
+READONLY_VIRTIOFS_VERSION = 11000000
+
+
+def check_host_support(caps, model, current, lib_version=None):
     """A TPM needs swtpm and a share virtiofsd on the hypervisor: refused clearly when libvirt's domain
-    capabilities (``caps``, parsed; None: unknown, nothing is refused) say the host lacks them."""
+    capabilities (``caps``, parsed; None: unknown, nothing is refused) say the host lacks them.  A
+    read-only share needs libvirt 11 (``lib_version``: ``getLibVersion()``, None: unknown)."""
+    for index, share in enumerate(model.get("filesystems") or ()):
+        if share["readonly"] and lib_version is not None and lib_version < READONLY_VIRTIOFS_VERSION:
+            raise InvalidInputError("filesystems[%d].readonly: libvirt %d.%d on the hypervisor refuses read-only virtiofs shares "
+                                    "(libvirt 11 takes them); leave readonly out and mount the share read-only in the guest "
+                                    "(mount -o ro)" % (index, lib_version // 1000000, lib_version // 1000 % 1000))
     if caps is None:
         return
     tpm = model.get("tpm")
