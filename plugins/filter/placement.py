@@ -39,6 +39,8 @@ description:
   - No VM of any of the guest's C(anti_affinity) groups is on the host. Existing VMs count. A VM
     that is not among the guests belongs to the groups listed in its metadata key C(anti_affinity)
     (see O(virtops.libvirt.vm#module:metadata)), so that VMs created by other plays are kept apart too.
+  - A guest with C(requires) needs that many free PCI devices of its class on the host (from the
+    host's C(devices) in O(capacity)), less those the guests placed before it took.
   - When a guest fits nowhere, the filter fails with a table of every hypervisor, what it has used
     and left, and why the guest does not fit there.
 options:
@@ -52,6 +54,9 @@ options:
       - C(hypervisor) pins the guest to that hypervisor.
       - C(anti_affinity) is a group name or a list of them; two guests of a group are never placed on one host.
       - C(arch) is the CPU architecture the guest needs.
+      - C(requires) is a dictionary of devices the guest needs, C(pci_class) (V(gpu), or a
+        C(class_name) of M(virtops.libvirt.host_device_info) such as V(accelerator) or V(network))
+        and C(count) (default 1). The hypervisors then need C(devices) in O(capacity).
     type: list
     elements: dict
     required: true
@@ -62,6 +67,8 @@ options:
         M(virtops.libvirt.host_info), and C(vms), the RV(virtops.libvirt.vm_info#module:vms) result of
         M(virtops.libvirt.vm_info) for the same hypervisor (with every VM, so no filters).
       - The whole registered results are accepted too.
+      - C(devices), the result of M(virtops.libvirt.host_device_info) for the hypervisor (or its
+        C(pci_devices)), is needed when a guest has C(requires); its free devices count.
     type: dict
     required: true
   max_vcpu_ratio:

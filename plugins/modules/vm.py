@@ -393,7 +393,7 @@ options:
       readonly:
         description:
           - Export the directory read-only. This needs libvirt 11 or later on the hypervisor; with an
-            older one (Debian 12 has 9.0) it is refused before anything changes: mount the share
+            older one (Debian 12 has 9.0) it is refused before anything changes, so mount the share
             read-only in the guest instead.
         type: bool
         default: false

@@ -280,6 +280,23 @@ vms:
       description: PCI addresses of host devices passed through.
       type: list
       elements: str
+    tpm:
+      description: The emulated TPM's C(model) (V(none) without one) and C(version).
+      type: dict
+    filesystems:
+      description: virtiofs shares, each with C(source), C(target) and C(readonly).
+      type: list
+      elements: dict
+    pinning:
+      description: C(vcpus) (items with C(vcpu) and C(cpuset)) and C(emulator) (V("") when not pinned).
+      type: dict
+    numa:
+      description: Guest NUMA cells, each with C(cpus) and C(memory) (MiB).
+      type: list
+      elements: dict
+    hugepages:
+      description: V(none), V(default) or the huge page size.
+      type: str
     tags:
       description: Tags.
       type: list

@@ -28,7 +28,10 @@ Rules, in this order:
    * storage: with ``disk_size``, the pool (``pool``, else ``default``) is active on it and has
      that much space left after the guests placed before; with only ``pool``, that pool is active;
    * anti-affinity: no VM of any of the guest's groups is on it (existing VMs count: a VM that is
-     not among the guests counts with the groups in its metadata key ``anti_affinity``).
+     not among the guests counts with the groups in its metadata key ``anti_affinity``);
+   * devices: with ``requires: {pci_class: gpu, count: 1}``, the hypervisor's ``devices`` (the
+     ``host_device_info`` result) has that many free PCI devices of the class (``gpu``, or a
+     ``class_name`` such as ``accelerator``) that no guest placed before it took.
 
 Everything is sorted, so the same input always gives the same placement.
 """
@@ -111,7 +114,25 @@ def _guest(raw, index):
         pinned=raw.get("hypervisor") or None,
         groups=_groups(raw.get("anti_affinity"), "%s: anti_affinity" % what),
         arch=raw.get("arch") or None,
+        requires=_requires(raw.get("requires"), what),
     )
+
+
+def _requires(value, what):
+    """``requires`` of a guest -> ``dict(pci_class, count)`` or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - set(("pci_class", "count")) or not isinstance(value.get("pci_class"), str):
+        raise InvalidInputError("%s: requires must be a dictionary with pci_class (gpu, or a class name of host_device_info "
+                                "such as accelerator) and optionally count, got %r" % (what, value))
+    count = value.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidInputError("%s: requires.count must be a whole number of at least 1, got %r" % (what, count))
+    return dict(pci_class=value["pci_class"], count=count)
+
+
+def _device_matches(device, pci_class):
+    return bool(device.get("gpu")) if pci_class == "gpu" else device.get("class_name") == pci_class
 
 
 def _unwrap(value, key):
@@ -171,6 +192,14 @@ class Hypervisor:
         self.placed = []  # guests placed here in this run
         self.placed_memory = 0
         self.disk_used = {}  # pool -> bytes for the guests placed here
+        devices = entry.get("devices")
+        devices = devices.get("pci_devices") if isinstance(devices, dict) else devices
+        # the free PCI devices (host_device_info), None when not given; the names this run gave guests
+        self.devices = None if devices is None else [d for d in devices if isinstance(d, dict) and d.get("free")]
+        self.claimed = set()
+
+    def free_devices(self, pci_class):
+        return [d for d in self.devices or () if _device_matches(d, pci_class) and d.get("name") not in self.claimed]
 
     def add_members(self, name, groups):
         for group in groups:
@@ -216,6 +245,11 @@ class Hypervisor:
         clash = [g for g in guest["groups"] if self.members.get(g)]
         for group in clash:
             out.append("anti-affinity %s: %s already here" % (group, ", ".join(sorted(self.members[group]))))
+        need = guest["requires"]
+        if need and self.devices is None:
+            out.append("devices unknown (give its host_device_info result as devices)")
+        elif need and len(self.free_devices(need["pci_class"])) < need["count"]:
+            out.append("devices: needs %d free %s, %d free" % (need["count"], need["pci_class"], len(self.free_devices(need["pci_class"]))))
         return out
 
     def take(self, guest):
@@ -226,6 +260,9 @@ class Hypervisor:
         if guest["pool"] and guest["disk"]:
             self.disk_used[guest["pool"]] = self.disk_used.get(guest["pool"], 0) + guest["disk"]
         self.add_members(guest["name"], guest["groups"])
+        if guest["requires"]:
+            taken = self.free_devices(guest["requires"]["pci_class"])[:guest["requires"]["count"]]
+            self.claimed.update(d.get("name") for d in taken)
 
     def rank(self, guest):
         """Sort key among the hypervisors that fit ``guest``: lower is better."""
@@ -273,6 +310,8 @@ def _describe(guest):
         parts.append("arch %s" % guest["arch"])
     if guest["groups"]:
         parts.append("anti-affinity %s" % ", ".join(guest["groups"]))
+    if guest["requires"]:
+        parts.append("%d %s device(s)" % (guest["requires"]["count"], guest["requires"]["pci_class"]))
     return ", ".join(parts)
 
 
