@@ -368,7 +368,8 @@ def vm(request, test_conn):
 
 def test_vm_options_check_apply_check_apply(test_conn, vm):
     # (no read-only share: the test driver is libvirt 9.0, which refuses them)
-    given = dict(EVERYTHING, filesystems=[dict(source="/srv/share", target="share"), dict(source="/srv/ro", target="ro")])
+    given = dict(EVERYTHING)
+    given["filesystems"] = [dict(source="/srv/share", target="share"), dict(source="/srv/ro", target="ro")]
     results = four(test_conn, name=vm, state="stopped", **given)
     got = results[1]["vm"]
     assert got["tpm"] == dict(model="tpm-crb", version="2.0") and got["hugepages"] == "2MiB"
