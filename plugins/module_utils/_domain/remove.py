@@ -2,8 +2,9 @@
 # Copyright (c) virtops.libvirt contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Removing a ``vm``: power off, undefine, and with ``remove_storage`` delete the volumes only this
-VM uses (its writable disks and its own seed), never one another VM or volume depends on.
+"""Removing a ``vm``: power off, undefine (with its NVRAM and the state of its emulated TPM, which
+libvirt keeps in ``/var/lib/libvirt/swtpm/<uuid>``), and with ``remove_storage`` delete the volumes
+only this VM uses (its writable disks and its own seed), never one another VM or volume depends on.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,7 +32,9 @@ def plan_absent(vm, current, plan):
     if current["active"]:
         plan.add("power off VM %s" % vm.name, vm._call("stopping", "destroy"))
     owned = owned_volumes(vm.ctx, vm.name, current, plan) if vm.params.get("remove_storage") else []
-    plan.add("undefine VM %s" % vm.name, vm._call("undefining", "undefineFlags", undefine_flags()))
+    tpm = (current.get("tpm") or {}).get("model") not in (None, "none")
+    plan.add("undefine VM %s%s" % (vm.name, " and remove its TPM state" if tpm else ""),
+             vm._call("undefining", "undefineFlags", undefine_flags()))
     for path in owned:
         plan.add("delete volume %s" % path, delete_path(vm.ctx, path))
     return Outcome(removed_volumes=owned)

@@ -285,8 +285,13 @@ def test_changes_keep_what_libvirt_added():
     assert updated.findtext("cputune/shares") == "2048" and updated.find("cputune/vcpupin") is None
 
 
-def test_removal_undefines_with_the_tpm_state():
+def test_removal_undefines_with_the_tpm_state(test_conn, vm):
     assert undefine_flags() & libvirt.VIR_DOMAIN_UNDEFINE_TPM
+    run(test_conn, name=vm, state="stopped", memory="64", tpm={})
+    plan = run(test_conn, check=True, name=vm, state="absent")
+    assert plan["actions"] == ["undefine VM %s and remove its TPM state" % vm]
+    run(test_conn, name=vm, state="stopped", tpm=dict(model="none"))
+    assert run(test_conn, check=True, name=vm, state="absent")["actions"] == ["undefine VM %s" % vm]
 
 
 # --------------------------------------------------------------------------- host support (swtpm) ---
