@@ -26,7 +26,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.filemode import parse_mode
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import get_vm
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import validate_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import atomic_write, sha256_file
 
 #: milliseconds between two key combinations unless ``key_delay`` says otherwise
@@ -84,7 +84,7 @@ def run_console(ctx):
     """The ``vm_console`` module: keys, text, screenshot, serial, in that order."""
     params = ctx.params
     name = params.get("name")
-    validate_name(name)
+    validate_object_name(name, "VM")
     combos = _combinations(params)
     hold = _non_negative(params, "hold_time", 0)
     delay = _non_negative(params, "key_delay", KEY_DELAY)

@@ -227,5 +227,4 @@ def wait_ready(dom, wanted, timeout, sleep=time.sleep, clock=time.monotonic):
     if "cloud_init" in wanted:
         out["cloud_init"] = waiter.cloud_init()
     out["seconds"] = round(clock() - waiter.started, 1)
-    out["deadline_left"] = max(waiter.left(), 0)
     return out
