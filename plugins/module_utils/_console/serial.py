@@ -93,6 +93,7 @@ def read_stream(conn, dom, alias, seconds, input_data=None, sleep=time.sleep, cl
                 while payload:
                     sent = stream.send(payload)
                     if sent == -2:
+                        dom.isActive()
                         sleep(0.05)
                         continue
                     payload = payload[sent:]
@@ -100,6 +101,10 @@ def read_stream(conn, dom, alias, seconds, input_data=None, sleep=time.sleep, cl
             while clock() < deadline:
                 chunk = stream.recv(65536)
                 if chunk == -2:
+                    # without an event loop, data a remote stream received waits in libvirt's client until
+                    # some call reads the connection: a cheap one lets it in (and notices a VM that stopped)
+                    if not dom.isActive():
+                        break
                     sleep(0.1)
                     continue
                 if not chunk or isinstance(chunk, int):

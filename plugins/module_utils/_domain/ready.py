@@ -38,6 +38,9 @@ CONDITIONS = ("agent", "cloud_init", "ip")
 RESULT_JSON = "/run/cloud-init/result.json"
 STATUS_JSON = "/run/cloud-init/status.json"
 DISABLED = "/run/cloud-init/disabled"
+#: what cloud-init's modules (runcmd among them) wrote: its last lines go with a failure
+OUTPUT_LOG = "/var/log/cloud-init-output.log"
+OUTPUT_LINES = 20
 #: the stages of cloud-init in the order they run (status.json keys)
 STAGES = ("init-local", "init", "modules-config", "modules-final")
 #: seconds one agent request may take while waiting
@@ -56,8 +59,9 @@ def conditions(wait_for, wait_for_ip=False):
     return tuple(c for c in CONDITIONS if c in wanted)
 
 
-def read_guest_file(dom, path, timeout=PING_TIMEOUT, limit=_MAX_FILE):
-    """The bytes of ``path`` in the guest (at most ``limit``), or None when it does not exist."""
+def read_guest_file(dom, path, timeout=PING_TIMEOUT, limit=_MAX_FILE, tail=False):
+    """The bytes of ``path`` in the guest (at most ``limit``; with ``tail`` its last ``limit``), or None
+    when it does not exist."""
     try:
         handle = _agent.agent_command(dom, "guest-file-open", {"path": path, "mode": "r"}, timeout)
     except BackendError as exc:
@@ -66,6 +70,10 @@ def read_guest_file(dom, path, timeout=PING_TIMEOUT, limit=_MAX_FILE):
         raise
     data = b""
     try:
+        if tail:
+            end = _agent.agent_command(dom, "guest-file-seek", {"handle": handle, "offset": 0, "whence": "end"}, timeout)
+            start = max(int(end.get("position") or 0) - limit, 0)
+            _agent.agent_command(dom, "guest-file-seek", {"handle": handle, "offset": start, "whence": "set"}, timeout)
         while len(data) < limit:
             chunk = _agent.agent_command(dom, "guest-file-read", {"handle": handle, "count": 65536}, timeout)
             data += base64.b64decode(chunk.get("buf-b64") or "")
@@ -138,10 +146,23 @@ def cloud_init_state(dom, timeout=PING_TIMEOUT):
     return parse_cloud_init(result, status, disabled)
 
 
-def cloud_init_failure(name, state):
-    """The BackendError of a cloud-init that finished with errors, with cloud-init's messages."""
-    return BackendError("cloud-init failed in VM '%s' (datasource %s): %s"
-                        % (name, state.get("datasource") or "unknown", "; ".join(state["errors"])), cloud_init=state)
+def output_tail(dom, timeout=PING_TIMEOUT, lines=OUTPUT_LINES):
+    """The last ``lines`` lines of cloud-init's output log in the guest (what ``runcmd`` printed), or []."""
+    try:
+        data = read_guest_file(dom, OUTPUT_LOG, timeout, limit=16384, tail=True)
+    except VirtopsError:
+        return []
+    return (data or b"").decode("utf-8", "replace").splitlines()[-lines:]
+
+
+def cloud_init_failure(name, state, output=()):
+    """The BackendError of a cloud-init that finished with errors, with cloud-init's messages (and in
+    ``cloud_init.output`` the last lines of its output log)."""
+    state = dict(state, output=list(output))
+    return BackendError("cloud-init failed in VM '%s' (datasource %s): %s%s"
+                        % (name, state.get("datasource") or "unknown", "; ".join(state["errors"]),
+                           "; the last lines of %s are in cloud_init.output" % OUTPUT_LOG if output else ""),
+                        cloud_init=state)
 
 
 class Waiter:
@@ -201,7 +222,7 @@ class Waiter:
                     raise
                 state, seen = None, "the agent: %s" % exc.msg
             if state is not None and state["status"] == "error":
-                raise cloud_init_failure(self.name, state)
+                raise cloud_init_failure(self.name, state, output_tail(self.dom, bound))
             if state is not None and state["status"] == "disabled":
                 raise ConflictError("cloud-init is disabled in VM '%s' (%s exists): it will not run, so there is "
                                     "nothing to wait for" % (self.name, DISABLED), cloud_init=state)
