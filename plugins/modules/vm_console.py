@@ -252,29 +252,29 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
 
 
+ARGUMENT_SPEC = dict(
+    COMMON_ARGS,
+    name=dict(type="str", required=True),
+    keys=dict(type="list", elements="str", no_log=False),
+    text=dict(type="str"),
+    hold_time=dict(type="int", default=0),
+    key_delay=dict(type="int", default=50),
+    screenshot=dict(type="dict", options=dict(
+        path=dict(type="path", required=True),
+        screen=dict(type="int", default=0),
+        mode=dict(type="raw", default="0644"),
+    )),
+    serial=dict(type="dict", options=dict(
+        lines=dict(type="int", default=100),
+        offset=dict(type="int"),
+        seconds=dict(type="int", default=2),
+        input=dict(type="str"),
+    )),
+)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            COMMON_ARGS,
-            name=dict(type="str", required=True),
-            keys=dict(type="list", elements="str", no_log=False),
-            text=dict(type="str"),
-            hold_time=dict(type="int", default=0),
-            key_delay=dict(type="int", default=50),
-            screenshot=dict(type="dict", options=dict(
-                path=dict(type="path", required=True),
-                screen=dict(type="int", default=0),
-                mode=dict(type="raw", default="0644"),
-            )),
-            serial=dict(type="dict", options=dict(
-                lines=dict(type="int", default=100),
-                offset=dict(type="int"),
-                seconds=dict(type="int", default=2),
-                input=dict(type="str"),
-            )),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     run_module(module, run_console)
 
 
