@@ -560,7 +560,7 @@ options:
         When cloud-init reports errors (a failing C(runcmd) makes its C(scripts-user) module fail), the
         task fails with cloud-init's own messages and the state in C(cloud_init); when cloud-init is
         disabled in the guest, it fails at once.
-      - V(ip) is O(wait_for_ip=true) (which is kept): every interface gets an IPv4 address from O(ip_source).
+      - V(ip) is O(wait_for_ip=true) (which is kept), every interface gets an IPv4 address from O(ip_source).
       - A VM that is ready already returns at once, with C(changed=false) when nothing else changed.
         In check mode the module waits only for a VM that runs already and that the run would not
         start, restart or shut down; RV(ready) is null otherwise.

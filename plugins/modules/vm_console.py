@@ -34,6 +34,7 @@ extends_documentation_fragment:
   - virtops.libvirt.common.actiongroup
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: partial
     details:
       - Keys and text are not sent, and C(changed=true) says they would be.
@@ -41,7 +42,12 @@ attributes:
         file would change; the file is not written.
       - The serial console is read; O(serial.input) is not written.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: posix
 options:
   name:
     description: The VM.
@@ -105,8 +111,8 @@ options:
         default: 100
       offset:
         description:
-          - Instead of the last lines, everything from this byte of the log file on (at most 1 MiB):
-            give RV(serial.next_offset) of an earlier read to get only what came since.
+          - Instead of the last lines, everything from this byte of the log file on (at most 1 MiB).
+            Give RV(serial.next_offset) of an earlier read to get only what came since.
           - When the file is shorter than O(serial.offset) (it was truncated), the last lines are returned
             and RV(serial.rotated) is true.
         type: int
@@ -258,7 +264,7 @@ ARGUMENT_SPEC = dict(
     keys=dict(type="list", elements="str", no_log=False),
     text=dict(type="str"),
     hold_time=dict(type="int", default=0),
-    key_delay=dict(type="int", default=50),
+    key_delay=dict(type="int", default=50, no_log=False),
     screenshot=dict(type="dict", options=dict(
         path=dict(type="path", required=True),
         screen=dict(type="int", default=0),

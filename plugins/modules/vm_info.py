@@ -83,7 +83,7 @@ options:
         timezone, logged-in users, filesystems with used and total bytes, disks, interfaces with
         addresses), in RV(vms[].guest), with one C(virDomainGetGuestInfo) call per VM.
       - A VM whose agent cannot answer (no agent channel, agent not running, VM stopped) does not
-        fail the task: its RV(vms[].guest) is null and RV(vms[].guest_error) says why.
+        fail the task; its RV(vms[].guest) is null and RV(vms[].guest_error) says why.
       - Off by default, so that listing VMs stays fast.
     type: bool
     default: false

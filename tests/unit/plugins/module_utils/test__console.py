@@ -151,6 +151,7 @@ DOMAIN_XML = """
 </domain>
 """
 
+
 def console(conn, check=False, **given):
     result = ArgumentSpecValidator(ARGUMENT_SPEC).validate(dict(given, key_delay=given.get("key_delay", 0)))
     assert not result.error_messages, result.error_messages
