@@ -217,6 +217,8 @@ class Waiter:
             try:
                 state = cloud_init_state(self.dom, bound)
                 seen = "cloud-init is %s (stage %s)" % (state["status"], state.get("stage") or "none")
+                if state["status"] == "not started":
+                    seen += ": nothing in /run/cloud-init; is cloud-init installed in the guest?"
             except VirtopsError as exc:
                 if not getattr(exc, "transient", False):
                     raise
