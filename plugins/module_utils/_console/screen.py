@@ -20,7 +20,8 @@ import struct
 import zlib
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._console.stream import libvirt_stream
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, ConflictError, InvalidInputError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -103,19 +104,11 @@ def take_screenshot(conn, dom, screen=0):
     if conn.getType() == "QEMU" and not has_display(root):
         raise InvalidInputError("VM '%s' has no display (no video device): give it graphics (type vnc or spice) or a "
                                 "video device to take screenshots; the serial console is read with serial" % name)
-    with libvirt_errors("opening a stream for the screenshot of VM '%s'" % name):
-        stream = conn.newStream(0)
-    try:
+    with libvirt_stream(conn, 0, "opening a stream for the screenshot of VM '%s'" % name) as stream:
         with libvirt_errors("taking a screenshot of screen %d of VM '%s'" % (screen, name)):
             mime = dom.screenshot(stream, int(screen), 0)
             data = _receive(stream)
             stream.finish()
-    except BaseException:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
-        raise
     if mime in PPM_MIMES or data[:2] == b"P6":
         return ppm_to_png(data), mime
     png_size(data)

@@ -19,6 +19,7 @@ __metaclass__ = type
 import os
 import time
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._console.stream import libvirt_stream
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -82,12 +83,10 @@ def read_file(path, lines=100, offset=None):
 def read_stream(conn, dom, alias, seconds, input_data=None, sleep=time.sleep, clock=time.monotonic):
     """What the guest writes to its pty console during ``seconds`` (after ``input_data`` is sent)."""
     name = dom.name()
-    with libvirt_errors("opening the serial console of VM '%s'" % name):
-        stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
-        dom.openConsole(alias, stream, 0)
     data = bytearray()
-    try:
+    with libvirt_stream(conn, libvirt.VIR_STREAM_NONBLOCK, "opening the serial console of VM '%s'" % name) as stream:
         with libvirt_errors("using the serial console of VM '%s'" % name):
+            dom.openConsole(alias, stream, 0)
             if input_data:
                 payload = input_data.encode("utf-8") if isinstance(input_data, str) else input_data
                 while payload:
@@ -111,12 +110,6 @@ def read_stream(conn, dom, alias, seconds, input_data=None, sleep=time.sleep, cl
                     break
                 data.extend(chunk[:max(MAX_BYTES - len(data), 0)])
             stream.finish()
-    except BaseException:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
-        raise
     text = bytes(data).decode("utf-8", "replace")
     return dict(text=text, lines=text.splitlines(), seconds=seconds)
 
