@@ -281,3 +281,81 @@ def test_serial_source_and_tail_helpers(tmp_path):
     assert _serial.serial_source(root) == dict(type="pty", path="/l.log", alias="console0")
     assert _serial.serial_source(_xml.parse("<domain><devices/></domain>")) is None
     assert _serial.tail(b"a\nb\nc\n", 2) == 2 and _serial.tail(b"a\nb", 5) == 0 and _serial.tail(b"", 1) == 0
+
+
+class PumpedStream:
+    """A nonblocking console stream as libvirt's remote client gives it without an event loop: data
+    that arrived waits (``recv`` says -2) until some other call reads the connection."""
+
+    def __init__(self, arriving):
+        self.arriving = list(arriving)
+        self.queued = []
+        self.sent = b""
+        self.finished = self.aborted = False
+
+    def pump(self):
+        if self.arriving:
+            self.queued.append(self.arriving.pop(0))
+
+    def send(self, data):
+        self.sent += data
+        return len(data)
+
+    def recv(self, size):
+        return self.queued.pop(0) if self.queued else -2
+
+    def finish(self):
+        self.finished = True
+
+    def abort(self):
+        self.aborted = True
+
+
+class PumpedDom:
+    def __init__(self, stream, fail_open=False):
+        self.stream = stream
+        self.fail_open = fail_open
+
+    @staticmethod
+    def name():
+        return "u-pty"
+
+    def isActive(self):
+        self.stream.pump()
+        return True
+
+    def openConsole(self, alias, stream, flags):
+        assert alias == "serial0" and flags == 0
+        if self.fail_open:
+            exc = libvirt.libvirtError("operation failed: Active console session exists for this domain")
+            exc.err = (libvirt.VIR_ERR_OPERATION_FAILED, 0, exc.args[0], 2, None, None, None, 0, 0)
+            raise exc
+
+
+class PumpedConn:
+    def __init__(self, stream):
+        self.stream = stream
+
+    def newStream(self, flags):
+        assert flags == libvirt.VIR_STREAM_NONBLOCK
+        return self.stream
+
+
+def test_read_stream_lets_waiting_console_data_in_and_stops_after_the_seconds():
+    stream = PumpedStream([b"\r\r\n", b"debian login: "])
+    clock = [0.0]
+
+    def sleep(seconds):
+        clock[0] += seconds
+    out = _serial.read_stream(PumpedConn(stream), PumpedDom(stream), "serial0", 2, "\r",
+                              sleep=sleep, clock=lambda: clock[0])
+    assert out["text"] == "\r\r\ndebian login: " and out["lines"] == ["", "", "debian login: "]
+    assert stream.sent == b"\r" and stream.finished and not stream.aborted
+    assert 2.0 <= clock[0] < 2.2
+
+
+def test_read_stream_aborts_the_stream_when_the_console_is_busy():
+    stream = PumpedStream([])
+    with pytest.raises(Exception, match="using the serial console of VM 'u-pty': operation failed: Active console session"):
+        _serial.read_stream(PumpedConn(stream), PumpedDom(stream, fail_open=True), "serial0", 1)
+    assert stream.aborted and not stream.finished

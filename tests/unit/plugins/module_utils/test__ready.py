@@ -361,3 +361,11 @@ def test_guest_facts_without_agent_is_a_reason_not_a_failure(test_conn, dom):
                                       "is not supported by the connection driver: virDomainGetGuestInfo")
     dom.destroy()
     assert guest_facts(dom) == (None, "VM 'u-ready' is not running")
+
+
+def test_vm_info_guest_info_is_opt_in_and_never_fails(test_conn, dom):
+    from ansible_collections.virtops.libvirt.plugins.module_utils._domain.info import gather_vm_info
+    plain = gather_vm_info(Context(conn=test_conn, params=dict(name="u-ready", addresses=False)))["vms"][0]
+    assert "guest" not in plain and "guest_error" not in plain
+    asked = gather_vm_info(Context(conn=test_conn, params=dict(name="u-ready", addresses=False, guest_info=True)))["vms"][0]
+    assert asked["guest"] is None and "no guest agent support" in asked["guest_error"]
