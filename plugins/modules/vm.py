@@ -645,6 +645,34 @@ options:
     type: str
     choices: [lease, agent, arp, any]
     default: any
+  wait_for:
+    description:
+      - After the run, when the VM runs, wait until it is ready in these ways, in this order whatever
+        the order given, within one deadline of O(wait_for_timeout) seconds; the result is in RV(ready).
+      - V(agent) waits until the QEMU guest agent answers C(guest-ping) (the VM needs
+        O(guest_agent=true) and qemu-guest-agent in the guest; without an agent channel it fails at once).
+      - V(cloud_init) waits until cloud-init has finished this boot, read through the agent from
+        C(/run/cloud-init/result.json) and C(status.json) (C(guest-file-open/read), no C(guest-exec)).
+        When cloud-init reports errors (a failing C(runcmd) makes its C(scripts-user) module fail), the
+        task fails with cloud-init's own messages and the state in C(cloud_init); when cloud-init is
+        disabled in the guest, it fails at once.
+      - V(ip) is O(wait_for_ip=true) (which is kept), every interface gets an IPv4 address from O(ip_source).
+      - A VM that is ready already returns at once, with C(changed=false) when nothing else changed.
+        In check mode the module waits only for a VM that runs already and that the run would not
+        start, restart or shut down; RV(ready) is null otherwise.
+      - Only with O(state=running), V(restarted) or V(present).
+    type: list
+    elements: str
+    choices: [agent, cloud_init, ip]
+    version_added: 0.2.0
+  wait_for_timeout:
+    description:
+      - Seconds for everything in O(wait_for), counted from the end of the run's changes; on timeout the
+        task fails with what was seen last (the changes made stay).
+      - Without O(wait_for), O(wait_for_ip=true) waits O(wait_for_ip_timeout) seconds as before.
+    type: int
+    default: 600
+    version_added: 0.2.0
 notes:
   - O(memory), O(max_memory) and disk sizes are checked against the host; a name, pool, volume,
     network or host interface that does not exist fails the task before anything changes.
@@ -670,6 +698,22 @@ EXAMPLES = r"""
     autostart: true
     wait_for_ip: true
   register: web1
+
+- name: Boot with a cloud-init seed and wait until cloud-init finished (fails with its errors)
+  virtops.libvirt.vm:
+    name: build1
+    memory: 1GiB
+    disks:
+      - backing_volume: debian-12.qcow2
+        size: 10G
+    guest_agent: true
+    cloud_init:
+      hostname: build1
+      runcmd:
+        - [sh, -c, "apt-get update"]
+    wait_for: [agent, cloud_init]
+    wait_for_timeout: 900
+  register: build1
 
 - name: Grow memory of a running VM within its maximum (applied live)
   virtops.libvirt.vm:
@@ -926,6 +970,19 @@ ip:
   returned: when O(wait_for_ip=true) and the VM runs
   type: str
   sample: 192.168.122.50
+ready:
+  description:
+    - What O(wait_for) (or O(wait_for_ip)) waited for (C(conditions)), whether the guest agent answered
+      (C(agent)), cloud-init's state (C(cloud_init), with C(status) V(done), C(errors),
+      C(recoverable_errors), C(datasource) and per stage C(start), C(finished), C(errors)) and how long
+      the wait took (C(seconds)).
+    - Null in check mode when the run would start the VM (the module does not wait then).
+  returned: when O(wait_for) or O(wait_for_ip=true) is given and the VM runs
+  type: dict
+  sample: {"conditions": ["agent", "cloud_init"], "agent": true, "seconds": 93.4,
+           "cloud_init": {"status": "done", "finished": true, "errors": [], "recoverable_errors": {},
+                          "datasource": "DataSourceNoCloud [seed=/dev/sr0][dsmode=net]", "stage": null,
+                          "stages": {"init": {"start": 1796666445.97, "finished": 1796666448.15, "errors": []}}}}
 cloud_init:
   description: With O(cloud_init) content, the seed volume's C(path), its C(instance_id) and C(content_sha256),
     whether it C(changed), and whether it was C(detached) after first boot (C(cloud_init.detach)).

@@ -77,6 +77,17 @@ options:
         transient VM), read without secrets.
     type: bool
     default: false
+  guest_info:
+    description:
+      - Also ask the QEMU guest agent of each running VM for facts from inside the guest (OS, hostname,
+        timezone, logged-in users, filesystems with used and total bytes, disks, interfaces with
+        addresses), in RV(vms[].guest), with one C(virDomainGetGuestInfo) call per VM.
+      - A VM whose agent cannot answer (no agent channel, agent not running, VM stopped) does not
+        fail the task; its RV(vms[].guest) is null and RV(vms[].guest_error) says why.
+      - Off by default, so that listing VMs stays fast.
+    type: bool
+    default: false
+    version_added: 0.2.0
 notes:
   - RV(vms[].uptime_seconds) is known only when the module runs on the hypervisor and O(uri) is a
     local C(qemu://) URI (it is read from the QEMU process); otherwise it is null.
@@ -117,6 +128,12 @@ EXAMPLES = r"""
     name: web1
     xml: true
   register: web1
+
+- name: What runs inside the guest, through its agent (no network needed)
+  virtops.libvirt.vm_info:
+    name: web1
+    guest_info: true
+  register: inside
 
 - name: Connect a VNC viewer here
   ansible.builtin.debug:
@@ -341,6 +358,29 @@ vms:
       description: The saved domain XML (the running one for a transient VM), without passwords.
       returned: when O(xml=true)
       type: str
+    guest:
+      description:
+        - Facts from inside the guest through its agent, or null (then RV(vms[].guest_error) says why).
+        - C(os) (C(id), C(name), C(pretty_name), C(version), C(version_id), C(kernel_release),
+          C(kernel_version), C(machine)); C(hostname); C(timezone) (C(name), C(offset) in seconds);
+          C(users) (C(name), C(domain), C(login_time) in ms since the epoch); C(filesystems)
+          (C(mountpoint), C(name), C(fstype), C(used_bytes), C(total_bytes), C(disks)); C(disks);
+          C(interfaces) (C(name), C(mac), C(addresses) with C(address), C(prefix), C(type)).
+        - Keys the guest agent or libvirt version does not report are missing (interfaces need
+          libvirt 8.5 or later).
+      returned: when O(guest_info=true)
+      type: dict
+      sample:
+        hostname: web1
+        os: {id: debian, name: Debian GNU/Linux, version: 12 (bookworm), kernel_release: 6.1.0-50-amd64}
+        timezone: {name: UTC, offset: 0}
+        users: [{name: root, login_time: 1796666463900}]
+        filesystems: [{mountpoint: /, fstype: ext4, used_bytes: 682790912, total_bytes: 2002124800}]
+        interfaces: [{name: lo, mac: "00:00:00:00:00:00", addresses: [{address: 127.0.0.1, prefix: 8, type: ipv4}]}]
+    guest_error:
+      description: Why RV(vms[].guest) is null (no agent channel, agent not connected, VM not running), or null.
+      returned: when O(guest_info=true)
+      type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -362,6 +402,7 @@ def main():
             ip_source=dict(type="str", default="lease", choices=["lease", "agent", "arp", "any"]),
             agent_timeout=dict(type="int", default=5),
             xml=dict(type="bool", default=False),
+            guest_info=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("name", "name_pattern")],
         supports_check_mode=True,

@@ -47,7 +47,7 @@ def agent_command(dom, command, arguments=None, timeout=10):
     ``timeout`` (seconds) is how long libvirt waits for the answer.  Errors: no agent channel
     (InvalidInputError), agent not connected (BackendError), no answer in time
     (OperationTimeoutError), the command failed in the guest (BackendError), domain not running
-    (ConflictError).
+    (ConflictError).  The error's ``transient`` says whether waiting may cure it.
     """
     require_libvirt_qemu()
     try:
@@ -64,7 +64,9 @@ def agent_command(dom, command, arguments=None, timeout=10):
     try:
         reply = libvirt_qemu.qemuAgentCommand(dom, json.dumps(request), timeout, 0)
     except libvirt.libvirtError as exc:
-        raise agent_error(exc, dom, doing, timeout)[0]
+        error, transient = agent_error(exc, dom, doing, timeout)
+        error.transient = transient  # waiting may cure it (agent not connected yet, guest busy)
+        raise error
     try:
         parsed = json.loads(reply)
     except (TypeError, ValueError):

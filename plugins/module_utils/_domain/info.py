@@ -16,7 +16,8 @@ returns and compares) with the facts of :func:`_runtime.runtime_facts` merged in
 * each interface: ``target`` (the host device, ``vnet0``, while it runs; the definition's, usually
   None, while it does not) and, with addresses,
   ``addresses``; the VM gets ``addresses`` (every interface the source reports, guest-internal
-  ones included) and ``ip``, as ``vm`` returns them with ``wait_for_ip``.
+  ones included) and ``ip``, as ``vm`` returns them with ``wait_for_ip``;
+* with ``guest_info``: ``guest`` (:mod:`.guest_facts`, through the agent) and ``guest_error``.
 
 The definition is read without ``VIR_DOMAIN_XML_SECURE``, so libvirt leaves graphics passwords
 out of it; :func:`view.vm_view` drops the (then empty) password key.
@@ -32,6 +33,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import mod
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import runtime_facts as _runtime
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.guest_facts import guest_facts
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
@@ -80,6 +82,7 @@ def _options(params):
         ip_source=source,
         agent_timeout=timeout,
         xml=bool(params.get("xml")),
+        guest_info=bool(params.get("guest_info")),
     )
 
 
@@ -150,6 +153,8 @@ def vm_facts(conn, dom, opts):
         _merge_addresses(conn, dom, vm, opts)
     if opts["xml"]:
         vm["xml"] = _without_passwords(text, root)
+    if opts["guest_info"]:
+        vm["guest"], vm["guest_error"] = guest_facts(dom)
     return vm
 
 

@@ -168,6 +168,8 @@ OPTIONS = [
     Option("wait_for_ip", type="bool", default=False),
     Option("wait_for_ip_timeout", type="int", default=300, timeout=True),
     Option("ip_source", default="any", choices=("lease", "agent", "arp", "any")),
+    Option("wait_for", type="list", elements="str", choices=("agent", "cloud_init", "ip")),
+    Option("wait_for_timeout", type="int", default=600, timeout=True),
 ]
 
 #: the values of ``state``

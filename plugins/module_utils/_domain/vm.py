@@ -26,12 +26,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import checks as _vm_checks
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import compare as _compare
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import address_wait as _address_wait
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import live as _live
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import ready as _ready
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.compare import MASK, definition_model
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.desired import DesiredModel
@@ -47,7 +50,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.defined impo
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_pool, find_vm
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import compare_specified
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError, NotFoundError, VirtopsError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Outcome
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import check_timeouts, timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state
@@ -61,6 +64,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_vi
 )
 
 _XML_SECURE = flag("VIR_DOMAIN_XML_SECURE", 1)
+#: plan steps that change the run state: a check-mode run does not wait for the VM then
+_POWER_STEPS = ("start VM", "resume VM", "wake up VM", "shut down VM", "power off", "pause VM")
 _XML_INACTIVE = flag("VIR_DOMAIN_XML_INACTIVE", 2)
 
 
@@ -142,6 +147,7 @@ class VmResource(DefinedObjectResource):
     def read(self):
         """The VM; with ``rename_from`` and no VM ``name``, the VM to rename (``_rename_from`` names it)."""
         check_timeouts(self.params, TIMEOUTS)
+        self._wanted_ready()
         current = super(VmResource, self).read()
         rename_from = self.params.get("rename_from")
         if current is None and rename_from and rename_from != self.name:
@@ -209,6 +215,9 @@ class VmResource(DefinedObjectResource):
         run.seed.plan_detach(current, plan, seed)
         if seed is not None:
             outcome.values["cloud_init"] = seed
+        outcome.values["_ready_now"] = bool(current and current["state"] == "running") and not any(
+            d.startswith(_POWER_STEPS) for d in plan.descriptions)
+        outcome.values["_changed"] = bool(plan)
         return outcome
 
     def _check_start(self, plan, start_xml, run):
@@ -317,16 +326,45 @@ class VmResource(DefinedObjectResource):
         if seed is not None:
             out["cloud_init"] = dict((k, seed.get(k)) for k in ("path", "instance_id", "content_sha256", "changed"))
             out["cloud_init"]["detached"] = bool(seed.get("detached"))
-        if self.params.get("wait_for_ip") and vm is not None and vm["state"] == "running" and not self.ctx.check_mode:
-            out.update(self._wait_for_ip(vm))
+        wanted = self._wanted_ready()
+        if wanted and vm is not None and vm["state"] == "running":
+            if self.ctx.check_mode and not outcome.values.get("_ready_now"):
+                out["ready"] = None  # check mode does not wait for a VM it would only start
+            else:
+                try:
+                    out.update(self._wait_ready(vm, wanted))
+                except VirtopsError as exc:
+                    exc.details.setdefault("changed", bool(outcome.values.get("_changed")) and not self.ctx.check_mode)
+                    raise
         return _secrets.mask(out, self.ctx.no_log_values)
 
-    def _wait_for_ip(self, vm):
+    def _wanted_ready(self):
+        """The conditions of ``wait_for`` (and ``wait_for_ip``), checked against ``state``."""
+        wanted = _ready.conditions(self.params.get("wait_for"), self.params.get("wait_for_ip"))
+        if self.params.get("wait_for") and self.requested_state() not in ("running", "restarted", "present"):
+            raise InvalidInputError("wait_for: a VM is waited for only when it runs (state running, restarted or present), "
+                                    "not with state %s" % self.params.get("state"))
+        return wanted
+
+    def _wait_ready(self, vm, wanted):
+        """Wait for the guest agent, cloud-init and addresses, in that order, within one deadline."""
+        timeout = self._timeout("wait_for_timeout" if self.params.get("wait_for") else "wait_for_ip_timeout")
+        started = time.monotonic()
+        dom = self._lookup()
+        got = _ready.wait_ready(dom, wanted, timeout)
+        out = {}
+        if "ip" in wanted:
+            out.update(self._wait_for_ip(vm, dom, max(timeout - (time.monotonic() - started), 1)))
+        out["ready"] = dict(conditions=list(wanted), agent=got.get("agent", False), cloud_init=got.get("cloud_init"),
+                            seconds=round(time.monotonic() - started, 1))
+        return out
+
+    def _wait_for_ip(self, vm, dom, timeout):
         macs = [nic["mac"] for nic in vm.get("interfaces") or [] if nic.get("mac")]
         if not macs:
             raise InvalidInputError("wait_for_ip: VM %r has no network interface" % self.name)
-        found = _address_wait.wait_for_addresses(self.ctx.conn, self._lookup(), source=self.params.get("ip_source") or DEFAULTS["ip_source"],
-                                                 timeout=self._timeout("wait_for_ip_timeout"), macs=macs)
+        found = _address_wait.wait_for_addresses(self.ctx.conn, dom, source=self.params.get("ip_source") or DEFAULTS["ip_source"],
+                                                 timeout=timeout, macs=macs)
         by_mac = dict((item["mac"], item) for item in found)
         for nic in vm["interfaces"]:
             nic["addresses"] = (by_mac.get(nic.get("mac")) or {}).get("addresses", [])
