@@ -37,7 +37,7 @@ import re
 import shutil
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, InvalidInputError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.params import pid_alive
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import sha256_file
 
@@ -50,6 +50,14 @@ TMP_MARK = ".virtops-tmp-"
 MODES = ("full", "incremental")
 #: the longest chain a restore follows (a full point and its incrementals)
 MAX_CHAIN = 256
+
+
+
+class CorruptedError(BackendError):
+    """A point's files do not match its manifest, or its chain is broken."""
+
+    kind = "corrupted"
+
 
 _POINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,99}$")
 _TMP_RE = re.compile(r"^\.(.+)" + re.escape(TMP_MARK) + r"(\d+)$")

@@ -205,3 +205,84 @@ def test_decide_mode_full_every_and_age(tmp_path):
     assert got[0] == "full" and "older than 1 day" in got[2]
     with pytest.raises(ConflictError, match="not possible.*is gone"):
         decide_mode(check_params(params(repository="/r", mode="incremental")), facts(points, checkpoints=[]), now=3)
+
+
+# --- whole runs: a stopped VM on the test driver ---------------------------------------------------
+
+
+def test_stopped_full_point_four_runs(test_conn, stopped_vm):
+    repo = stopped_vm["repo"]
+    first = run(test_conn, check=True, repository=repo, point="p1")
+    assert first["changed"] and not os.path.exists(repo)
+    assert first["point"]["mode"] == "full" and "not running" in first["point"]["reason"]
+    done = run(test_conn, repository=repo, point="p1")
+    assert done["changed"] and done["points"] == ["p1"]
+    again = run(test_conn, check=True, repository=repo, point="p1")
+    assert not again["changed"]
+    assert not run(test_conn, repository=repo, point="p1")["changed"]
+    directory = os.path.join(repo, VM, "p1")
+    assert sorted(os.listdir(directory)) == ["domain.xml", "manifest.json", "vda.qcow2", "vdb.qcow2"]
+    assert sorted(os.listdir(os.path.join(repo, VM))) == ["p1"]  # no temporary directory left
+    data = json.loads(open(os.path.join(directory, "manifest.json")).read())
+    assert data["mode"] == "full" and data["parent"] is None and data["checkpoint"] is None
+    assert data["vm"]["uuid"] == stopped_vm["dom"].UUIDString()
+    for entry in data["files"]:
+        assert sha256_file(os.path.join(directory, entry["name"])) == entry["sha256"]
+        assert os.path.getsize(os.path.join(directory, entry["name"])) == entry["size"]
+    assert compare(stopped_vm["vda"], os.path.join(directory, "vda.qcow2"))
+    assert compare(stopped_vm["vdb"], os.path.join(directory, "vdb.qcow2"))
+    assert "s3cret-pass" not in open(os.path.join(directory, "domain.xml")).read()
+    assert oct(os.stat(directory).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(os.path.join(directory, "vda.qcow2")).st_mode & 0o777) == "0o600"
+
+
+def test_incremental_of_a_stopped_vm_is_refused(test_conn, stopped_vm):
+    run(test_conn, repository=stopped_vm["repo"], point="p1")
+    with pytest.raises(ConflictError, match="not running"):
+        run(test_conn, repository=stopped_vm["repo"], point="p2", mode="incremental")
+    assert sorted(os.listdir(os.path.join(stopped_vm["repo"], VM))) == ["p1"]
+
+
+@pytest.mark.parametrize("compression,qcow2_type", [("zstd", "zstd"), ("gzip", "zlib")])
+def test_compression(test_conn, stopped_vm, compression, qcow2_type):
+    run(test_conn, repository=stopped_vm["repo"], point="c", compression=compression)
+    path = os.path.join(stopped_vm["repo"], VM, "c", "vda.qcow2")
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", path], stdout=subprocess.PIPE,
+                                     check=True).stdout)
+    assert info["format-specific"]["data"]["compression-type"] == qcow2_type
+    assert compare(stopped_vm["vda"], path)
+
+
+def test_generated_names_and_retention(test_conn, stopped_vm):
+    repo = stopped_vm["repo"]
+    for name in ("a", "b", "c"):
+        run(test_conn, repository=repo, point=name)
+        time.sleep(0.01)
+    predicted = run(test_conn, check=True, repository=repo, state="pruned", retention=dict(keep_last=1))
+    assert predicted["changed"] and predicted["removed"] == ["a", "b"]
+    assert sorted(os.listdir(os.path.join(repo, VM))) == ["a", "b", "c"]
+    pruned = run(test_conn, repository=repo, state="pruned", retention=dict(keep_last=1))
+    assert pruned["removed"] == ["a", "b"] and pruned["points"] == ["c"]
+    assert not run(test_conn, repository=repo, state="pruned", retention=dict(keep_last=1))["changed"]
+    made = run(test_conn, repository=repo, retention=dict(keep_last=2))
+    assert made["point"]["name"].endswith("Z") and len(made["points"]) == 2
+
+
+def test_a_failed_copy_leaves_nothing(test_conn, stopped_vm):
+    # the second disk's image goes away between planning and copying: qemu-img fails on it
+    ctx = Context(conn=test_conn, params=params(repository=stopped_vm["repo"], point="p1"), run_command=run_argv)
+    resource = BackupResource(ctx)
+    current = resource.read()
+    os.unlink(stopped_vm["vdb"])
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Plan
+    plan = Plan()
+    resource.plan(current, resource.desired(current), resource.compare(current, resource.desired(current)), plan)
+    with pytest.raises(Exception, match="qemu-img convert of disk vdb failed"):
+        plan.execute()
+    assert os.listdir(os.path.join(stopped_vm["repo"], VM)) == []
+
+
+def test_a_directory_that_is_not_a_point(test_conn, stopped_vm):
+    os.makedirs(os.path.join(stopped_vm["repo"], VM, "p1"))
+    with pytest.raises(ConflictError, match="not a point"):
+        run(test_conn, repository=stopped_vm["repo"], point="p1")
