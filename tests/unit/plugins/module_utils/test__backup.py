@@ -286,3 +286,206 @@ def test_a_directory_that_is_not_a_point(test_conn, stopped_vm):
     os.makedirs(os.path.join(stopped_vm["repo"], VM, "p1"))
     with pytest.raises(ConflictError, match="not a point"):
         run(test_conn, repository=stopped_vm["repo"], point="p1")
+
+
+# --- chains, the catalog, verify and restore ---------------------------------------------------------
+
+from ansible_collections.virtops.libvirt.plugins.module_utils._backup import restore as _restore  # noqa: E402
+from ansible_collections.virtops.libvirt.plugins.module_utils._backup.info import gather_backup_info  # noqa: E402
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt  # noqa: E402
+from ansible_collections.virtops.libvirt.plugins.module_utils._import import vm_import as _vm_import  # noqa: E402
+
+POOL = "default-pool"
+
+
+def add_incremental(repo, name, parent, writes, epoch, backing=None):
+    """What a running VM's incremental job leaves: a qcow2 overlay on the parent's file with the changed clusters,
+    the definition and a manifest (written here by hand, the job needs a running QEMU)."""
+    base = os.path.join(repo, VM)
+    directory = os.path.join(base, name)
+    os.mkdir(directory)
+    disk = os.path.join(directory, "vda.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", backing or "../%s/vda.qcow2" % parent, "-F",
+                    "qcow2", disk], check=True)
+    qemu_io(disk, "qcow2", *writes)
+    parent_manifest = json.loads(open(os.path.join(base, parent, "manifest.json")).read())
+    with open(os.path.join(directory, "domain.xml"), "w") as handle:
+        handle.write(open(os.path.join(base, parent, "domain.xml")).read())
+    files = []
+    for entry in parent_manifest["files"]:
+        if entry["kind"] == "nvram" or (entry["kind"] == "disk" and entry["target"] != "vda"):
+            continue
+        path = os.path.join(directory, entry["name"])
+        files.append(dict(entry, size=os.path.getsize(path), sha256=sha256_file(path)))
+    data = dict(parent_manifest, point=name, mode="incremental", parent=parent, checkpoint="virtops-backup-" + name,
+                created_epoch=epoch, created=_repo.iso(epoch), files=files)
+    with open(os.path.join(directory, "manifest.json"), "w") as handle:
+        json.dump(data, handle)
+    return disk
+
+
+@pytest.fixture
+def chain(test_conn, tmp_path, monkeypatch):
+    """A VM with one disk; p1 (full, by the module), p2 and p3 (incremental); and the disk as p3 saw it."""
+    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0, raising=False)
+    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0, raising=False)
+    vda = str(tmp_path / "vda.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", vda, "64M"], check=True)
+    qemu_io(vda, "qcow2", "write -P 0x11 0 4M")
+    dom = test_conn.defineXML(domain_xml(VM, [("vda", vda, "qcow2")]))
+    repo = str(tmp_path / "repo")
+    try:
+        run(test_conn, repository=repo, point="p1")
+        first = time.time()
+        writes2 = ["write -P 0x22 1M 1M", "write -z 3M 64k"]
+        writes3 = ["write -P 0x33 8M 2M"]
+        add_incremental(repo, "p2", "p1", writes2, first + 10)
+        add_incremental(repo, "p3", "p2", writes3, first + 20)
+        expected2 = str(tmp_path / "expected2.qcow2")
+        subprocess.run(["cp", vda, expected2], check=True)
+        qemu_io(expected2, "qcow2", *writes2)
+        yield dict(repo=repo, vda=vda, expected2=expected2, first=first, tmp=tmp_path)
+    finally:
+        dom.undefine()
+        for other in test_conn.listAllDomains(0):
+            if other.name().startswith("u-rst-"):
+                other.undefine()
+        pool = test_conn.storagePoolLookupByName(POOL)
+        for vol in pool.listAllVolumes(0):
+            if vol.name().startswith("u-rst-"):
+                vol.delete(0)
+
+
+def info(repo, **kw):
+    ctx = Context(params=dict(dict(repository=repo, vm=None, verify=False, fail_on_problems=False), **kw))
+    return gather_backup_info(ctx)
+
+
+def test_catalog_and_verify(chain):
+    found = info(chain["repo"], verify=True)
+    assert [v["name"] for v in found["vms"]] == [VM]
+    points = found["vms"][0]["points"]
+    assert [(p["name"], p["mode"], p["parent"], p["chain"]) for p in points] == [
+        ("p1", "full", None, ["p1"]), ("p2", "incremental", "p1", ["p1", "p2"]),
+        ("p3", "incremental", "p2", ["p1", "p2", "p3"])]
+    assert found["problems"] == 0 and all(p["verified"] for p in points)
+
+
+def corrupt(path, offset=1024 * 1024 + 100):
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_verify_finds_a_corrupted_file_and_a_missing_parent(chain):
+    corrupt(os.path.join(chain["repo"], VM, "p2", "vda.qcow2"), offset=300 * 1024)
+    found = info(chain["repo"], vm=VM, verify=True)
+    by_name = dict((p["name"], p) for p in found["vms"][0]["points"])
+    assert by_name["p1"]["verified"]
+    assert by_name["p2"]["problems"] == ["vda.qcow2 does not match its SHA-256 checksum (corrupted)"]
+    assert "its chain is broken: point 'p2'" in by_name["p3"]["problems"][0]
+    with pytest.raises(_repo.CorruptedError, match="damaged points"):
+        info(chain["repo"], vm=VM, verify=True, fail_on_problems=True)
+    _repo.remove_point(os.path.join(chain["repo"], VM, "p2"))
+    found = info(chain["repo"], vm=VM, verify=True)
+    p3 = found["vms"][0]["points"][-1]
+    assert p3["chain"] is None and "needs its parent 'p2', which is missing" in p3["problems"][0]
+
+
+def flatten(chain, point, fmt="raw"):
+    src = _restore.load_backup_source(dict(repository=chain["repo"], vm=VM, point=point))
+    qemu = _vm_import.QemuImg(run=run_argv)
+    run_ = _restore.RestoreRun(Context(params=dict(tmp_dir=str(chain["tmp"])), run_command=run_argv), src, qemu, POOL)
+    run_.format = fmt
+    run_.volumes = [dict(target=d["target"], disk=d) for d in src.disks]
+    try:
+        run_.flatten()
+        out = str(chain["tmp"] / ("flat-%s.%s" % (point, fmt)))
+        os.rename(src.disks[0]["local"], out)
+        return out
+    finally:
+        run_.remove_scratch()
+
+
+def test_flatten_rebuilds_each_point(chain):
+    assert compare(flatten(chain, "p1"), chain["vda"])
+    assert compare(flatten(chain, "p2", "qcow2"), chain["expected2"])
+    assert not compare(flatten(chain, "p3"), chain["expected2"])
+
+
+def test_flatten_refuses_a_corrupted_file_and_a_foreign_backing_file(chain):
+    corrupt(os.path.join(chain["repo"], VM, "p1", "vda.qcow2"))
+    with pytest.raises(_repo.CorruptedError, match="point p1: vda.qcow2 does not match its SHA-256"):
+        flatten(chain, "p2")
+    outside = str(chain["tmp"] / "outside.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", outside, "64M"], check=True)
+    # a point whose file (and manifest, rewritten to match) names a file outside the chain
+    add_incremental(chain["repo"], "evil", "p3", ["write -P 0x44 0 64k"], chain["first"] + 30, backing=outside)
+    shutil_free = [p for p in os.listdir(str(chain["tmp"])) if p.startswith("virtops-import-")]
+    with pytest.raises(Exception, match="outside the storage pools|backing file"):
+        _restore.RestoreRun.flatten(_fake_run(chain, "evil"))
+    assert [p for p in os.listdir(str(chain["tmp"])) if p.startswith("virtops-import-")] == shutil_free
+
+
+def _fake_run(chain, point):
+    src = _restore.load_backup_source(dict(repository=chain["repo"], vm=VM, point=point))
+    src.chain = [src.chain[-1]]  # only its own file: the corrupted p1 above is not read first
+    run_ = _restore.RestoreRun(Context(params=dict(tmp_dir=str(chain["tmp"])), run_command=run_argv), src,
+                               _vm_import.QemuImg(run=run_argv), POOL)
+    run_.format = "raw"
+    run_.volumes = [dict(target=d["target"], disk=d) for d in src.disks]
+    return run_
+
+
+@pytest.mark.parametrize("kw,point", [
+    (dict(point="p2"), "p2"), (dict(), "p3"), (dict(before="1970-01-02"), None),
+])
+def test_choose_point(chain, kw, point):
+    params = dict(repository=chain["repo"], vm=VM)
+    params.update(kw)
+    if point is None:
+        with pytest.raises(Exception, match="no point was made at or before"):
+            _restore.load_backup_source(params)
+        return
+    assert _restore.load_backup_source(params).point["name"] == point
+    before = _repo.iso(chain["first"] + 15)
+    assert _restore.load_backup_source(dict(repository=chain["repo"], vm=VM, before=before)).point["name"] == "p2"
+
+
+def restore(conn, check=False, **kw):
+    params = dict(uri="test:///default", repository=None, vm=VM, point=None, before=None, name=None, pool=POOL,
+                  disk_format=None, state="present", force=False, tmp_dir=None)
+    params.update(kw)
+    ctx = Context(conn=conn, params=params, check_mode=check, run_command=run_argv)
+    return reconcile(_restore.RestoreResource(ctx), check_mode=check, want_diff=True)
+
+
+def test_restore_into_a_new_vm_four_runs(test_conn, chain, monkeypatch):
+    uploads = chain["tmp"] / "uploads"
+    uploads.mkdir()
+
+    def fake_upload(conn, vol, path, sparse):
+        subprocess.check_call(["cp", "--sparse=always", path, str(uploads / vol.name())])
+
+    monkeypatch.setattr(_vm_import, "upload_file", fake_upload)
+    name = "u-rst-copy"
+    results = [restore(test_conn, check=check, repository=chain["repo"], point="p2", name=name, disk_format="raw")
+               for check in (True, False, True, False)]
+    assert [r["changed"] for r in results] == [True, True, False, False]
+    assert results[1]["point"]["chain"] == ["p1", "p2"]
+    assert compare(str(uploads / ("%s-vda.img" % name)), chain["expected2"])
+    old = test_conn.lookupByName(VM)
+    new = test_conn.lookupByName(name)
+    assert new.UUIDString() != old.UUIDString()
+    assert "%s-vda.img" % name in new.XMLDesc(0)
+
+
+def test_restore_of_a_corrupted_point_makes_nothing(test_conn, chain, monkeypatch):
+    monkeypatch.setattr(_vm_import, "upload_file", lambda *a: None)
+    corrupt(os.path.join(chain["repo"], VM, "p3", "vda.qcow2"), offset=300 * 1024)
+    with pytest.raises(_repo.CorruptedError, match="point p3: vda.qcow2 does not match its SHA-256"):
+        restore(test_conn, repository=chain["repo"], name="u-rst-bad")
+    assert [d.name() for d in test_conn.listAllDomains(0) if d.name().startswith("u-rst-")] == []
+    assert [v.name() for v in test_conn.storagePoolLookupByName(POOL).listAllVolumes(0) if v.name().startswith("u-rst-")] == []
