@@ -18,10 +18,12 @@ description:
   - With O(verify=true), every file of every point is read and compared with the size and SHA-256 its manifest
     records, and every chain is checked (a missing parent, a damaged point in the chain, other disks). Each point
     reports RV(vms[].points[].verified) and its RV(vms[].points[].problems).
-  - Reads files only; needs no libvirt connection.
+  - Reads files only; needs no libvirt connection (O(uri) is accepted, so that the action group's module defaults
+    apply, and not used).
 author:
   - virtops.libvirt developers (@virtops)
 extends_documentation_fragment:
+  - virtops.libvirt.common
   - virtops.libvirt.common.actiongroup
 options:
   repository:
@@ -163,12 +165,14 @@ vms:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._backup.info import gather_backup_info
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            COMMON_ARGS,
             repository=dict(type="path", required=True),
             vm=dict(type="str"),
             verify=dict(type="bool", default=False),
