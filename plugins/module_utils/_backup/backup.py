@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._backup import job as _job
@@ -31,10 +32,30 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Outcome, Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import human_size
+from ansible_collections.virtops.libvirt.plugins.module_utils._export.params import pid_alive
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.source import read_vm
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.writers import free_bytes
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.progress import Progress
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
+
+
+_TMP_RE = re.compile(r"^\.(.+)" + re.escape(_repo.TMP_MARK) + r"(\d+)$")
+
+
+def stale_temporaries(repository, vm):
+    """Temporary point directories of runs whose process is gone."""
+    base = _repo.vm_dir(repository, vm)
+    found = []
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return found
+    for name in names:
+        match = _TMP_RE.match(name)
+        if match and not pid_alive(int(match.group(2))):
+            found.append(os.path.join(base, name))
+    return found
+
 
 
 def read_source(conn, name, qemu):
@@ -144,7 +165,7 @@ class BackupResource(Resource):
         targets = ", ".join(d["target"] for d in src["disks"])
         plan.add("start point %s of VM '%s' in %s" % (self.point, opts["vm"], opts["repository"]),
                  run.guard(run.start), run.cleanup)
-        stale = _repo.stale_temporaries(opts["repository"], opts["vm"])
+        stale = stale_temporaries(opts["repository"], opts["vm"])
         if stale:
             plan.add("remove %d leftover temporary point(s) of interrupted runs: %s"
                      % (len(stale), ", ".join(os.path.basename(p) for p in stale)),

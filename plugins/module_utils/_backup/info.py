@@ -14,7 +14,7 @@ import os
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._backup import repo as _repo
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
 
 
 def point_view(points, point, verified=None):
@@ -51,7 +51,7 @@ def gather_backup_info(ctx):
         raise NotFoundError("repository %s does not exist" % repository)
     wanted = params.get("vm")
     if wanted is not None:
-        _domain.validate_name(wanted)
+        validate_object_name(wanted, "VM")
     names = [wanted] if wanted else _repo.list_vms(repository)
     vms = []
     problems = 0

@@ -38,7 +38,6 @@ import shutil
 import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, InvalidInputError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._export.params import pid_alive
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import sha256_file
 
 GENERATOR = "virtops.libvirt backup"
@@ -60,7 +59,6 @@ class CorruptedError(BackendError):
 
 
 _POINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,99}$")
-_TMP_RE = re.compile(r"^\.(.+)" + re.escape(TMP_MARK) + r"(\d+)$")
 _TARGET_RE = re.compile(r"^[a-z][a-z0-9]{1,15}$")
 
 
@@ -258,21 +256,6 @@ def chain_json(chain, target):
         node = dict(driver="qcow2", file=dict(driver="file", filename=os.path.join(link["directory"], name)),
                     backing=node)
     return "json:" + json.dumps(node, sort_keys=True)
-
-
-def stale_temporaries(repository, vm):
-    """Temporary point directories of runs whose process is gone."""
-    base = vm_dir(repository, vm)
-    found = []
-    try:
-        names = sorted(os.listdir(base))
-    except OSError:
-        return found
-    for name in names:
-        match = _TMP_RE.match(name)
-        if match and not pid_alive(int(match.group(2))):
-            found.append(os.path.join(base, name))
-    return found
 
 
 def remove_tree(path):
