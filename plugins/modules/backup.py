@@ -14,8 +14,8 @@ short_description: Back up a VM into a backup repository, full or incremental, w
 version_added: 0.2.0
 description:
   - Writes a point in time of one VM (every writable disk, its definition and its NVRAM) into a backup
-    repository, a directory on the hypervisor (a mounted NFS or CIFS share reaches remote storage):
-    C(<repository>/<vm>/<point>/) with one C(<target>.qcow2) per disk, C(domain.xml), C(nvram.fd) when the VM
+    repository, a directory on the hypervisor (a mounted NFS or CIFS share reaches remote storage),
+    as C(<repository>/<vm>/<point>/) with one C(<target>.qcow2) per disk, C(domain.xml), C(nvram.fd) when the VM
     has NVRAM, and C(manifest.json).
   - The manifest (JSON) holds the point's name and time, its mode (V(full) or V(incremental)), its parent
     point, the libvirt checkpoint it made, the compression, the VM's name and UUID, and per file its size and
@@ -147,10 +147,12 @@ requirements:
   - qemu-img on the managed node
   - libvirt with the backup API (libvirt 7.2 or later, QEMU 6.0 or later) for running VMs
 notes:
-  - The module reads and writes files on the hypervisor: run it there (with a remote O(uri), delegate the task
-    to that host).
+  - The module reads and writes files on the hypervisor, so it runs there (with a remote O(uri), delegate the
+    task to that host).
   - Network disks (Ceph RBD, iSCSI, NBD) cannot be backed up. Read-only and shareable disks are left out.
-  - Incremental points need qcow2 disks. A running VM with a raw disk gets full points without checkpoint.
+  - Incremental points need qcow2 version 3 disks (C(compat=1.1)), which can hold persistent bitmaps. A running
+    VM with a raw or a qcow2 version 2 (C(compat=0.10)) disk gets full points without checkpoint; O(mode=incremental)
+    fails and says which disk. C(qemu-img amend -o compat=1.1) upgrades a stopped VM's image.
 seealso:
   - module: virtops.libvirt.backup_info
   - module: virtops.libvirt.backup_restore

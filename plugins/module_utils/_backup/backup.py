@@ -71,11 +71,18 @@ def read_source(conn, name, qemu):
     chosen = [d for d in source["disks"] if not d["readonly"] and not d["shareable"]]
     source["disks"] = chosen
     source["others"] = [t for t in every if t and t not in set(d["target"] for d in chosen)]
-    source["qcow2"] = bool(chosen) and all(d["format"] == "qcow2" for d in chosen)
+    source["old_qcow2"] = [d["target"] for d in chosen if d["format"] == "qcow2" and _compat(qemu, d["path"]) != "1.1"]
+    source["qcow2"] = bool(chosen) and all(d["format"] == "qcow2" for d in chosen) and not source["old_qcow2"]
     def_root = _xml.parse(source["definition"], "domain XML")
     source["nvram"] = (_xml.find_text(def_root, "os/nvram") or "").strip() or None
     source["checkpoints"] = _job.checkpoint_names(dom)
     return source
+
+
+def _compat(qemu, path):
+    """The qcow2 version of an image: ``1.1`` (v3, can hold persistent bitmaps) or ``0.10`` (v2)."""
+    info = qemu.info(path, fmt="qcow2")
+    return ((info.get("format-specific") or {}).get("data") or {}).get("compat")
 
 
 class BackupResource(Resource):
@@ -134,7 +141,7 @@ class BackupResource(Resource):
 
     def _facts(self):
         src = self.source
-        return dict(active=src["active"], qcow2=src["qcow2"], uuid=src["uuid"], checkpoints=src["checkpoints"],
+        return dict(active=src["active"], qcow2=src["qcow2"], old_qcow2=src["old_qcow2"], uuid=src["uuid"], checkpoints=src["checkpoints"],
                     targets=sorted([d["target"], d["virtual_size"]] for d in src["disks"]), points=self.points)
 
     def plan(self, current, desired, diff, plan):

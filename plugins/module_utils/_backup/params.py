@@ -94,6 +94,9 @@ def chain_problem(facts):
     """Why the newest point cannot be the parent of an incremental one, or None."""
     if not facts["active"]:
         return "the VM is not running (a stopped VM always gets a full point)"
+    if facts.get("old_qcow2"):
+        return "disk(s) %s are qcow2 version 2 (compat=0.10), which cannot hold the persistent bitmaps of checkpoints " \
+               "(qemu-img amend -o compat=1.1 upgrades a stopped VM's image)" % ", ".join(facts["old_qcow2"])
     if not facts["qcow2"]:
         return "not every disk is qcow2 (checkpoints need qcow2 images)"
     points = facts["points"]

@@ -489,3 +489,21 @@ def test_restore_of_a_corrupted_point_makes_nothing(test_conn, chain, monkeypatc
         restore(test_conn, repository=chain["repo"], name="u-rst-bad")
     assert [d.name() for d in test_conn.listAllDomains(0) if d.name().startswith("u-rst-")] == []
     assert [v.name() for v in test_conn.storagePoolLookupByName(POOL).listAllVolumes(0) if v.name().startswith("u-rst-")] == []
+
+
+def test_qcow2_version_2_disks_get_no_checkpoint(test_conn, tmp_path):
+    old = str(tmp_path / "old.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=0.10", old, "16M"], check=True)
+    dom = test_conn.defineXML(domain_xml("virtops-bk-old", [("vda", old, "qcow2")]))
+    try:
+        result = run(test_conn, check=True, vm="virtops-bk-old", repository=str(tmp_path / "repo"))
+        assert result["point"]["mode"] == "full"
+        source = __import__("ansible_collections.virtops.libvirt.plugins.module_utils._backup.backup",
+                            fromlist=["read_source"]).read_source(test_conn, "virtops-bk-old",
+                                                                  _vm_import.QemuImg(run=run_argv))
+        assert source["old_qcow2"] == ["vda"] and not source["qcow2"]
+        facts_ = dict(active=True, qcow2=False, old_qcow2=["vda"], uuid="u", checkpoints=[], targets=[], points=[])
+        from ansible_collections.virtops.libvirt.plugins.module_utils._backup.params import chain_problem
+        assert "qcow2 version 2" in chain_problem(facts_)
+    finally:
+        dom.undefine()
