@@ -61,7 +61,7 @@ options:
     description:
       - Name of the point. When a point of that name exists already, nothing is written (V(changed=false)).
       - Default is the time in UTC, such as V(20261207T180102Z), so every run makes a new point.
-      - Letters, digits and C(. _ : + -), at most 100 characters.
+      - Letters, digits, dots, underscores, colons, plus and minus signs, at most 100 characters.
     type: str
   mode:
     description:

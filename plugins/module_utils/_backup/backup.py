@@ -57,7 +57,6 @@ def stale_temporaries(repository, vm):
     return found
 
 
-
 def read_source(conn, name, qemu):
     """The VM as a backup sees it: ``read_vm`` plus the disks left out, NVRAM, checkpoints, qcow2-ness."""
     source = read_vm(conn, name, qemu)
@@ -165,8 +164,8 @@ class BackupResource(Resource):
         estimate = sum(d["data"] for d in src["disks"])
         free = free_bytes(opts["repository"] if os.path.isdir(opts["repository"]) else os.path.dirname(opts["repository"]))
         if free is not None and free < estimate:
-            plan.warn("%s has %s free; a full point may need up to %s" % (opts["repository"], human_size(free),
-                                                                         human_size(estimate)))
+            plan.warn("%s has %s free; a full point may need up to %s"
+                      % (opts["repository"], human_size(free), human_size(estimate)))
         if opts["quiesce"] and not src["active"]:
             plan.warn("quiesce applies to running VMs only: VM '%s' is stopped" % opts["vm"])
         targets = ", ".join(d["target"] for d in src["disks"])

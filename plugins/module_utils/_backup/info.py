@@ -75,5 +75,5 @@ def gather_backup_info(ctx):
         bad = ["%s/%s: %s" % (vm["name"], p["name"], "; ".join(p["problems"])) for vm in vms for p in vm["points"]
                if p.get("problems")]
         raise _repo.CorruptedError("the repository %s has damaged points: %s" % (repository, " | ".join(bad)),
-                                vms=vms, problems=problems)
+                                   vms=vms, problems=problems)
     return result

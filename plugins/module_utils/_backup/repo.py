@@ -51,7 +51,6 @@ MODES = ("full", "incremental")
 MAX_CHAIN = 256
 
 
-
 class CorruptedError(BackendError):
     """A point's files do not match its manifest, or its chain is broken."""
 

@@ -28,7 +28,6 @@ import os
 from ansible_collections.virtops.libvirt.plugins.module_utils._backup import repo as _repo
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError, NotFoundError
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._import.source import Source
 from ansible_collections.virtops.libvirt.plugins.module_utils._import.vm_import import ImportResource, ImportRun
@@ -172,7 +171,9 @@ class RestoreResource(ImportResource):
     run_class = RestoreRun
 
     def __init__(self, ctx):  # pylint: disable=super-init-not-called
-        Resource.__init__(self, ctx)  # the import's own checks are about src and disks, which a restore has not
+        # not the import's __init__: its checks are about src and disks, which a restore has not
+        self.ctx = ctx
+        self.params = ctx.params
         if self.params.get("disk_format") not in (None, "qcow2", "raw"):
             raise InvalidInputError("disk_format must be qcow2 or raw")
         if not self.params.get("name"):

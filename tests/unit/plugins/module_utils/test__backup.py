@@ -188,8 +188,8 @@ def fake_points(tmp_path, *manifests):
     (dict(points=[]), "full", "no point yet"),
 ])
 def test_decide_mode(tmp_path, change, mode, text):
-    points = fake_points(tmp_path, manifest("p1", "full", epoch=1), manifest("p2", "incremental", "p1",
-                                                                              "virtops-backup-p2", epoch=2))
+    points = fake_points(tmp_path, manifest("p1", "full", epoch=1),
+                         manifest("p2", "incremental", "p1", "virtops-backup-p2", epoch=2))
     opts = check_params(params(repository="/r"))
     got, _parent, why = decide_mode(opts, facts(change.pop("points", points), **change), now=3)
     assert got == mode
@@ -197,8 +197,8 @@ def test_decide_mode(tmp_path, change, mode, text):
 
 
 def test_decide_mode_full_every_and_age(tmp_path):
-    points = fake_points(tmp_path, manifest("p1", "full", epoch=1), manifest("p2", "incremental", "p1",
-                                                                              "virtops-backup-p2", epoch=2))
+    points = fake_points(tmp_path, manifest("p1", "full", epoch=1),
+                         manifest("p2", "incremental", "p1", "virtops-backup-p2", epoch=2))
     got = decide_mode(check_params(params(repository="/r", full_every=2)), facts(points), now=3)
     assert got[0] == "full" and "full_every=2" in got[2]
     got = decide_mode(check_params(params(repository="/r", full_max_age_days=1)), facts(points), now=1 + 86400)
