@@ -507,3 +507,32 @@ def test_qcow2_version_2_disks_get_no_checkpoint(test_conn, tmp_path):
         assert "qcow2 version 2" in chain_problem(facts_)
     finally:
         dom.undefine()
+
+
+def test_snapshot_revert_is_refused_while_checkpoints_exist():
+    from ansible_collections.virtops.libvirt.plugins.module_utils._snapshot import checks as _snapshot_checks
+
+    class Checkpoint:
+        def getName(self):
+            return "virtops-backup-p3"
+
+    class Dom:
+        def __init__(self, checkpoints):
+            self.checkpoints = checkpoints
+
+        def listAllCheckpoints(self, _flags):
+            if self.checkpoints is None:
+                raise libvirt.libvirtError("this function is not supported by the connection driver")
+            return self.checkpoints
+
+    class Conn:
+        def __init__(self, dom):
+            self.dom = dom
+
+        def lookupByName(self, _name):
+            return self.dom
+
+    with pytest.raises(ConflictError, match="has checkpoint.*virtops-backup-p3.*refuses to revert"):
+        _snapshot_checks.refuse_revert_with_checkpoints(Conn(Dom([Checkpoint()])), "web1", "s1")
+    _snapshot_checks.refuse_revert_with_checkpoints(Conn(Dom([])), "web1", "s1")
+    _snapshot_checks.refuse_revert_with_checkpoints(Conn(Dom(None)), "web1", "s1")
