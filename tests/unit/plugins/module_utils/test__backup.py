@@ -536,3 +536,62 @@ def test_snapshot_revert_is_refused_while_checkpoints_exist():
         _snapshot_checks.refuse_revert_with_checkpoints(Conn(Dom([Checkpoint()])), "web1", "s1")
     _snapshot_checks.refuse_revert_with_checkpoints(Conn(Dom([])), "web1", "s1")
     _snapshot_checks.refuse_revert_with_checkpoints(Conn(Dom(None)), "web1", "s1")
+
+
+FULL_SCRIPT = r"""
+import json, os, subprocess, sys
+from ansible_collections.virtops.libvirt.plugins.module_utils._backup.backup import BackupResource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import VirtopsError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
+
+def run_argv(argv, **_):
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+image, repo = sys.argv[1], sys.argv[2]
+conn = Connection("test:///default").open()
+dom = conn.defineXML("<domain type='test'><name>virtops-bk-full</name><memory unit='MiB'>64</memory>"
+                     "<os><type>hvm</type></os><devices><disk type='file' device='disk'><driver name='qemu' "
+                     "type='qcow2'/><source file='%s'/><target dev='vda' bus='virtio'/></disk></devices></domain>" % image)
+params = dict(uri="test:///default", vm="virtops-bk-full", repository=repo, point="p1", mode="auto", full_every=None,
+              full_max_age_days=None, compression="none", quiesce=False, retention=None, state="present", timeout=None,
+              progress_file=None)
+out = {}
+try:
+    reconcile(BackupResource(Context(conn=conn, params=params, run_command=run_argv)))
+    out["error"] = None
+except VirtopsError as exc:
+    out.update(error=exc.kind, msg=exc.msg)
+out["left"] = sorted(os.path.relpath(os.path.join(d, n), repo) for d, ds, fs in os.walk(repo) for n in ds + fs)
+dom.undefine()
+print(json.dumps(out))
+"""
+
+
+def test_a_full_repository_is_left_as_it_was(tmp_path):
+    """A 4 MiB tmpfs, mounted in a private mount namespace (unshare) only the child process sees."""
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/unshare"):
+        pytest.skip("needs root and unshare to mount a small file system in a private mount namespace")
+    image = str(tmp_path / "vda.qcow2")
+    with open(str(tmp_path / "noise"), "wb") as handle:
+        handle.write(os.urandom(12 * MiB))
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(tmp_path / "noise"), image], check=True)
+    small = tmp_path / "small"
+    small.mkdir()
+    script = tmp_path / "full.py"
+    script.write_text(FULL_SCRIPT)
+    import sys
+    shell = "mount -t tmpfs -o size=4m virtops-bk-full %s && mkdir %s/repo && exec %s %s %s %s/repo" % (
+        small, small, sys.executable, script, image, small)
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", shell],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ), check=False)
+    if proc.returncode != 0 and b"mount" in proc.stderr and not proc.stdout:
+        pytest.skip("cannot mount a tmpfs here: %s" % proc.stderr.decode())
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    assert out["error"] == "no_space", out
+    assert "is full" in out["msg"] and "No space left on device" in out["msg"]
+    assert out["left"] == ["virtops-bk-full"], out  # the VM's directory, empty: no temporary point left
+    assert os.listdir(str(small)) == []  # the tmpfs was never visible here
