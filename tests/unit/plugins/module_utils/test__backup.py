@@ -595,3 +595,16 @@ def test_a_full_repository_is_left_as_it_was(tmp_path):
     assert "is full" in out["msg"] and "No space left on device" in out["msg"]
     assert out["left"] == ["virtops-bk-full"], out  # the VM's directory, empty: no temporary point left
     assert os.listdir(str(small)) == []  # the tmpfs was never visible here
+
+
+def test_restore_in_place_needs_force_and_keeps_the_uuid(test_conn, chain, monkeypatch):
+    monkeypatch.setattr(_vm_import, "upload_file", lambda conn, vol, path, sparse: None)
+    uuid = test_conn.lookupByName(VM).UUIDString()
+    untouched = restore(test_conn, repository=chain["repo"], point="p1")
+    assert not untouched["changed"] and untouched["point"] is None  # the VM exists: nothing without force
+    done = restore(test_conn, repository=chain["repo"], point="p1", force=True)
+    assert done["changed"] and done["replaced"] and done["point"]["name"] == "p1"
+    dom = test_conn.lookupByName(VM)
+    assert dom.UUIDString() == uuid
+    assert "/default-pool/%s-vda.qcow2" % VM in dom.XMLDesc(0)
+    test_conn.storagePoolLookupByName(POOL).storageVolLookupByName("%s-vda.qcow2" % VM).delete(0)
