@@ -54,7 +54,9 @@ options:
     description:
       - The repository directory on the hypervisor (absolute path). It and the VM's directory in it are created
         when missing (mode 0700; 0711 while a running VM's job writes into it, so that QEMU reaches the files).
-      - For a running VM, QEMU writes the files itself, so the path must be the same for QEMU as for the module.
+      - For a running VM, QEMU writes the files itself, so the path must be the same for QEMU as for the module, and
+        QEMU's user must be able to search the repository and the VM's directory (directories the module creates for a
+        running VM get mode 0711).
     type: path
     required: true
   point:

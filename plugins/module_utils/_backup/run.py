@@ -63,6 +63,8 @@ class BackupRun:
         self.started = time.time()
         self.warnings = []
         self.removed_checkpoints = []
+        #: the point is in place: a later step that fails (retention) must not take its checkpoint away
+        self.committed = False
 
     def guard(self, action):
         def run():
@@ -86,6 +88,7 @@ class BackupRun:
         try:
             if not os.path.isdir(self.opts["repository"]):
                 os.makedirs(self.opts["repository"], DIR_MODE)
+                os.chmod(self.opts["repository"], JOB_DIR_MODE if self.source["active"] else DIR_MODE)
             if not os.path.isdir(vm_dir):
                 os.mkdir(vm_dir, DIR_MODE)
                 os.chmod(vm_dir, JOB_DIR_MODE if self.source["active"] else DIR_MODE)
@@ -99,8 +102,10 @@ class BackupRun:
         self.progress.set_phase("starting")
 
     def cleanup(self):
-        """The undo of the run: the temporary directory goes."""
+        """The undo of the run: the temporary directory goes (a point already in place stays)."""
         _repo.remove_tree(self.tmp_dir)
+        if self.committed:
+            return
         self.progress.finish(False, str(self.error) if self.error is not None else "failed")
         self._restore_signals()
 
@@ -157,7 +162,7 @@ class BackupRun:
         """Abort the job if it still runs and delete the checkpoint this run made."""
         dom = self.source["dom"]
         _job.abort_job(dom)
-        if self.checkpoint_made:
+        if self.checkpoint_made and not self.committed:
             _job.delete_checkpoint(dom, self.checkpoint)
             self.checkpoint_made = False
 
@@ -264,6 +269,7 @@ class BackupRun:
         if os.path.lexists(self.final_dir):
             raise BackendError("point %s appeared in %s while this run wrote it" % (self.point, self.final_dir))
         os.rename(self.tmp_dir, self.final_dir)
+        self.committed = True
         fsync_dir(os.path.dirname(self.final_dir))
         self.progress.finish(True)
         self._restore_signals()
