@@ -271,33 +271,13 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._backup.backup import BackupResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._backup.kind import BACKUP
+
+ARGUMENT_SPEC = BACKUP.argument_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            COMMON_ARGS,
-            vm=dict(type="str", required=True),
-            repository=dict(type="path", required=True),
-            point=dict(type="str"),
-            mode=dict(type="str", default="auto", choices=["auto", "full", "incremental"]),
-            full_every=dict(type="int"),
-            full_max_age_days=dict(type="int"),
-            compression=dict(type="str", default="none", choices=["none", "zstd", "gzip"]),
-            quiesce=dict(type="bool", default=False),
-            retention=dict(type="dict", options=dict(
-                keep_last=dict(type="int"), keep_daily=dict(type="int"), keep_weekly=dict(type="int"),
-                keep_monthly=dict(type="int"))),
-            state=dict(type="str", default="present", choices=["present", "pruned"]),
-            timeout=dict(type="int"),
-            progress_file=dict(type="path"),
-        ),
-        supports_check_mode=True,
-    )
-    run_resource(module, BackupResource)
+    BACKUP.run(AnsibleModule(**BACKUP.module_kwargs()))
 
 
 if __name__ == "__main__":

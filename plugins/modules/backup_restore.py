@@ -161,30 +161,13 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._backup.restore import RestoreResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._backup.restore_kind import BACKUP_RESTORE
+
+ARGUMENT_SPEC = BACKUP_RESTORE.argument_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            COMMON_ARGS,
-            repository=dict(type="path", required=True),
-            vm=dict(type="str", required=True),
-            point=dict(type="str"),
-            before=dict(type="str"),
-            name=dict(type="str"),
-            pool=dict(type="str", default="default"),
-            disk_format=dict(type="str", choices=["qcow2", "raw"]),
-            state=dict(type="str", default="present", choices=["present", "running"]),
-            force=dict(type="bool", default=False),
-            tmp_dir=dict(type="path"),
-        ),
-        mutually_exclusive=[("point", "before")],
-        supports_check_mode=True,
-    )
-    run_resource(module, RestoreResource)
+    BACKUP_RESTORE.run(AnsibleModule(**BACKUP_RESTORE.module_kwargs()))
 
 
 if __name__ == "__main__":

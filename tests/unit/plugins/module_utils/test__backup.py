@@ -608,3 +608,20 @@ def test_restore_in_place_needs_force_and_keeps_the_uuid(test_conn, chain, monke
     assert dom.UUIDString() == uuid
     assert "/default-pool/%s-vda.qcow2" % VM in dom.XMLDesc(0)
     test_conn.storagePoolLookupByName(POOL).storageVolLookupByName("%s-vda.qcow2" % VM).delete(0)
+
+
+def test_the_kinds_validate_what_the_modules_take():
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup.kind import BACKUP
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup.restore_kind import BACKUP_RESTORE
+
+    def validate(kind, given):
+        kwargs = dict((k, v) for k, v in kind.module_kwargs().items() if k != "supports_check_mode")
+        return ArgumentSpecValidator(**kwargs).validate(given)
+
+    result = validate(BACKUP, dict(vm="a", repository="/r", retention=dict(keep_last=2)))
+    assert not result.error_messages
+    assert result.validated_parameters["mode"] == "auto" and result.validated_parameters["compression"] == "none"
+    assert BACKUP.needs_libvirt(dict(state="present")) and not BACKUP.needs_libvirt(dict(state="pruned"))
+    assert validate(BACKUP_RESTORE, dict(repository="/r", vm="a", point="p", before="2026-12-01")).error_messages
+    assert not validate(BACKUP_RESTORE, dict(repository="/r", vm="a", point="p")).error_messages
