@@ -261,7 +261,7 @@ def test_generated_names_and_retention(test_conn, stopped_vm):
     predicted = run(test_conn, check=True, repository=repo, state="pruned", retention=dict(keep_last=1))
     assert predicted["changed"] and predicted["removed"] == ["a", "b"]
     assert sorted(os.listdir(os.path.join(repo, VM))) == ["a", "b", "c"]
-    pruned = run(test_conn, repository=repo, state="pruned", retention=dict(keep_last=1))
+    pruned = run(None, repository=repo, state="pruned", retention=dict(keep_last=1))  # no libvirt connection
     assert pruned["removed"] == ["a", "b"] and pruned["points"] == ["c"]
     assert not run(test_conn, repository=repo, state="pruned", retention=dict(keep_last=1))["changed"]
     made = run(test_conn, repository=repo, retention=dict(keep_last=2))
