@@ -145,6 +145,7 @@ def begin(dom, xml, cp_xml, quiesce):
 def wait(dom, on_bytes=None, timeout=None, sleep=time.sleep, clock=time.monotonic):
     """Wait for the backup job to end; ``on_bytes(done, total)`` while it runs.  A failed job raises."""
     deadline = None if not timeout else clock() + timeout
+    delay = 0.02  # a small incremental job ends within milliseconds: poll fast first, then every 0.5 s
     while True:
         try:
             stats = dom.jobStats(0)
@@ -159,7 +160,8 @@ def wait(dom, on_bytes=None, timeout=None, sleep=time.sleep, clock=time.monotoni
                 on_bytes(int(done), int(total))
         if deadline is not None and clock() > deadline:
             raise OperationTimeoutError("the backup job of VM '%s' did not end within %s s" % (dom.name(), timeout))
-        sleep(0.5)
+        sleep(delay)
+        delay = min(delay * 2, 0.5)
     with libvirt_errors("reading the finished backup job of VM '%s'" % dom.name()):
         done = dom.jobStats(_STATS_COMPLETED)
     if done.get("operation") not in (None, _OPERATION_BACKUP):

@@ -625,3 +625,68 @@ def test_the_kinds_validate_what_the_modules_take():
     assert BACKUP.needs_libvirt(dict(state="present")) and not BACKUP.needs_libvirt(dict(state="pruned"))
     assert validate(BACKUP_RESTORE, dict(repository="/r", vm="a", point="p", before="2026-12-01")).error_messages
     assert not validate(BACKUP_RESTORE, dict(repository="/r", vm="a", point="p")).error_messages
+
+
+class FakeJobDomain:
+    """jobStats of a backup job that runs for ``polls`` polls and then ends as ``completed`` says."""
+
+    def __init__(self, polls, completed):
+        self.polls = polls
+        self.completed = completed
+        self.seen = []
+
+    def name(self):
+        return "web1"
+
+    def jobStats(self, flags=0):
+        if flags:
+            return self.completed
+        if self.polls > 0:
+            self.polls -= 1
+            return dict(type=2, operation=9, disk_processed=50, disk_total=100)
+        return dict(type=0)
+
+
+@pytest.mark.parametrize("completed,error", [
+    (dict(type=3, operation=9, success=True), None),
+    (dict(type=4, operation=9, success=False, errmsg="No space left on device"), "No space left on device"),
+    (dict(type=5, operation=9, success=False), "failed"),
+    (dict(type=3, operation=1, success=True), "vanished"),
+])
+def test_job_wait(completed, error):
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup import job as _job
+    from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError
+    dom = FakeJobDomain(3, completed)
+    sleeps, progress = [], []
+    if error is None:
+        _job.wait(dom, lambda done, total: progress.append((done, total)), sleep=sleeps.append)
+        assert progress == [(50, 100)] * 3
+        assert sleeps == [0.02, 0.04, 0.08]
+    else:
+        with pytest.raises(BackendError, match=error):
+            _job.wait(dom, sleep=sleeps.append)
+
+
+def test_job_xml_lists_every_disk():
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup import job as _job
+    xml = _job.backup_xml([("vda", "/r/x/vda.qcow2")], ["sda"], incremental="virtops-backup-p1")
+    assert xml == ("<domainbackup mode=\"push\"><incremental>virtops-backup-p1</incremental><disks>"
+                   "<disk name=\"vda\" backup=\"yes\" type=\"file\"><target file=\"/r/x/vda.qcow2\"/>"
+                   "<driver type=\"qcow2\"/></disk><disk name=\"sda\" backup=\"no\"/></disks></domainbackup>")
+    cp = _job.checkpoint_xml("virtops-backup-p2", ["vda"], ["sda"])
+    assert "<disk name=\"vda\" checkpoint=\"bitmap\"/>" in cp and "<disk name=\"sda\" checkpoint=\"no\"/>" in cp
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/virt-xml-validate"), reason="virt-xml-validate is not installed")
+@pytest.mark.parametrize("kind", ["domainbackup", "domaincheckpoint"])
+def test_job_xml_passes_libvirt_schemas(tmp_path, kind):
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup import job as _job
+    if kind == "domainbackup":
+        text = _job.backup_xml([("vda", "/r/x/vda.qcow2"), ("vdb", "/r/x/vdb.qcow2")], ["sda"], "virtops-backup-p1")
+    else:
+        text = _job.checkpoint_xml("virtops-backup-p2", ["vda", "vdb"], ["sda"])
+    path = tmp_path / ("%s.xml" % kind)
+    path.write_text(text)
+    proc = subprocess.run(["/usr/bin/virt-xml-validate", str(path), kind], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, check=False)
+    assert proc.returncode == 0, proc.stderr.decode() + proc.stdout.decode()
