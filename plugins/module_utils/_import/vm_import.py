@@ -205,6 +205,8 @@ class ImportRun:
 
 class ImportResource(Resource):
     kind = "vm_import"
+    #: the run of one import (``backup_restore`` brings its own, which flattens a backup chain first)
+    run_class = ImportRun
 
     def __init__(self, ctx):
         super(ImportResource, self).__init__(ctx)
@@ -298,7 +300,7 @@ class ImportResource(Resource):
                 plan.include(self._vm(state="running"))
             return Outcome(source=self._source_view(), run=None)
         src = self._load()
-        run = self._run = ImportRun(self.ctx, src, self._qemu_img(), self._pool_name())
+        run = self._run = self.run_class(self.ctx, src, self._qemu_img(), self._pool_name())
         self._resolve_pool(run)
         old_steps, old_owned = None, []
         if current is not None:

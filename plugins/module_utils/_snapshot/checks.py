@@ -69,6 +69,20 @@ def creation(conn, params, vm_name, model, current):
     return memory, build_snapshot_xml(p["name"], p.get("description"), memory=memory, disks=disks), flags
 
 
+def refuse_revert_with_checkpoints(conn, vm_name, name):
+    """A VM with checkpoints (backup's persistent dirty bitmaps) cannot go back to an internal snapshot:
+    QEMU 7.2 refuses ("Device has active dirty bitmaps") and the VM is left stopped."""
+    try:
+        names = sorted(cp.getName() for cp in conn.lookupByName(vm_name).listAllCheckpoints(0))
+    except libvirt.libvirtError:
+        return  # a driver without checkpoints
+    if names:
+        raise ConflictError("VM %s has checkpoint(s) %s (made by backups): QEMU refuses to revert to the internal "
+                            "snapshot %s while the disks carry their dirty bitmaps, and stops the VM. Delete the "
+                            "checkpoints while the VM runs (virsh checkpoint-delete), or restore a backup point with "
+                            "backup_restore" % (vm_name, ", ".join(names), name), checkpoints=names)
+
+
 def overlay_path(conn, vm_name, name, disk):
     """The overlay file of ``disk`` in the disk-only snapshot ``name``, beside the disk's file."""
     directory = disk["path"].rsplit("/", 1)[0] if "/" in disk["path"] else "."

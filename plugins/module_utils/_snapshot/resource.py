@@ -264,6 +264,8 @@ class SnapshotResource(Resource):
         wanted = self.params.get("revert_state") or facts["vm_state"]
         if facts["current"] and current["reverted_to"] == self.name and current["vm_state"] == wanted:
             return
+        if not facts["external"]:
+            _checks.refuse_revert_with_checkpoints(self.ctx.conn, self.vm_name, self.name)
         plan.add("revert VM %s to snapshot %s (%s)" % (self.vm_name, self.name, wanted),
                  calls.revert(self.name, wanted, facts["memory"]))
 
