@@ -36,6 +36,10 @@ def build_volume_xml(name, capacity, fmt, allocation=None, backing_path=None, ba
         _xml.sub(root, "allocation", int(allocation), attrs={"unit": "bytes"})
     target = _xml.sub(root, "target")
     _xml.sub(target, "format", attrs={"type": fmt})
+    if fmt == "qcow2":
+        # libvirt 9.0 writes qcow2 version 2 (compat 0.10) unless told; version 3 holds the persistent
+        # dirty bitmaps that incremental backups (checkpoints) need.
+        _xml.sub(target, "compat", "1.1")
     if backing_path:
         backing = _xml.sub(root, "backingStore")
         _xml.sub(backing, "path", backing_path)

@@ -167,6 +167,9 @@ def test_empty_volume_xml_validates(tmp_path):
     model = parse_volume_xml(_xml.to_string(node))
     assert model["name"] == "a.qcow2" and model["capacity"] == 64 * MiB and model["format"] == "qcow2"
     assert model["allocation"] == 0 and model["backing_path"] is None
+    # qcow2 version 3, which holds the dirty bitmaps of incremental backups; raw has no such thing
+    assert node.findtext("target/compat") == "1.1"
+    assert build_volume_xml("r.raw", MiB, "raw").find("target/compat") is None
 
 
 def test_overlay_xml_validates_and_escapes(tmp_path):
