@@ -16,7 +16,8 @@ returns and compares) with the facts of :func:`_runtime.runtime_facts` merged in
 * each interface: ``target`` (the host device, ``vnet0``, while it runs; the definition's, usually
   None, while it does not) and, with addresses,
   ``addresses``; the VM gets ``addresses`` (every interface the source reports, guest-internal
-  ones included) and ``ip``, as ``vm`` returns them with ``wait_for_ip``.
+  ones included) and ``ip``, as ``vm`` returns them with ``wait_for_ip``;
+* with ``statistics``: ``statistics`` of each running VM over ``interval`` seconds (:mod:`.stats`).
 
 The definition is read without ``VIR_DOMAIN_XML_SECURE``, so libvirt leaves graphics passwords
 out of it; :func:`view.vm_view` drops the (then empty) password key.
@@ -32,6 +33,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import mod
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import runtime_facts as _runtime
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import stats as _stats
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
@@ -80,6 +82,8 @@ def _options(params):
         ip_source=source,
         agent_timeout=timeout,
         xml=bool(params.get("xml")),
+        statistics=bool(params.get("statistics")),
+        interval=timeout_seconds(params.get("interval"), "interval", 1),
     )
 
 
@@ -182,6 +186,7 @@ def gather_vm_info(ctx):
     conn = ctx.conn
     opts = _options(ctx.params)
     vms = []
+    first = _stats.sample(conn) if opts["statistics"] else None
     for dom in _domains(conn, opts):
         try:
             if opts["states"] is not None:
@@ -195,5 +200,7 @@ def gather_vm_info(ctx):
             continue  # removed while we looked
         if vm is not None:
             vms.append(vm)
+    if first is not None:
+        _stats.add_statistics(conn, vms, first, opts["interval"])
     vms.sort(key=lambda v: v["name"])
     return dict(changed=False, vms=vms)
