@@ -109,7 +109,7 @@ host:
         memory:
           description:
             - Host memory in bytes (C(virNodeGetMemoryStats)); null when the driver does not report it.
-              RV(host.statistics.memory.used) is what is neither free nor buffers nor page cache.
+              Its C(used) is what is neither free nor buffers nor page cache.
           type: dict
           sample: {total: 16777216000, free: 2147483648, buffers: 104857600, cached: 4294967296,
                    used: 10229907456, used_percent: 60.98}

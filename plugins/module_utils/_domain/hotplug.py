@@ -208,7 +208,8 @@ def _detach_step(vm, key, dev, timeout, saved=None, rollback=False):
                     raise OperationTimeoutError(
                         "%s of VM %s: the guest did not release it within %d s (hotplug_timeout); %s; QEMU keeps the "
                         "unplug request: if the guest completes it later, run the task again to remove the device from "
-                        "the definition too" % (what, vm.name, timeout, "it stays in the running VM" if rollback else "the definition still has it, as the running VM does"))
+                        "the definition too" % (what, vm.name, timeout, "it stays in the running VM" if rollback
+                                                else "the definition still has it, as the running VM does"))
                 time.sleep(0.5)
 
     return call
