@@ -25,7 +25,25 @@ extends_documentation_fragment:
   - virtops.libvirt.common
   - virtops.libvirt.common.actiongroup
   - virtops.libvirt.common.info_module
-options: {}
+options:
+  statistics:
+    description:
+      - Also return RV(host.statistics), the use of the hypervisor's CPUs over O(interval) seconds, its memory
+        use and its load average.
+      - The task then takes at least O(interval) seconds.
+    type: bool
+    default: false
+  interval:
+    description:
+      - Seconds between the two samples of the host's CPU counters with O(statistics=true); a positive number.
+    type: float
+    default: 1
+notes:
+  - The load average is read from C(/proc/loadavg) when O(uri) is local (the module runs on the
+    hypervisor); libvirt has no call for it, so it is null for a remote URI.
+seealso:
+  - ref: ansible_collections.virtops.libvirt.docsite.guide_monitoring
+    description: Sampling every VM and the hosts, and feeding the numbers to Prometheus, Telegraf or Grafana.
 """
 
 EXAMPLES = r"""
@@ -43,6 +61,17 @@ EXAMPLES = r"""
   loop: "{{ groups['hypervisors'] }}"
   delegate_to: localhost
   register: hypervisors
+
+- name: CPU and memory use of the hypervisor over 5 seconds, and its load average
+  virtops.libvirt.host_info:
+    statistics: true
+    interval: 5
+  register: usage
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "CPU {{ usage.host.statistics.cpu_percent }} %, memory {{ usage.host.statistics.memory.used_percent }} %,
+      load {{ usage.host.statistics.load_average }}"
 """
 
 RETURN = r"""
@@ -51,6 +80,39 @@ host:
   returned: success
   type: dict
   contains:
+    statistics:
+      description:
+        - With O(statistics=true) only. Counters of the hypervisor as libvirt reports them.
+      returned: when O(statistics=true)
+      type: dict
+      contains:
+        interval:
+          description: Seconds between the two CPU samples, measured.
+          type: float
+          sample: 1.002
+        cpu_percent:
+          description:
+            - Percent of the time of all host CPUs that was busy (neither idle nor waiting for I/O) during
+              RV(host.statistics.interval).
+          type: float
+          sample: 37.5
+        iowait_percent:
+          description: Percent of the CPU time spent waiting for I/O during RV(host.statistics.interval).
+          type: float
+          sample: 0.8
+        load_average:
+          description:
+            - The 1, 5 and 15 minute load averages of the hypervisor (C(/proc/loadavg)); null for a remote O(uri).
+          type: list
+          elements: float
+          sample: [0.52, 0.61, 0.7]
+        memory:
+          description:
+            - Host memory in bytes (C(virNodeGetMemoryStats)); null when the driver does not report it.
+              Its C(used) is what is neither free nor buffers nor page cache.
+          type: dict
+          sample: {total: 16777216000, free: 2147483648, buffers: 104857600, cached: 4294967296,
+                   used: 10229907456, used_percent: 60.98}
     hostname:
       description: Host name reported by libvirt.
       type: str
@@ -264,7 +326,10 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner impor
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(COMMON_ARGS), supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=dict(COMMON_ARGS, statistics=dict(type="bool", default=False), interval=dict(type="float", default=1)),
+        supports_check_mode=True,
+    )
     run_module(module, gather_host_info)
 
 

@@ -22,7 +22,10 @@ description:
     every setting you did not specify are kept.
   - A running VM takes some changes at once (live) as well as in its definition. These are memory up
     to O(max_memory) (balloon), vCPUs up to O(max_vcpus), CD-ROM media, disk growth, O(title),
-    O(description), O(tags) and O(metadata). Any other change waits for the next boot and the module
+    O(description), O(tags) and O(metadata), and disks, CD-ROM drives and NICs added or removed
+    (hot-plug; a removal waits up to O(hotplug_timeout) for the guest to release the device). The table
+    R(What a running VM takes live,ansible_collections.virtops.libvirt.docsite.guide_behaviour.live)
+    lists every change and its conditions. Any other change waits for the next boot and the module
     returns RV(reboot_required=true), on this run and on later runs until the VM was restarted. With
     O(apply=restart) the module restarts the VM itself.
   - New disks can be new volumes made for the VM (empty, or linked clones of a base image with
@@ -467,6 +470,15 @@ options:
     description: Seconds to wait for an ACPI shutdown (O(state=stopped), restarts); a positive number.
     type: int
     default: 120
+  hotplug_timeout:
+    description:
+      - Seconds to wait for the guest of a running VM to release a disk, CD-ROM drive or NIC that is
+        removed live; a positive number.
+      - When the guest does not release it in time (paused, hung, no hot-plug support), the task fails
+        with RV(ignore:error_kind=timeout) and the device stays in the definition as it stays in the
+        running VM.
+    type: int
+    default: 60
   force:
     description: Power the VM off when it does not shut down within O(shutdown_timeout).
     type: bool

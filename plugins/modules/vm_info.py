@@ -88,12 +88,29 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
+  statistics:
+    description:
+      - Also return RV(vms[].statistics) of each running VM over O(interval) seconds. This covers CPU use in
+        percent, balloon memory, and per disk and per NIC counters with their rates.
+      - The numbers of all VMs of the hypervisor come from two calls of libvirt (C(virConnectGetAllDomainStats)),
+        one before and one O(interval) seconds after the VMs are read, whatever the number of VMs. The task
+        takes at least O(interval) seconds.
+    type: bool
+    default: false
+  interval:
+    description:
+      - Seconds between the two samples with O(statistics=true); a positive number. CPU percent and rates are
+        averages over the measured time, RV(vms[].statistics.interval).
+    type: float
+    default: 1
 notes:
   - RV(vms[].uptime_seconds) is known only when the module runs on the hypervisor and O(uri) is a
     local C(qemu://) URI (it is read from the QEMU process); otherwise it is null.
 seealso:
   - module: virtops.libvirt.vm
   - module: virtops.libvirt.host_info
+  - ref: ansible_collections.virtops.libvirt.docsite.guide_monitoring
+    description: Sampling every VM and the hosts, and feeding the numbers to Prometheus, Telegraf or Grafana.
 """
 
 EXAMPLES = r"""
@@ -134,6 +151,18 @@ EXAMPLES = r"""
     name: web1
     guest_info: true
   register: inside
+
+- name: CPU, memory, disk and network use of every running VM over 5 seconds
+  virtops.libvirt.vm_info:
+    state: [running]
+    addresses: false
+    statistics: true
+    interval: 5
+  register: usage
+
+- name: The VMs that used more than 80 % of their vCPUs
+  ansible.builtin.debug:
+    msg: "{{ usage.vms | selectattr('statistics.cpu_percent', 'gt', 80) | map(attribute='name') | list }}"
 
 - name: Connect a VNC viewer here
   ansible.builtin.debug:
@@ -381,6 +410,57 @@ vms:
       description: Why RV(vms[].guest) is null (no agent channel, agent not connected, VM not running), or null.
       returned: when O(guest_info=true)
       type: str
+    statistics:
+      description:
+        - Run-time statistics over RV(vms[].statistics.interval) seconds (libvirt's C(virsh domstats)); null
+          for a VM that is not running or paused. A counter libvirt does not report (no balloon driver in
+          the guest, a CD-ROM drive without medium) is null, and so is its rate.
+      returned: when O(statistics=true)
+      type: dict
+      contains:
+        interval:
+          description: Seconds between the two samples, measured.
+          type: float
+          sample: 1.004
+        cpu_percent:
+          description:
+            - CPU use of the VM during the interval in percent of its vCPUs (100 means all its vCPUs were busy
+              all the time), from the growth of its CPU time.
+          type: float
+          sample: 12.5
+        cpu_time_ns:
+          description: CPU time the VM has used, in nanoseconds.
+          type: int
+        vcpus:
+          description: vCPUs the VM runs with.
+          type: int
+        memory:
+          description:
+            - Memory of the VM in bytes as the balloon reports it. C(current) and C(maximum) are known for every
+              VM; C(available), C(usable) and C(unused) are what the guest's balloon driver reports; C(rss) is
+              the resident memory of the QEMU process on the host.
+          type: dict
+          sample: {"current": 536870912, "maximum": 536870912, "available": 503316480, "usable": 352321536,
+                   "unused": 301989888, "rss": 412876800}
+        disks:
+          description:
+            - One entry per disk and CD-ROM drive (C(target)), with C(read_bytes), C(write_bytes), C(read_ops)
+              and C(write_ops) since the VM started, and each as a rate over the interval
+              (C(read_bytes_per_second), ...).
+          type: list
+          elements: dict
+          sample: [{"target": "vda", "read_bytes": 104857600, "write_bytes": 52428800, "read_ops": 2500,
+                    "write_ops": 900, "read_bytes_per_second": 0.0, "write_bytes_per_second": 1048576.0,
+                    "read_ops_per_second": 0.0, "write_ops_per_second": 16.0}]
+        interfaces:
+          description:
+            - One entry per NIC (C(target), the host device), with C(rx_bytes), C(tx_bytes), C(rx_packets),
+              C(tx_packets), C(rx_errors), C(tx_errors), C(rx_drops) and C(tx_drops) since the VM started, and
+              each as a rate over the interval (C(rx_bytes_per_second), ...).
+          type: list
+          elements: dict
+          sample: [{"target": "vnet0", "rx_bytes": 1048576, "tx_bytes": 65536, "rx_packets": 900, "tx_packets": 300,
+                    "rx_bytes_per_second": 512.0, "tx_bytes_per_second": 128.0}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -403,6 +483,8 @@ def main():
             agent_timeout=dict(type="int", default=5),
             xml=dict(type="bool", default=False),
             guest_info=dict(type="bool", default=False),
+            statistics=dict(type="bool", default=False),
+            interval=dict(type="float", default=1),
         ),
         mutually_exclusive=[("name", "name_pattern")],
         supports_check_mode=True,

@@ -18,6 +18,7 @@ returns and compares) with the facts of :func:`_runtime.runtime_facts` merged in
   ``addresses``; the VM gets ``addresses`` (every interface the source reports, guest-internal
   ones included) and ``ip``, as ``vm`` returns them with ``wait_for_ip``;
 * with ``guest_info``: ``guest`` (:mod:`.guest_facts`, through the agent) and ``guest_error``.
+* with ``statistics``: ``statistics`` of each running VM over ``interval`` seconds (:mod:`.stats`).
 
 The definition is read without ``VIR_DOMAIN_XML_SECURE``, so libvirt leaves graphics passwords
 out of it; :func:`view.vm_view` drops the (then empty) password key.
@@ -34,6 +35,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import mod
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import runtime_facts as _runtime
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.guest_facts import guest_facts
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import stats as _stats
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
@@ -83,6 +85,8 @@ def _options(params):
         agent_timeout=timeout,
         xml=bool(params.get("xml")),
         guest_info=bool(params.get("guest_info")),
+        statistics=bool(params.get("statistics")),
+        interval=timeout_seconds(params.get("interval"), "interval", 1),
     )
 
 
@@ -187,6 +191,7 @@ def gather_vm_info(ctx):
     conn = ctx.conn
     opts = _options(ctx.params)
     vms = []
+    first = _stats.sample(conn) if opts["statistics"] else None
     for dom in _domains(conn, opts):
         try:
             if opts["states"] is not None:
@@ -200,5 +205,7 @@ def gather_vm_info(ctx):
             continue  # removed while we looked
         if vm is not None:
             vms.append(vm)
+    if first is not None:
+        _stats.add_statistics(conn, vms, first, opts["interval"])
     vms.sort(key=lambda v: v["name"])
     return dict(changed=False, vms=vms)

@@ -73,9 +73,10 @@ def plan_live_metadata(vm, live, definition, plan):
                           text, "virtops", _xml.VIRTOPS_NS, flags))
 
 
-def needs_reboot(vm, current, desired):
+def needs_reboot(vm, current, desired, handled=()):
     """(reboot, paths): whether the running guest differs from the definition in what cannot change
-    live, and the paths that differ (none are named for a definition given as ``xml``)."""
+    live, and the paths that differ (none are named for a definition given as ``xml``).  ``handled``:
+    the device paths (``disks.vdb``) this plan plugs in or out live (:mod:`.hotplug`)."""
     if desired.get("xml") is not None:
         if vm._xml_unchanged(current["_live"], desired):
             return False, []
@@ -89,6 +90,8 @@ def needs_reboot(vm, current, desired):
     live_cdroms = by_target(live["cdroms"])
     for path in pending:
         parts = path.split(".")
+        if ".".join(parts[:2]) in handled:
+            continue
         if parts[0] in LIVE_KEYS:
             if parts[0] == "memory" and definition["memory"] > live["max_memory"]:
                 blocking.append(path)

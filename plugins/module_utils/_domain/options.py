@@ -157,6 +157,7 @@ OPTIONS = [
     Option("xml"),
     Option("autostart", type="bool"),
     Option("shutdown_timeout", type="int", default=120, timeout=True),
+    Option("hotplug_timeout", type="int", default=60, timeout=True),
     Option("force", type="bool", default=False),
     Option("remove_storage", type="bool", default=False),
     Option("apply", default="config", choices=("config", "restart")),

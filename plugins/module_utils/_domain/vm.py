@@ -7,7 +7,8 @@
 Reads the saved and the live definition, resolves what the user asked for (pools, volumes,
 networks) into a model, compares only what was specified, and plans: volumes to create, the
 definition to write (keeping UUID, MACs and device addresses), what can change live (memory
-balloon, vCPUs, CD-ROM media, disk growth, metadata), and the run-state transition.  Whatever
+balloon, vCPUs, CD-ROM media, disk growth, metadata; disks, CD-ROM drives and NICs added or removed:
+:mod:`.hotplug`), and the run-state transition.  Whatever
 differs between the new definition and the running guest and cannot change live is reported as
 ``reboot_required`` (or applied by a restart with ``apply: restart``).
 
@@ -33,6 +34,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import com
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import addresses as _addresses
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import address_wait as _address_wait
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import hotplug as _hotplug
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import live as _live
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import ready as _ready
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
@@ -266,6 +268,8 @@ class VmResource(DefinedObjectResource):
         config_changed = [p for p in config_changed if not p.endswith(".size")]
         desired["_run"].volumes.plan(plan)
         start_xml, redefined = current["xml"], False
+        live = current["active"] and definition is not None and desired["state"] not in ("stopped", "restarted")
+        handled, attach = _hotplug.plan_hotplug(self, current, definition, plan, self._timeout("hotplug_timeout")) if live else ((), ())
         if config_changed:
             if desired.get("xml") is not None:
                 xml_text = self._definition_xml(desired, uuid=current["uuid"])
@@ -277,10 +281,12 @@ class VmResource(DefinedObjectResource):
                      lambda: self._define(xml_text), undo=lambda: self._define(old_xml))
         desired["_run"].volumes.plan_growth(current, desired, plan)
         active = current["active"]
-        if active and definition is not None and desired["state"] not in ("stopped", "restarted"):
+        if live:
+            _hotplug.plan_attach(self, attach, plan, self._timeout("hotplug_timeout"))
+            _hotplug.check_attach(self, start_xml, attach, set(desired["_run"].planned_names()) | self.paths_made)
             _live.plan_live(self, current, definition, diff, plan)
         if active:
-            reboot, pending = _live.needs_reboot(self, current, desired)
+            reboot, pending = _live.needs_reboot(self, current, desired, handled)
             outcome.reboot_required, outcome.pending_changes = reboot, pending
         self._plan_autostart(current, desired, diff, plan)
         self.power.plan_state(current, desired, plan, outcome, redefined)

@@ -10,6 +10,8 @@ __metaclass__ = type
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
+from ansible_collections.virtops.libvirt.plugins.module_utils._host import stats as _stats
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import (
     cpu_facts,
     guest_facts,
@@ -125,6 +127,8 @@ def network_facts(conn):
 def gather_host_info(ctx):
     """Everything ``host_info`` returns, as one dict (``changed`` is always False)."""
     conn = ctx.conn
+    interval = timeout_seconds(ctx.params.get("interval"), "interval", 1)
+    first = _stats.sample(conn) if ctx.params.get("statistics") else None
     caps = host_capabilities(conn)
     with libvirt_errors("reading host information"):
         node_info = conn.getInfo()
@@ -175,4 +179,6 @@ def gather_host_info(ctx):
         pools=pool_facts(conn),
         networks=network_facts(conn),
     )
+    if first is not None:
+        host["statistics"] = _stats.host_statistics(conn, ctx.uri, first, interval)
     return dict(changed=False, host=host)

@@ -62,7 +62,7 @@ def test_model_keys_derive_from_the_table():
     )
     assert _options.MODEL_OPTIONS == _options.DEFINITION_KEYS + ("cloud_init",)
     assert set(_options.LIVE_KEYS) == set(("memory", "vcpus", "title", "description", "tags", "metadata", "pinning"))
-    assert _options.TIMEOUTS == dict(shutdown_timeout=120, wait_for_ip_timeout=300, wait_for_timeout=600)
+    assert _options.TIMEOUTS == dict(shutdown_timeout=120, wait_for_ip_timeout=300, wait_for_timeout=600, hotplug_timeout=60)
     assert _options.STATES == ("present", "running", "stopped", "paused", "restarted", "absent")
     assert _options.SEED_KEYS == ("pool", "volume", "bus", "detach", "detach_timeout")
     assert _options.DETACH_TIMEOUT == 900
