@@ -295,6 +295,22 @@ options:
       boot_order:
         description: Network boot priority (1 first).
         type: int
+      filter:
+        description:
+          - The libvirt network filter (firewall rules, see the M(virtops.libvirt.nwfilter) module) of this
+            interface, with its parameters, for example V({name: clean-traffic, parameters: {IP: 192.168.210.10}}).
+          - V({name: ""}) removes the interface's filter. Without this option the filter is left as it is.
+          - On a running VM a changed filter or parameter is applied at once (a live device update), without a
+            restart.
+        type: dict
+        suboptions:
+          name:
+            description: Name of the network filter (V("") for none).
+            type: str
+            required: true
+          parameters:
+            description: The filter's parameters; a list gives a parameter several values.
+            type: dict
   graphics:
     description:
       - Graphical console. A new VM gets VNC listening on 127.0.0.1 with an automatic port.

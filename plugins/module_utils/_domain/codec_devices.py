@@ -211,6 +211,18 @@ def _fill_interface(node, nic):
         model.set("type", nic.get("model") or "virtio")
     if nic.get("boot_order") is not None:
         _boot_element(node, nic["boot_order"])
+    if nic.get("filter") is not None:
+        set_filterref(node, nic["filter"])
+
+
+def set_filterref(node, ref):
+    """The interface ``node``'s ``<filterref>`` as ``ref`` says (``name`` '' removes it)."""
+    _drop(node, "filterref")
+    if ref.get("name"):
+        found = _xml.sub(node, "filterref", attrs={"filter": ref["name"]})
+        for item in ref.get("parameters") or ():
+            name, _sep, value = item.partition("=")
+            _xml.sub(found, "parameter", attrs=dict(name=name, value=value))
 
 
 def _set_graphics(root, graphics):

@@ -135,7 +135,16 @@ def _interface_model(nic):
         mac=(_xml.find_attr(nic, "mac", "address") or "").lower() or None,
         boot_order=_boot_order(nic),
         target=_xml.find_attr(nic, "target", "dev"),
+        filter=filter_model(nic.find("filterref")),
     )
+
+
+def filter_model(node):
+    """An interface's ``<filterref>`` -> ``{name, parameters: ['NAME=value', ...]}`` (sorted), or None."""
+    if node is None:
+        return None
+    params = sorted("%s=%s" % (p.get("name"), p.get("value")) for p in node.findall("parameter"))
+    return dict(name=node.get("filter"), parameters=params)
 
 
 def _graphics_model(root):

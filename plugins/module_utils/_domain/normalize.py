@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._nwfilter.model import normalize_parameters, validate_name as validate_filter_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import parse_size
@@ -179,7 +180,19 @@ def _normalize_interface(nic, index):
         model=_choice(nic.get("model"), INTERFACE_MODELS, what + ".model"),
         mac=normalize_mac(nic.get("mac"), what + ".mac"),
         boot_order=_positive(nic.get("boot_order"), what + ".boot_order"),
+        filter=_normalize_filter(nic.get("filter"), what + ".filter"),
     )
+
+
+def _normalize_filter(ref, what):
+    """``{name, parameters: {IP: x}}`` -> ``{name, parameters: ['IP=x']}``; ``{name: ''}`` removes the filter."""
+    if ref is None:
+        return None
+    if not ref.get("name"):
+        return dict(name="", parameters=[])
+    validate_filter_name(ref["name"])
+    params = normalize_parameters(ref.get("parameters"), what + ".parameters")
+    return dict(name=ref["name"], parameters=sorted("%s=%s" % (k, v) for k, values in params.items() for v in values))
 
 
 def _normalize_cpu(cpu, vcpus, max_vcpus):

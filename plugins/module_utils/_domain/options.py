@@ -76,6 +76,7 @@ INTERFACE_OPTIONS = [
     Option("model", choices=INTERFACE_MODELS),
     Option("mac"),
     Option("boot_order", type="int"),
+    Option("filter", type="dict", suboptions=[Option("name", required=True), Option("parameters", type="dict")]),
 ]
 
 #: where the seed of ``cloud_init`` lives and how it is attached (its content options are the cloudinit module's)
