@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import _hostdev_address, _serial_model
 
@@ -105,8 +107,11 @@ def _fill_disk(dev, disk, device):
             driver.attrib.pop(key, None)
         else:
             driver.set(key, value)
+    old_encryption = next(iter(dev.iter("encryption")), None)
     if device == "cdrom" or disk.get("path") is not None or disk.get("volume"):
         _source_element(dev, disk.get("path"), disk.get("pool"), None if disk.get("path") else disk.get("volume"))
+    if disk.get("encryption") is not None or old_encryption is not None:
+        _set_encryption(dev, disk.get("encryption"), old_encryption)
     target = dev.find("target")
     if target is None:
         target = _xml.sub(dev, "target")
@@ -126,6 +131,22 @@ def _fill_disk(dev, disk, device):
     address = dev.find("address")
     if address is not None and (old_bus not in (None, disk["bus"]) or _address_bus(address) != _address_bus_for(disk["bus"])):
         dev.remove(address)
+
+
+def _set_encryption(dev, wanted, old):
+    """The disk's ``<encryption>``: ``wanted`` ({format, secret: UUID or a volume secret's usage}), or the old
+    element kept (a rewritten ``<source>`` drops its children), always inside ``<source>``."""
+    for node in list(dev.iter("encryption")):
+        node.getparent().remove(node)
+    src = dev.find("source")
+    if src is None:
+        return
+    if wanted is None:
+        src.append(old)
+        return
+    node = _xml.sub(src, "encryption", attrs={"format": wanted.get("format") or "luks"})
+    key = "uuid" if re.match(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", wanted["secret"]) else "usage"
+    _xml.sub(node, "secret", attrs={"type": "passphrase", key: wanted["secret"]})
 
 
 def _address_bus(address):

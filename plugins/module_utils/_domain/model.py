@@ -109,7 +109,17 @@ def _disk_model(disk):
         serial=_xml.find_text(disk, "serial"),
         readonly=disk.find("readonly") is not None,
         boot_order=_boot_order(disk),
+        encryption=_encryption_model(disk),
     )
+
+
+def _encryption_model(disk):
+    """A disk's LUKS ``<encryption>`` (under ``<source>`` or the disk) -> ``{format, secret}``, or None."""
+    node = next(iter(disk.iter("encryption")), None)
+    if node is None:
+        return None
+    secret = node.find("secret")
+    return dict(format=node.get("format"), secret=(secret.get("uuid") or secret.get("usage")) if secret is not None else None)
 
 
 _CDROM_MODEL_KEYS = ("target", "bus", "path", "pool", "volume", "boot_order")

@@ -142,7 +142,11 @@ def _normalize_disk(disk, index):
         serial=disk.get("serial"),
         readonly=disk.get("readonly"),
         boot_order=_positive(disk.get("boot_order"), what + ".boot_order"),
+        encryption=_normalize_encryption(disk.get("encryption"), what),
     )
+    if model["encryption"] is not None and (backing or model["format"] == "raw"):
+        raise InvalidInputError("%s.encryption: an encrypted disk is an existing LUKS-encrypted qcow2 volume (made with "
+                                "the volume module's encryption), not a new linked clone or a raw image" % what)
     if model["serial"] is not None and not re.match(r"^[A-Za-z0-9_.+-]{1,20}$", model["serial"]):
         raise InvalidInputError("%s.serial: %r must be 1-20 letters, digits or _.+-" % (what, model["serial"]))
     return model
@@ -182,6 +186,14 @@ def _normalize_interface(nic, index):
         boot_order=_positive(nic.get("boot_order"), what + ".boot_order"),
         filter=_normalize_filter(nic.get("filter"), what + ".filter"),
     )
+
+
+def _normalize_encryption(enc, what):
+    if enc is None:
+        return None
+    if not enc.get("secret"):
+        raise InvalidInputError("%s.encryption.secret: the libvirt secret (UUID, or a volume secret's usage) is missing" % what)
+    return dict(format=enc.get("format") or "luks", secret=enc["secret"])
 
 
 def _normalize_filter(ref, what):

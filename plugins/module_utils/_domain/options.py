@@ -57,6 +57,8 @@ DISK_OPTIONS = [
     Option("serial"),
     Option("readonly", type="bool"),
     Option("boot_order", type="int"),
+    Option("encryption", type="dict", suboptions=[Option("format", default="luks", choices=("luks",)),
+                                                  Option("secret", required=True)]),
 ]
 
 CDROM_OPTIONS = [
