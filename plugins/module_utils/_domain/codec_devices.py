@@ -11,9 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import re
-
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_element
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import _hostdev_address, _serial_model
 
 # The order of the top-level elements in libvirt's own output (its schema accepts any order, but
@@ -144,9 +143,7 @@ def _set_encryption(dev, wanted, old):
     if wanted is None:
         src.append(old)
         return
-    node = _xml.sub(src, "encryption", attrs={"format": wanted.get("format") or "luks"})
-    key = "uuid" if re.match(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", wanted["secret"]) else "usage"
-    _xml.sub(node, "secret", attrs={"type": "passphrase", key: wanted["secret"]})
+    src.append(encryption_element(wanted["secret"], wanted.get("format")))
 
 
 def _address_bus(address):

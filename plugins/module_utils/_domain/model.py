@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_of
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
@@ -109,17 +110,8 @@ def _disk_model(disk):
         serial=_xml.find_text(disk, "serial"),
         readonly=disk.find("readonly") is not None,
         boot_order=_boot_order(disk),
-        encryption=_encryption_model(disk),
+        encryption=encryption_of(disk),
     )
-
-
-def _encryption_model(disk):
-    """A disk's LUKS ``<encryption>`` (under ``<source>`` or the disk) -> ``{format, secret}``, or None."""
-    node = next(iter(disk.iter("encryption")), None)
-    if node is None:
-        return None
-    secret = node.find("secret")
-    return dict(format=node.get("format"), secret=(secret.get("uuid") or secret.get("usage")) if secret is not None else None)
 
 
 _CDROM_MODEL_KEYS = ("target", "bus", "path", "pool", "volume", "boot_order")

@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._nwfilter.model import normalize_parameters, validate_name as validate_filter_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._nwfilter.names import normalize_parameters, validate_name as validate_filter_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import parse_size

@@ -28,7 +28,7 @@ import ipaddress
 import re
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._nwfilter.names import normalize_parameters, validate_name
 
 DIRECTIONS = ("in", "out", "inout")
 ACTIONS = ("accept", "drop", "reject", "return", "continue")
@@ -65,16 +65,8 @@ MODELLED_ATTRS = frozenset(("srcipaddr", "srcipmask", "dstipaddr", "dstipmask", 
 
 _VARIABLE = re.compile(r"^\$[A-Za-z_][A-Za-z0-9_]*(\[(@?[0-9]+|@[A-Za-z_][A-Za-z0-9_]*)\])?$")
 _CHAIN = re.compile(r"^(%s)(-[A-Za-z0-9_.:-]{1,32})?$" % "|".join(CHAINS))
-_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _ATTR_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
-
-
-def validate_name(name):
-    validate_object_name(name, "network filter")
-    if not re.match(r"^[A-Za-z0-9_.:-]+$", name):
-        raise InvalidInputError("name: %r: a network filter name has only letters, digits, '_', '.', ':' and '-'" % name)
-    return name
 
 
 def _int_in(value, low, high, what):
@@ -198,20 +190,6 @@ def normalize_rule(rule, index):
             if not _ATTR_NAME.match(str(name)) or name in MODELLED_ATTRS:
                 raise InvalidInputError("%s.attributes: %r is not a free attribute (use the option for it)" % (what, name))
         out["attributes"] = dict((str(k), str(v)) for k, v in attributes.items())
-    return out
-
-
-def normalize_parameters(params, what):
-    """``{IP: '10.0.0.5'}`` or ``{IP: ['10.0.0.5', '10.0.0.6']}`` -> ``{IP: ['10.0.0.5', ...]}``."""
-    out = {}
-    for name, value in (params or {}).items():
-        if not _PARAM_NAME.match(str(name)):
-            raise InvalidInputError("%s: %r is not a filter parameter name (letters, digits, '_')" % (what, name))
-        values = value if isinstance(value, (list, tuple)) else [value]
-        values = [str(v) for v in values if v is not None]
-        if not values:
-            raise InvalidInputError("%s.%s: a parameter needs a value" % (what, name))
-        out[str(name)] = values
     return out
 
 

@@ -15,18 +15,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import re
-
-from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
-
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
-def is_uuid(text):
-    return bool(_UUID.match(text or ""))
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import is_uuid
 
 
 def secret_uuid(ctx, secret, what):
@@ -46,19 +38,3 @@ def secret_uuid(ctx, secret, what):
         return None
     with libvirt_errors("reading secret %s" % secret):
         return found.UUIDString()
-
-
-def encryption_element(uuid, fmt="luks"):
-    """``<encryption format='luks'><secret type='passphrase' uuid='...'/></encryption>``."""
-    node = _xml.element("encryption", attrs={"format": fmt})
-    _xml.sub(node, "secret", attrs={"type": "passphrase", "uuid": uuid})
-    return node
-
-
-def encryption_of(root):
-    """``{format, secret}`` of a volume or disk XML element's ``<encryption>`` (anywhere below), or None."""
-    node = next(iter(root.iter("encryption")), None)
-    if node is None:
-        return None
-    secret = node.find("secret")
-    return dict(format=node.get("format"), secret=(secret.get("uuid") or secret.get("usage")) if secret is not None else None)

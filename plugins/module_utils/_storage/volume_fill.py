@@ -26,7 +26,8 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_encryption import encryption_element, secret_uuid
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_element
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_encryption import secret_uuid
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import trust as _trust
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_source import (

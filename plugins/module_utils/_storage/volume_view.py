@@ -15,7 +15,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_encryption import encryption_of
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_of
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml

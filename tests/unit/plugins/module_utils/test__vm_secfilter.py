@@ -25,7 +25,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import trust as _trust
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_encryption import encryption_element
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_element
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.modules.vm import ARGUMENT_SPEC

@@ -18,7 +18,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import VolumeResource
-from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_encryption import encryption_element, encryption_of
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_element, encryption_of
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml
 
 POOL = "default-pool"
