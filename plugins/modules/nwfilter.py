@@ -141,8 +141,8 @@ options:
         required: true
       parameters:
         description:
-          - Parameters of the referenced filter, for example V({IP: 192.0.2.10}). A list gives a
-            parameter several values.
+          - "Parameters of the referenced filter, for example V({IP: 192.0.2.10}). A list gives a
+            parameter several values."
         type: dict
   force:
     description:

@@ -58,7 +58,7 @@ DISK_OPTIONS = [
     Option("readonly", type="bool"),
     Option("boot_order", type="int"),
     Option("encryption", type="dict", suboptions=[Option("format", default="luks", choices=("luks",)),
-                                                  Option("secret", required=True)]),
+                                                  Option("secret", required=True, no_log=False)]),
 ]
 
 CDROM_OPTIONS = [

@@ -249,4 +249,3 @@ class SecretResource(Resource):
         view = self._view(state)
         view.update(uuid=state.get("uuid"), private=bool(state.get("private")), ephemeral=bool(state.get("ephemeral")))
         return dict(secret=view, value_changed=self._set_value)
-

@@ -33,7 +33,7 @@ VOLUME_ARGUMENT_SPEC = dict(
     wipe=dict(type="bool", default=False),
     encryption=dict(type="dict", options=dict(
         format=dict(type="str", default="luks", choices=["luks"]),
-        secret=dict(type="str", required=True),
+        secret=dict(type="str", required=True, no_log=False),
     )),
 )
 
