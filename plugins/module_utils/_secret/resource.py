@@ -191,7 +191,7 @@ class SecretResource(Resource):
             plan.add("redefine secret %s" % current["uuid"], lambda: self._define(text), undo=lambda: self._define(old))
         if value is not None:
             plan.add("set the value of secret %s %s" % (model["usage_type"], model["usage_id"]),
-                     lambda: self._call("setting the value of", "setValue", value))
+                     lambda: self._call("setting the value of", "setValue", value, 0))
         return None
 
     def _plan_absent(self, current, plan):
@@ -210,7 +210,7 @@ class SecretResource(Resource):
             obj = self._find()
             if obj is None:
                 raise NotFoundError("secret %s disappeared" % self.name)
-            return getattr(obj, method)(*(args + (0,)))
+            return getattr(obj, method)(*args)
 
     def _undefine(self):
         self._call("removing", "undefine")

@@ -73,11 +73,11 @@ class _Secret:
             raise libvirt.libvirtError("secret has no value")
         return self.store.values[self.uuid]
 
-    def setValue(self, value, flags=0):
+    def setValue(self, value, flags):
         self.store.values[self.uuid] = value
         self.store.sets += 1
 
-    def undefine(self, flags=0):
+    def undefine(self):  # libvirt's virSecret.undefine() takes no flags
         del self.store.xml[self.uuid]
         self.store.values.pop(self.uuid, None)
 
