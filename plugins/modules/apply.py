@@ -46,7 +46,10 @@ options:
       - The resources, in any order. Each is a dictionary with the key C(kind) and the options of that
         kind's module.
       - C(kind) is the short name or the FQCN of the module whose options the item has, one of V(pool),
-        V(network), V(volume), V(cloudinit), V(vm) and V(snapshot) (or V(virtops.libvirt.volume)...).
+        V(network), V(volume), V(cloudinit), V(vm), V(snapshot), V(nwfilter) and V(secret) (or
+        V(virtops.libvirt.volume)...).
+      - A network filter comes before the filters and VMs that reference it, a secret (named by its usage)
+        before the encrypted volumes and VM disks that name that usage.
       - An item without C(uri) uses O(uri); an item may name another hypervisor with its own C(uri).
       - Two items must not declare the same object (the same pool, network, volume or seed, VM or
         snapshot on the same O(uri)).

@@ -239,6 +239,24 @@ options:
       boot_order:
         description: Boot priority of this disk (1 first). Cannot be combined with O(boot).
         type: int
+      encryption:
+        description:
+          - The disk is a LUKS-encrypted qcow2 volume (made by the M(virtops.libvirt.volume) module with its
+            O(virtops.libvirt.volume#module:encryption) option); QEMU decrypts it with the passphrase of this
+            libvirt secret (see the M(virtops.libvirt.secret) module). The passphrase is never in the VM's XML.
+          - The volume must exist; the vm module does not create encrypted volumes.
+          - Encrypted images are refused as disks without this option.
+        type: dict
+        suboptions:
+          format:
+            description: The encryption format.
+            type: str
+            choices: [luks]
+            default: luks
+          secret:
+            description: The libvirt secret, by UUID or by the usage of a volume secret (by convention the volume's path).
+            type: str
+            required: true
   cdroms:
     description:
       - The VM's CD-ROM drives, all of them, matched by target device.
@@ -298,6 +316,22 @@ options:
       boot_order:
         description: Network boot priority (1 first).
         type: int
+      filter:
+        description:
+          - "The libvirt network filter (firewall rules, see the M(virtops.libvirt.nwfilter) module) of this
+            interface, with its parameters, for example V({name: clean-traffic, parameters: {IP: 192.168.210.10}})."
+          - "V({name: \"\"}) removes the interface's filter. Without this option the filter is left as it is."
+          - On a running VM a changed filter or parameter is applied at once (a live device update), without a
+            restart.
+        type: dict
+        suboptions:
+          name:
+            description: Name of the network filter (V("") for none).
+            type: str
+            required: true
+          parameters:
+            description: The filter's parameters; a list gives a parameter several values.
+            type: dict
   graphics:
     description:
       - Graphical console. A new VM gets VNC listening on 127.0.0.1 with an automatic port.

@@ -270,6 +270,7 @@ vms:
       description:
         - Disks with C(target), C(bus), C(path), C(pool), C(volume), C(format), C(cache), C(discard),
           C(serial), C(readonly), C(boot_order), as M(virtops.libvirt.vm) returns them.
+        - C(encryption) is the disk's LUKS encryption (C(format), C(secret)), or null.
         - C(size) (the size the guest sees), C(allocation) (what is allocated) and C(physical) (the
           size of the file or device), in bytes; null when libvirt cannot tell.
       type: list
@@ -284,6 +285,7 @@ vms:
       description:
         - Interfaces with C(type) (V(network), V(bridge), V(direct)), C(source), C(mode), C(model), C(mac),
           C(boot_order), as M(virtops.libvirt.vm) returns them.
+        - C(filter) is the interface's network filter (C(name), C(parameters) as V(NAME=value) strings), or null.
         - C(target) is the host's device of the interface (V(vnet0)) while the VM runs; while it does not,
           the device name the definition asks for, usually null.
         - With O(addresses=true), C(addresses) lists the interface's addresses (C(type), C(address),

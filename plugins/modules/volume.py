@@ -152,6 +152,28 @@ options:
     description: With O(state=absent), overwrite the volume's data before deleting it.
     type: bool
     default: false
+  encryption:
+    description:
+      - Make the new empty volume LUKS-encrypted (qcow2 with LUKS encryption, or raw LUKS). libvirt creates
+        it with the passphrase of the libvirt secret O(encryption.secret), which must exist with its value
+        (see the M(virtops.libvirt.secret) module). The passphrase never appears on a command line.
+      - Only for an empty volume (not with O(source), O(backing_volume) or O(clone_from)).
+      - An existing volume is neither encrypted nor decrypted, and its key is not changed. A volume
+        encrypted with another secret, or not encrypted, is a conflict.
+      - Attach it to a VM with O(virtops.libvirt.vm#module:disks[].encryption) so that QEMU can decrypt it.
+    type: dict
+    suboptions:
+      format:
+        description: The encryption format.
+        type: str
+        choices: [luks]
+        default: luks
+      secret:
+        description:
+          - The libvirt secret with the passphrase, by UUID, or by the usage of a volume secret
+            (by convention the volume's path).
+        type: str
+        required: true
 """
 
 EXAMPLES = r"""
@@ -256,6 +278,10 @@ volume:
       description: Name of the backing volume when it is in the same pool, else null.
       type: str
       sample: debian-12-base.qcow2
+    encryption:
+      description: The volume's encryption (C(format) and C(secret), the secret's UUID), or null.
+      type: dict
+      sample: {format: luks, secret: 17b0fd0a-f348-4e4b-9747-c72259d3cc74}
     backing_chain:
       description: Backing images, nearest first (empty for a self-contained volume).
       type: list

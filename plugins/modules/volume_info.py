@@ -120,6 +120,9 @@ volumes:
       description: Name of the backing volume when it is in the same pool, else null.
       type: str
       sample: debian-12-base.qcow2
+    encryption:
+      description: The volume's encryption (C(format), C(secret), the secret's UUID), or null.
+      type: dict
     backing_chain:
       description: Backing images, nearest first (empty for a self-contained volume).
       type: list

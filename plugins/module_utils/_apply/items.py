@@ -59,7 +59,20 @@ def _snapshot():
     return SNAPSHOT
 
 
-_LOADERS = dict(pool=_pool, network=_network, volume=_volume, cloudinit=_cloudinit, vm=_vm, snapshot=_snapshot)
+def _nwfilter():
+    from ansible_collections.virtops.libvirt.plugins.module_utils._nwfilter.kind import NWFILTER
+
+    return NWFILTER
+
+
+def _secret():
+    from ansible_collections.virtops.libvirt.plugins.module_utils._secret.kind import SECRET
+
+    return SECRET
+
+
+_LOADERS = dict(pool=_pool, network=_network, volume=_volume, cloudinit=_cloudinit, vm=_vm, snapshot=_snapshot,
+                nwfilter=_nwfilter, secret=_secret)
 
 #: the short names of the modules whose options an item may have
 KINDS = tuple(sorted(_LOADERS))
@@ -109,6 +122,10 @@ def describe(kind, params):
         return "%s %r in pool %r" % (word, name, params["pool"])
     if kind == "cloudinit":
         return "cloud-init seed %r" % params.get("path")
+    if kind == "secret":
+        return "secret %s %r" % (params.get("usage_type") or "", params.get("usage_id") or params.get("uuid"))
+    if kind == "nwfilter":
+        return "network filter %r" % name
     if kind == "snapshot":
         if name is None:
             return "snapshots of VM %r" % params.get("vm")
@@ -126,11 +143,18 @@ def _relations(kind, p):
             refers.append(("pool", uri, pool))
             refers.append(("volume", uri, pool, name))
 
-    if kind in ("pool", "network"):
+    if kind in ("pool", "network", "nwfilter"):
         provides.append((kind, uri, p["name"]))
+        for ref in p.get("filterrefs") or ():
+            refers.append(("nwfilter", uri, ref.get("filter")))
+    elif kind == "secret":
+        # referred to by its usage (a UUID given elsewhere does not order the items)
+        provides.append(("secret", uri, p.get("usage_id") or p.get("uuid")))
     elif kind == "volume":
         provides.append(("volume", uri, p["pool"], p["name"]))
         refers.append(("pool", uri, p["pool"]))
+        if p.get("encryption"):
+            refers.append(("secret", uri, p["encryption"].get("secret")))
         for key in ("backing_volume", "clone_from"):
             if p.get(key):
                 refers.append(("volume", uri, p["pool"], p[key]))
@@ -149,9 +173,13 @@ def _relations(kind, p):
                 volume(disk.get("backing_pool") or disk.get("pool"), disk["backing_volume"])
             if disk.get("path"):
                 refers.append(("file", uri, disk["path"]))
+            if disk.get("encryption"):
+                refers.append(("secret", uri, disk["encryption"].get("secret")))
         for nic in p.get("interfaces") or ():
             if nic.get("network"):
                 refers.append(("network", uri, nic["network"]))
+            if (nic.get("filter") or {}).get("name"):
+                refers.append(("nwfilter", uri, nic["filter"]["name"]))
         seed = p.get("cloud_init")
         if seed:
             refers.append(("pool", uri, seed.get("pool")))

@@ -90,7 +90,7 @@ class Graph:
 
 
 #: kinds whose objects a VM may use: taken away, they wait for the VMs taken away on the same hypervisor
-_USED_BY_VMS = ("volume", "cloudinit", "pool", "network")
+_USED_BY_VMS = ("volume", "cloudinit", "pool", "network", "nwfilter", "secret")
 
 
 def _after_removed_vms(items, after):

@@ -62,7 +62,8 @@ class Usage:
     def __init__(self, conn):
         self.conn = conn
         self._files = None      # dicts: vm, state, active, persistent, role, target, path, pool, volume, snapshot
-        self._nics = None       # dicts: vm, state, active, persistent, type, network, bridge, mac
+        self._nics = None       # dicts: vm, state, active, persistent, type, network, bridge, mac, filter
+        self._secrets = None    # dicts: vm, state, active, persistent, role, target, secret (uuid), usage
         self._volumes = None    # dicts: pool, volume, path, backing
         self._paths = {}        # (pool, volume) -> path, for disks given as pool volumes
         self._hostdevs = []     # dicts: vm, state, active, persistent, type (pci, usb), address (pci) or bus/device, vendor/product
@@ -72,20 +73,21 @@ class Usage:
     def _read(self):
         if self._files is not None:
             return
-        files, nics = [], []
+        files, nics, secrets = [], [], []
         self._hostdevs = []
         with libvirt_errors("listing VMs"):
             domains = self.conn.listAllDomains(0)
         for dom in sorted(domains, key=_name_or_empty):
             try:
-                self._read_domain(dom, files, nics)
+                self._read_domain(dom, files, nics, secrets)
             except libvirt.libvirtError:
                 continue  # gone while we looked
         self._files = _unique(files)
         self._nics = _unique(nics)
         self._hostdevs = _unique(self._hostdevs)
+        self._secrets = _unique(secrets)
 
-    def _read_domain(self, dom, files, nics):
+    def _read_domain(self, dom, files, nics, secrets):
         active = bool(dom.isActive())
         persistent = bool(dom.isPersistent())
         vm = dict(vm=dom.name(), state=run_state(dom), active=active, persistent=persistent)
@@ -97,6 +99,7 @@ class Usage:
             _domain_files(vm, root, None, files)
             _domain_nics(vm, root, nics)
             _domain_hostdevs(vm, root, self._hostdevs)
+            _domain_secrets(vm, root, secrets)
         try:
             snapshots = dom.listAllSnapshots(0)
         except libvirt.libvirtError:
@@ -137,7 +140,8 @@ class Usage:
                     if backing and path and not backing.startswith("/"):
                         backing = os.path.join(os.path.dirname(path), backing)
                     found.append(dict(pool=pool_name, volume=_xml.find_text(root, "name"), path=_norm(path),
-                                      backing=_norm(backing)))
+                                      backing=_norm(backing),
+                                      secrets=[s.get("uuid") or s.get("usage") for s in root.iter("secret")]))
             self._volumes = found
         return self._volumes
 
@@ -225,6 +229,30 @@ class Usage:
         self._read()
         return [use for use in self._hostdevs if use["vm"] not in exclude_vms]
 
+    def filter_users(self, names, exclude_vms=()):
+        """The interfaces of VMs whose ``<filterref>`` names one of the network filters ``names``."""
+        names = set(names)
+        return [nic for nic in self.nic_uses() if nic["vm"] not in exclude_vms and nic.get("filter") in names]
+
+    def secret_users(self, uuid, usage_id=None):
+        """``(users, volumes, pools)`` of the libvirt secret ``uuid`` (or its usage ``usage_id``): VMs whose
+        disks name it, volumes (``pool/volume``) encrypted with it, storage pools that authenticate with it."""
+        self._read()
+        keys = set(k for k in (uuid, usage_id) if k)
+        users = [u for u in self._secrets if u["secret"] in keys or u["usage"] in keys]
+        volumes = ["%s/%s" % (v["pool"], v["volume"]) for v in self.volumes() if keys & set(v.get("secrets") or ())]
+        pools = []
+        with libvirt_errors("listing storage pools"):
+            all_pools = self.conn.listAllStoragePools(0)
+        for pool in all_pools:
+            try:
+                root = _xml.parse(pool.XMLDesc(0), "pool XML")
+            except libvirt.libvirtError:
+                continue
+            if any(keys & set((s.get("uuid"), s.get("usage"))) for s in root.iter("secret")):
+                pools.append(_xml.find_text(root, "name"))
+        return users, volumes, sorted(pools)
+
     def network_users(self, name, bridge=None, exclude_vms=()):
         """The interfaces of VMs on network ``name`` (or, ``type='bridge'``, on its bridge)."""
         return [
@@ -291,7 +319,17 @@ def _domain_nics(vm, root, out):
             continue
         out.append(dict(vm, type=kind, network=_xml.find_attr(nic, "source", "network") if kind == "network" else None,
                         bridge=_xml.find_attr(nic, "source", "bridge") if kind == "bridge" else None,
-                        mac=_xml.find_attr(nic, "mac", "address")))
+                        mac=_xml.find_attr(nic, "mac", "address"), filter=_xml.find_attr(nic, "filterref", "filter")))
+
+
+def _domain_secrets(vm, root, out):
+    """The libvirt secrets a ``<domain>``'s disks name (LUKS encryption, network disk auth), as uses."""
+    for disk in root.findall("devices/disk"):
+        target = _xml.find_attr(disk, "target", "dev")
+        for node in disk.iter("secret"):
+            if node.get("uuid") or node.get("usage"):
+                out.append(dict(vm, role=disk.get("device") or "disk", target=target, secret=node.get("uuid"),
+                                usage=node.get("usage")))
 
 
 def _number(text):
@@ -345,6 +383,8 @@ def describe(users):
     for use in users:
         entry = by_vm.setdefault(use["vm"], [use["state"], []])
         text = _role_text(use) if "role" in use else "interface %s" % (use.get("mac") or "")
+        if "role" not in use and use.get("via"):
+            text += " through %s" % use["via"]
         if text not in entry[1]:
             entry[1].append(text)
     names = vm_names(users)

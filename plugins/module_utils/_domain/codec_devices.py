@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_element
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import _hostdev_address, _serial_model
 
 # The order of the top-level elements in libvirt's own output (its schema accepts any order, but
@@ -105,8 +106,11 @@ def _fill_disk(dev, disk, device):
             driver.attrib.pop(key, None)
         else:
             driver.set(key, value)
+    old_encryption = next(iter(dev.iter("encryption")), None)
     if device == "cdrom" or disk.get("path") is not None or disk.get("volume"):
         _source_element(dev, disk.get("path"), disk.get("pool"), None if disk.get("path") else disk.get("volume"))
+    if disk.get("encryption") is not None or old_encryption is not None:
+        _set_encryption(dev, disk.get("encryption"), old_encryption)
     target = dev.find("target")
     if target is None:
         target = _xml.sub(dev, "target")
@@ -126,6 +130,20 @@ def _fill_disk(dev, disk, device):
     address = dev.find("address")
     if address is not None and (old_bus not in (None, disk["bus"]) or _address_bus(address) != _address_bus_for(disk["bus"])):
         dev.remove(address)
+
+
+def _set_encryption(dev, wanted, old):
+    """The disk's ``<encryption>``: ``wanted`` ({format, secret: UUID or a volume secret's usage}), or the old
+    element kept (a rewritten ``<source>`` drops its children), always inside ``<source>``."""
+    for node in list(dev.iter("encryption")):
+        node.getparent().remove(node)
+    src = dev.find("source")
+    if src is None:
+        return
+    if wanted is None:
+        src.append(old)
+        return
+    src.append(encryption_element(wanted["secret"], wanted.get("format")))
 
 
 def _address_bus(address):
@@ -211,6 +229,18 @@ def _fill_interface(node, nic):
         model.set("type", nic.get("model") or "virtio")
     if nic.get("boot_order") is not None:
         _boot_element(node, nic["boot_order"])
+    if nic.get("filter") is not None:
+        set_filterref(node, nic["filter"])
+
+
+def set_filterref(node, ref):
+    """The interface ``node``'s ``<filterref>`` as ``ref`` says (``name`` '' removes it)."""
+    _drop(node, "filterref")
+    if ref.get("name"):
+        found = _xml.sub(node, "filterref", attrs={"filter": ref["name"]})
+        for item in ref.get("parameters") or ():
+            name, _sep, value = item.partition("=")
+            _xml.sub(found, "parameter", attrs=dict(name=name, value=value))
 
 
 def _set_graphics(root, graphics):

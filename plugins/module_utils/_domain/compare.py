@@ -99,7 +99,10 @@ def compare_interfaces(current, desired, tracker):
         if index >= len(current):
             tracker.add(("interfaces", str(index)), ABSENT, strip(dict((k, v) for k, v in nic.items() if v is not None), ()))
             continue
-        compare_specified(nic, current[index], tracker, ("interfaces", str(index)))
+        have = current[index]
+        if nic.get("filter") is not None and have.get("filter") is None:
+            have = dict(have, filter=dict(name="", parameters=[]))
+        compare_specified(nic, have, tracker, ("interfaces", str(index)))
     for index in range(len(desired), len(current)):
         tracker.add(("interfaces", str(index)), current[index], ABSENT)
 

@@ -73,7 +73,15 @@ class DiskResolver:
         if vol is not None:
             info = parse_volume_xml(volume_xml(vol))
             disk["path"] = info["path"]
-            disk["format"] = self.trusted_format(what, disk.get("format"), have_disks.get(disk["target"]), model=info)
+            disk["format"] = self.trusted_format(what, disk.get("format"), have_disks.get(disk["target"]), model=info,
+                                                 encrypted=bool(disk.get("encryption")))
+            return
+        if disk.get("encryption") is not None:
+            if pool is not None:  # else the pool is assumed already
+                self.ctx.assume(NotFoundError("%s: encrypted volume %r does not exist in pool %r: create it first with the "
+                                              "volume module (encryption)" % (what, disk["volume"], disk["pool"])))
+            disk["path"] = volume_path(pool, disk["volume"]) if pool is not None else None
+            disk["format"] = disk.get("format") or "qcow2"
             return
         if disk.get("size") is None and not disk.get("backing_volume"):
             if pool is not None:  # else the pool is assumed already
@@ -130,7 +138,7 @@ class DiskResolver:
             return self.trusted_format(what or "disk %s" % path, declared, have, model=parse_volume_xml(volume_xml(vol)))
         return self.trusted_format(what or "disk %s" % path, declared, have, path=path)
 
-    def trusted_format(self, what, declared, have, model=None, path=None, disk_formats=True):
+    def trusted_format(self, what, declared, have, model=None, path=None, disk_formats=True, encrypted=False):
         """The format a disk is used with: the user's declaration, else the VM's own definition, else the
         collection's record, else libvirt's report; an image that is newly attached passes the image-trust
         check (``_trust``).  ``model``: libvirt's report of a volume; ``path``: a file of no pool."""
@@ -138,11 +146,11 @@ class DiskResolver:
         if have is not None and have.get("path") == where and have.get("format") and declared in (None, have["format"]):
             return have["format"]  # already a disk of this VM as it is: nothing new is attached
         qemu_img = QemuImg(run=self.ctx.run_command)
-        if model is not None and declared is None:
+        if model is not None and declared is None and not encrypted:
             fmt = self.trusted_volume(model, what)["format"]
         elif model is not None:
             fmt = _trust.trusted_volume(self.ctx.conn, self.ctx.uri, model, qemu_img, what, declared=declared,
-                                        chain=lambda: backing_chain(self.ctx.conn, model))["format"]
+                                        chain=lambda: backing_chain(self.ctx.conn, model), encrypted=encrypted)["format"]
         else:
             local = _record.local_path(self.ctx.uri, path)
             rec = _record.read_record(local) if local else None

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.codec_devices import set_filterref
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.compare import by_target, compare_model, definition_model, predicted_definition
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import LIVE_KEYS
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.tuning import plan_live_pins
@@ -50,8 +51,35 @@ def plan_live(vm, current, definition, diff, plan):
             what = "insert %s into" % cdrom["path"] if cdrom.get("path") else "eject the medium of"
             plan.add("%s CD-ROM %s of running VM %s" % (what, cdrom["target"], vm.name),
                      vm._call("changing the CD-ROM medium of", "updateDeviceFlags", text, flags))
+    plan_live_filters(vm, current, definition, plan)
     plan_live_metadata(vm, live, definition, plan)
     plan_live_pins(vm, live, definition, plan)
+
+
+def _same_nic(have, nic):
+    return all(nic.get(k) is None or have.get(k) == nic.get(k) for k in ("type", "source", "mac"))
+
+
+def plan_live_filters(vm, current, definition, plan):
+    """A changed network filter of a running guest's interface: libvirt swaps it live (updateDeviceFlags
+    with the interface as it runs and the new ``<filterref>``)."""
+    live = current["_live"]
+    nodes = None
+    for index, nic in enumerate(definition.get("interfaces") or []):
+        want = nic.get("filter")
+        if want is None or index >= len(live["interfaces"]):
+            continue
+        have = live["interfaces"][index]
+        if not _same_nic(have, nic) or (have.get("filter") or dict(name="", parameters=[])) == want:
+            continue
+        if nodes is None:
+            nodes = _xml.parse(current["_live_xml"], "domain XML").findall("devices/interface")
+        node = nodes[index]
+        set_filterref(node, want)
+        what = "set network filter %s on" % want["name"] if want["name"] else "remove the network filter of"
+        plan.add("%s interface %s of running VM %s" % (what, have.get("mac") or index, vm.name),
+                 vm._call("changing the network filter of", "updateDeviceFlags", _xml.to_string(node, pretty=False),
+                          libvirt.VIR_DOMAIN_AFFECT_LIVE))
 
 
 def plan_live_metadata(vm, live, definition, plan):
@@ -100,5 +128,7 @@ def needs_reboot(vm, current, desired, handled=()):
             continue
         if parts[0] == "cdroms" and len(parts) == 3 and parts[2] == "path" and parts[1] in live_cdroms:
             continue
+        if parts[0] == "interfaces" and len(parts) >= 3 and parts[2] == "filter":
+            continue  # plan_live_filters changes it
         blocking.append(path)
     return bool(blocking), blocking

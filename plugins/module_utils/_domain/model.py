@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_of
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
@@ -110,6 +111,7 @@ def _disk_model(disk):
         serial=_xml.find_text(disk, "serial"),
         readonly=disk.find("readonly") is not None,
         boot_order=_boot_order(disk),
+        encryption=encryption_of(disk),
     )
 
 
@@ -136,7 +138,16 @@ def _interface_model(nic):
         mac=(_xml.find_attr(nic, "mac", "address") or "").lower() or None,
         boot_order=_boot_order(nic),
         target=_xml.find_attr(nic, "target", "dev"),
+        filter=filter_model(nic.find("filterref")),
     )
+
+
+def filter_model(node):
+    """An interface's ``<filterref>`` -> ``{name, parameters: ['NAME=value', ...]}`` (sorted), or None."""
+    if node is None:
+        return None
+    params = sorted("%s=%s" % (p.get("name"), p.get("value")) for p in node.findall("parameter"))
+    return dict(name=node.get("filter"), parameters=params)
 
 
 def _graphics_model(root):

@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._nwfilter.names import normalize_parameters, validate_name as validate_filter_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import validate_object_name
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import parse_size
@@ -145,7 +146,11 @@ def _normalize_disk(disk, index):
         serial=disk.get("serial"),
         readonly=disk.get("readonly"),
         boot_order=_positive(disk.get("boot_order"), what + ".boot_order"),
+        encryption=_normalize_encryption(disk.get("encryption"), what),
     )
+    if model["encryption"] is not None and (backing or model["format"] == "raw"):
+        raise InvalidInputError("%s.encryption: an encrypted disk is an existing LUKS-encrypted qcow2 volume (made with "
+                                "the volume module's encryption), not a new linked clone or a raw image" % what)
     if model["serial"] is not None and not re.match(r"^[A-Za-z0-9_.+-]{1,20}$", model["serial"]):
         raise InvalidInputError("%s.serial: %r must be 1-20 letters, digits or _.+-" % (what, model["serial"]))
     return model
@@ -183,7 +188,27 @@ def _normalize_interface(nic, index):
         model=_choice(nic.get("model"), INTERFACE_MODELS, what + ".model"),
         mac=normalize_mac(nic.get("mac"), what + ".mac"),
         boot_order=_positive(nic.get("boot_order"), what + ".boot_order"),
+        filter=_normalize_filter(nic.get("filter"), what + ".filter"),
     )
+
+
+def _normalize_encryption(enc, what):
+    if enc is None:
+        return None
+    if not enc.get("secret"):
+        raise InvalidInputError("%s.encryption.secret: the libvirt secret (UUID, or a volume secret's usage) is missing" % what)
+    return dict(format=enc.get("format") or "luks", secret=enc["secret"])
+
+
+def _normalize_filter(ref, what):
+    """``{name, parameters: {IP: x}}`` -> ``{name, parameters: ['IP=x']}``; ``{name: ''}`` removes the filter."""
+    if ref is None:
+        return None
+    if not ref.get("name"):
+        return dict(name="", parameters=[])
+    validate_filter_name(ref["name"])
+    params = normalize_parameters(ref.get("parameters"), what + ".parameters")
+    return dict(name=ref["name"], parameters=sorted("%s=%s" % (k, v) for k, values in params.items() for v in values))
 
 
 def _normalize_cpu(cpu, vcpus, max_vcpus):

@@ -58,6 +58,8 @@ DISK_OPTIONS = [
     Option("serial"),
     Option("readonly", type="bool"),
     Option("boot_order", type="int"),
+    Option("encryption", type="dict", suboptions=[Option("format", default="luks", choices=("luks",)),
+                                                  Option("secret", required=True, no_log=False)]),
 ]
 
 CDROM_OPTIONS = [
@@ -77,6 +79,7 @@ INTERFACE_OPTIONS = [
     Option("model", choices=INTERFACE_MODELS),
     Option("mac"),
     Option("boot_order", type="int"),
+    Option("filter", type="dict", suboptions=[Option("name", required=True), Option("parameters", type="dict")]),
 ]
 
 #: where the seed of ``cloud_init`` lives and how it is attached (its content options are the cloudinit module's)

@@ -137,7 +137,7 @@ def _inspect(qemu_img, path, fmt, what):
         _refuse(what, "cannot be read as %s: %s" % (fmt, _one_line(exc.stderr or exc.msg)))
 
 
-def check_image(qemu_img, path, fmt=None, what=None, backing=None, said="declared", _depth=0, _seen=None):
+def check_image(qemu_img, path, fmt=None, what=None, backing=None, said="declared", _depth=0, _seen=None, encrypted=False):
     """Check the image file ``path`` (see the module doc); return dict(format, virtual_size, chain).
 
     ``fmt``: the declared or recorded format; None only for a file the user named without one (its
@@ -155,12 +155,12 @@ def check_image(qemu_img, path, fmt=None, what=None, backing=None, said="declare
         check_declared(what, fmt, sniffed, said)
     _check_format_known(what, fmt)
     info = _inspect(qemu_img, path, fmt, what)
-    if info.get("encrypted") or fmt == "luks":
-        _refuse(what, "is encrypted, which is not supported")
     specific = info.get("format-specific") or {}
     data = specific.get("data") or {}
-    if specific.get("type") == "luks" or data.get("encrypt"):
-        _refuse(what, "is encrypted, which is not supported")
+    if info.get("encrypted") or fmt == "luks" or specific.get("type") == "luks" or data.get("encrypt"):
+        # a VM disk given its LUKS secret (disks[].encryption): a LUKS-encrypted qcow2 image
+        if not (encrypted and fmt == "qcow2" and (data.get("encrypt") or {}).get("format") == "luks"):
+            _refuse(what, "is encrypted, which is not supported" + (" (only LUKS-encrypted qcow2 images are)" if encrypted else ""))
     if data.get("data-file"):
         _refuse(what, "keeps its data in another file (qcow2 external data file %s): only self-contained images "
                       "are accepted" % data["data-file"])
@@ -205,7 +205,7 @@ def _check_backing(qemu_img, path, what, name, fmt, backing, base_dir, depth, se
     return [dict(path=target, format=fmt)] + link["chain"]
 
 
-def check_reported(model, fmt, what, backing=None, chain=None, said="declared"):
+def check_reported(model, fmt, what, backing=None, chain=None, said="declared", encrypted=False):
     """The same rules for a volume known only from libvirt's report (``volume_view.parse_volume_xml``): a remote
     hypervisor, or a file this node cannot see.  libvirt does not report qcow2 data files or VMDK extents,
     and fills in backing formats by probing: those cannot be checked here (documented in the modules).
@@ -213,8 +213,9 @@ def check_reported(model, fmt, what, backing=None, chain=None, said="declared"):
     reported = model.get("format")
     check_declared(what, fmt, reported, said)
     _check_format_known(what, fmt or reported)
-    if model.get("encrypted"):
-        _refuse(what, "is encrypted, which is not supported")
+    if model.get("encrypted") and not (encrypted and (fmt or reported) == "qcow2"
+                                       and (model.get("encryption") or {}).get("format") == "luks"):
+        _refuse(what, "is encrypted, which is not supported" + (" (only LUKS-encrypted qcow2 images are)" if encrypted else ""))
     _check_size(what, model.get("capacity"))
     for link in chain or []:
         if backing is None:
@@ -238,7 +239,7 @@ def pool_member(conn):
     return member
 
 
-def trusted_volume(conn, uri, model, qemu_img, what, declared=None, chain=None, backing=True):
+def trusted_volume(conn, uri, model, qemu_img, what, declared=None, chain=None, backing=True, encrypted=False):
     """The format to use a volume with, from the first of: ``declared`` (the user's), the collection's
     record, libvirt's report; checked by :func:`check_image` when this node sees the file, else by
     :func:`check_reported` (``chain()`` then gives libvirt's backing chain).  A volume recorded raw is
@@ -256,12 +257,13 @@ def trusted_volume(conn, uri, model, qemu_img, what, declared=None, chain=None, 
                           "another format: leave format unset or give %s" % (rec["format"], declared, rec["format"]))
         if rec["format"] == "raw":
             return dict(format="raw", record=rec, virtual_size=model.get("capacity"), chain=[], checked="record")
-        facts = check_image(qemu_img, path, rec["format"], what, backing=allowed, said="recorded")
+        facts = check_image(qemu_img, path, rec["format"], what, backing=allowed, said="recorded", encrypted=encrypted)
         return dict(facts, record=rec, checked="file")
     if path is not None:
         said = "declared" if declared is not None else "reported by libvirt"
         # libvirt's probe and ours must agree (libvirt reports a VMDK descriptor as raw, for one)
-        facts = check_image(qemu_img, path, declared or model.get("format"), what, backing=allowed, said=said)
+        facts = check_image(qemu_img, path, declared or model.get("format"), what, backing=allowed, said=said,
+                            encrypted=encrypted)
         return dict(facts, record=None, checked="file")
-    facts = check_reported(model, declared, what, backing=allowed, chain=chain() if chain else None)
+    facts = check_reported(model, declared, what, backing=allowed, chain=chain() if chain else None, encrypted=encrypted)
     return dict(facts, record=None, checked="report")

@@ -20,6 +20,7 @@ import time
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.disks import disk_users, users_of
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_fill import FILL_WAIT_SECONDS, CreateSteps, SourceSteps
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_encryption import secret_uuid
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_source import parse_checksum
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import (
     lookup_pool,
@@ -178,6 +179,7 @@ class VolumeResource(SourceSteps, CreateSteps, Resource):
             name=self.name, pool=self.params["pool"], path=os.path.join(target, self.name) if target else None,
             type="file", format=fmt, reported_format=fmt, record=rec, capacity=normal_capacity(desired["capacity"], fmt),
             allocation=None, backing_volume=desired["backing_volume"], backing_chain=None,
+            encryption=dict(self.params["encryption"]) if self.params.get("encryption") else None,
         )
 
     def diff_views(self, current, desired):
@@ -246,6 +248,7 @@ class VolumeResource(SourceSteps, CreateSteps, Resource):
                 "volume %r exists with backing volume %r, not %r: the backing file of an existing volume is not changed"
                 % (self.name, current["backing_volume"], want_backing),
             )
+        self._check_encryption(current)
         if not diff.touches("capacity"):
             return
         size = normal_capacity(self.capacity, current["format"])
@@ -270,6 +273,20 @@ class VolumeResource(SourceSteps, CreateSteps, Resource):
         else:
             plan.add("grow volume %r from %d to %d bytes" % (self.name, current["capacity"], size),
                      lambda: self._resize(size))
+
+    def _check_encryption(self, current):
+        """An existing volume is not encrypted (or decrypted, or given another secret) by this module."""
+        want = self.params.get("encryption")
+        if want is None:
+            return
+        have = current.get("encryption")
+        if have is None:
+            raise ConflictError("volume %r exists without encryption: an existing volume is not encrypted; delete it "
+                                "first or use another name" % self.name)
+        wanted = secret_uuid(self.ctx, want["secret"], "encryption.secret")
+        if wanted is not None and have.get("secret") not in (wanted, want["secret"]):
+            raise ConflictError("volume %r is encrypted with secret %s, not %s: the key of an existing volume is not "
+                                "changed here" % (self.name, have.get("secret"), want["secret"]))
 
     def _resize(self, size, shrink=False, vol=None):
         vol = vol or self._vol

@@ -26,6 +26,8 @@ import shutil
 import tempfile
 import time
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_element
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_encryption import secret_uuid
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import trust as _trust
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_source import (
@@ -197,7 +199,12 @@ class CreateSteps:
             size = normal_capacity(self.capacity, fmt)
             allocation = size if p.get("preallocation") == "full" else 0
             xml = build_volume_xml(self.name, size, fmt, allocation=allocation)
-            plan.add("create empty %s volume %r of %d bytes in pool %r" % (fmt, self.name, size, p["pool"]),
+            label = "create empty %s volume %r of %d bytes in pool %r" % (fmt, self.name, size, p["pool"])
+            if p.get("encryption"):
+                uuid = secret_uuid(self.ctx, p["encryption"]["secret"], "encryption.secret")
+                xml.find("target").append(encryption_element(uuid or p["encryption"]["secret"], p["encryption"]["format"]))
+                label = label.replace("create empty", "create empty LUKS-encrypted")
+            plan.add(label,
                      lambda: self._create_xml(xml, "creating volume %r" % self.name, self._new_record(fmt)),
                      self._delete_created, partial=True)
 

@@ -31,10 +31,15 @@ VOLUME_ARGUMENT_SPEC = dict(
     allow_shrink=dict(type="bool", default=False),
     force=dict(type="bool", default=False),
     wipe=dict(type="bool", default=False),
+    encryption=dict(type="dict", options=dict(
+        format=dict(type="str", default="luks", choices=["luks"]),
+        secret=dict(type="str", required=True, no_log=False),
+    )),
 )
 
 VOLUME = Kind(
     "volume", VOLUME_ARGUMENT_SPEC, VolumeResource, secrets=url_secrets,
-    mutually_exclusive=[("source", "backing_volume", "clone_from")],
+    mutually_exclusive=[("source", "backing_volume", "clone_from"), ("encryption", "source"), ("encryption", "backing_volume"),
+                        ("encryption", "clone_from")],
     required_by=dict(checksum="source", source_format="source"),
 )

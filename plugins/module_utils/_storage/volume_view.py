@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_of
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
@@ -70,6 +71,7 @@ def parse_volume_xml(text):
         physical=_size_of(root, "physical"),
         mtime=_xml.find_text(root, "target/timestamps/mtime"),
         encrypted=root.find("target/encryption") is not None,
+        encryption=encryption_of(root.find("target")) if root.find("target") is not None else None,
     )
 
 
@@ -224,5 +226,6 @@ def volume_facts(conn, pool_name, vol, uri=None, model=None, rec=None):
         allocation=model["allocation"],
         backing_volume=chain[0]["volume"] if chain and chain[0]["pool"] == pool_name else None,
         backing_chain=chain,
+        encryption=model.get("encryption"),
     )
     return facts

@@ -40,7 +40,7 @@ def vm(name, **kw):
 
 
 def test_every_kind_of_the_issue_is_there():
-    assert sorted(KINDS) == ["cloudinit", "network", "pool", "snapshot", "vm", "volume"]
+    assert sorted(KINDS) == ["cloudinit", "network", "nwfilter", "pool", "secret", "snapshot", "vm", "volume"]
 
 
 def test_an_item_is_validated_with_its_modules_own_spec():
@@ -384,3 +384,20 @@ def test_a_failed_vm_removal_does_not_hold_back_the_removals_that_wait_for_it(pr
     results = run(items)
     assert results[0]["failed"] and not results[1]["failed"] and not results[1].get("skipped")
     assert probe_log.index(("a", "undo1")) < probe_log.index(("v", "step1"))
+
+
+def test_filters_and_secrets_come_before_their_users_and_go_after_them():
+    usage = "/var/lib/libvirt/images/enc.qcow2"
+    items = items_of(vm("a", interfaces=[dict(network="n", filter=dict(name="web"))],
+                        disks=[dict(target="vdb", pool="p", volume="enc.qcow2", encryption=dict(secret=usage))]),
+                     dict(kind="nwfilter", name="web", filterrefs=[dict(filter="base")]),
+                     dict(kind="nwfilter", name="base", rules=[dict(protocol="tcp", destination_ports="22")]),
+                     dict(kind="secret", usage_type="volume", usage_id=usage, value="x"),
+                     dict(kind="volume", pool="p", name="enc.qcow2", capacity="1G", encryption=dict(secret=usage)))
+    graph = Graph(items)
+    assert graph.needs[0] == {1, 3, 4} and graph.needs[1] == {2} and graph.needs[4] == {3}
+    assert graph.first() == [2, 3]
+    assert items[3].label == "resources[3] (secret volume '%s')" % usage
+    removal = items_of(dict(kind="secret", usage_type="volume", usage_id=usage, state="absent"),
+                       dict(kind="nwfilter", name="web", state="absent"), vm("a", state="absent"))
+    assert Graph(removal).first() == [2]

@@ -324,9 +324,9 @@ GOOD = [
     ("memory-decimal", dict(memory="1.5G"), "memory", 1536),
     ("max-memory-m", dict(max_memory="4096M"), "max_memory", 4096),
     ("mac-normalized", dict(interfaces=[nic(mac="52-54-00-AA-BB-CC")]), "interfaces", [
-        dict(type="network", source="default", mode=None, model=None, mac="52:54:00:aa:bb:cc", boot_order=None)]),
+        dict(type="network", source="default", mode=None, model=None, mac="52:54:00:aa:bb:cc", boot_order=None, filter=None)]),
     ("direct-nic", dict(interfaces=[dict(direct="eth0", mode="passthrough")]), "interfaces", [
-        dict(type="direct", source="eth0", mode="passthrough", model=None, mac=None, boot_order=None)]),
+        dict(type="direct", source="eth0", mode="passthrough", model=None, mac=None, boot_order=None, filter=None)]),
     ("pci-domain-added", dict(hostdevs=["01:00.0", "0000:0A:1f.7"]), "hostdevs", ["0000:01:00.0", "0000:0a:1f.7"]),
     ("tags-sorted-unique", dict(tags=["web", "db", "web"]), "tags", ["db", "web"]),
     ("tags-empty", dict(tags=[]), "tags", []),

@@ -186,7 +186,7 @@ def test_parse_libvirt_xml(test_conn):
     model = parse_volume_xml(vol.XMLDesc(0))
     assert model == dict(name="r.raw", type="file", key="/default-pool/r.raw", path="/default-pool/r.raw", format="raw",
                          capacity=2 * MiB, allocation=model["allocation"], backing_path=None, backing_format=None,
-                         physical=None, mtime=None, encrypted=False)
+                         physical=None, mtime=None, encrypted=False, encryption=None)
 
 
 # --- the resource against the test driver -----------------------------------------------------
