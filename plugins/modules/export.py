@@ -370,7 +370,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.export import ExportResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.params import FORMATS
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.kind import run_resource
 
 
 def main():

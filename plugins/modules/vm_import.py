@@ -324,7 +324,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._import.vm_import import ImportResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.options import find
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.kind import run_resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.model import DISK_BUSES, INTERFACE_MODELS
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import OPTIONS as VM_OPTIONS
 

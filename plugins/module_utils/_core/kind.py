@@ -14,7 +14,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_resource
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
 
 _CONSTRAINTS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
 
@@ -51,3 +52,12 @@ class Kind:
 
     def __repr__(self):
         return "Kind(%r)" % self.name
+
+
+def run_resource(module, resource_class, requires=("libvirt", "lxml"), connect=True, secrets=None):
+    """Reconcile one resource of ``resource_class`` and exit; the usual ``main()`` of a resource module."""
+
+    def handler(ctx):
+        return reconcile(resource_class(ctx), check_mode=ctx.check_mode, want_diff=ctx.diff)
+
+    run_module(module, handler, requires=requires, connect=connect, secrets=secrets)

@@ -7,7 +7,7 @@
 This is the one place where our exceptions become ``fail_json``.  A module's ``main()`` is::
 
     module = AnsibleModule(argument_spec=..., supports_check_mode=True)
-    run_resource(module, PoolResource)        # resource modules
+    run_resource(module, PoolResource)        # resource modules (in _core/kind.py, beside Kind)
     run_module(module, gather_host_info)      # info modules / custom handlers
 """
 
@@ -24,7 +24,6 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.binaries import find_binary
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConnectionFailedError, MissingDependencyError, VirtopsError
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.xml import require_lxml
 
 _REQUIREMENTS = dict(libvirt=require_libvirt, lxml=require_lxml)
@@ -188,12 +187,3 @@ def run_module(module, handler, requires=("libvirt", "lxml"), connect=True, secr
     for text in result.pop("warnings", None) or ():
         module.warn(text)
     module.exit_json(**result)
-
-
-def run_resource(module, resource_class, requires=("libvirt", "lxml"), connect=True, secrets=None):
-    """Reconcile one resource of ``resource_class`` and exit; the usual ``main()`` of a resource module."""
-
-    def handler(ctx):
-        return reconcile(resource_class(ctx), check_mode=ctx.check_mode, want_diff=ctx.diff)
-
-    run_module(module, handler, requires=requires, connect=connect, secrets=secrets)
