@@ -10,7 +10,7 @@ import pytest
 
 from ansible.module_utils.common import warnings as ansible_warnings
 
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import Connection, libvirt
 
 
 @pytest.fixture
@@ -40,3 +40,11 @@ def fresh_module_warnings():
         if isinstance(store, (dict, list)):
             store.clear()
     yield
+
+
+@pytest.fixture
+def undefine_for_test_driver(monkeypatch):
+    """The test driver refuses the undefine flags for NVRAM, checkpoint metadata and TPM state that the
+    collection passes to real libvirt: without them while a test removes VMs from test:///default."""
+    for name in ("VIR_DOMAIN_UNDEFINE_NVRAM", "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", "VIR_DOMAIN_UNDEFINE_TPM"):
+        monkeypatch.setattr(libvirt, name, 0, raising=False)

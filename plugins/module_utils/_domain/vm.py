@@ -360,18 +360,20 @@ class VmResource(DefinedObjectResource):
         got = _ready.wait_ready(dom, wanted, timeout)
         out = {}
         if "ip" in wanted:
-            out.update(self._wait_for_ip(vm, dom, max(timeout - (time.monotonic() - started), 1)))
+            source = self.params.get("ip_source") or DEFAULTS["ip_source"]
+            out.update(_wait_for_ip(self.ctx.conn, self.name, vm, dom, source, max(timeout - (time.monotonic() - started), 1)))
         out["ready"] = dict(conditions=list(wanted), agent=got.get("agent", False), cloud_init=got.get("cloud_init"),
                             seconds=round(time.monotonic() - started, 1))
         return out
 
-    def _wait_for_ip(self, vm, dom, timeout):
-        macs = [nic["mac"] for nic in vm.get("interfaces") or [] if nic.get("mac")]
-        if not macs:
-            raise InvalidInputError("wait_for_ip: VM %r has no network interface" % self.name)
-        found = _address_wait.wait_for_addresses(self.ctx.conn, dom, source=self.params.get("ip_source") or DEFAULTS["ip_source"],
-                                                 timeout=timeout, macs=macs)
-        by_mac = dict((item["mac"], item) for item in found)
-        for nic in vm["interfaces"]:
-            nic["addresses"] = (by_mac.get(nic.get("mac")) or {}).get("addresses", [])
-        return dict(addresses=found, ip=_addresses.domain_ip_summary(found, macs))
+
+def _wait_for_ip(conn, name, vm, dom, source, timeout):
+    """Wait for the addresses of ``vm``'s NICs (``wait_for_ip``) and put them into ``vm``'s interfaces."""
+    macs = [nic["mac"] for nic in vm.get("interfaces") or [] if nic.get("mac")]
+    if not macs:
+        raise InvalidInputError("wait_for_ip: VM %r has no network interface" % name)
+    found = _address_wait.wait_for_addresses(conn, dom, source=source, timeout=timeout, macs=macs)
+    by_mac = dict((item["mac"], item) for item in found)
+    for nic in vm["interfaces"]:
+        nic["addresses"] = (by_mac.get(nic.get("mac")) or {}).get("addresses", [])
+    return dict(addresses=found, ip=_addresses.domain_ip_summary(found, macs))

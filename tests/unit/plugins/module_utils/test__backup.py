@@ -325,10 +325,8 @@ def add_incremental(repo, name, parent, writes, epoch, backing=None):
 
 
 @pytest.fixture
-def chain(test_conn, tmp_path, monkeypatch):
+def chain(test_conn, tmp_path, undefine_for_test_driver):
     """A VM with one disk; p1 (full, by the module), p2 and p3 (incremental); and the disk as p3 saw it."""
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0, raising=False)
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0, raising=False)
     vda = str(tmp_path / "vda.qcow2")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", vda, "64M"], check=True)
     qemu_io(vda, "qcow2", "write -P 0x11 0 4M")

@@ -85,10 +85,8 @@ def module_params(**given):
 
 
 @pytest.fixture
-def vm(request, test_conn, monkeypatch):
+def vm(request, test_conn, undefine_for_test_driver):
     name = PREFIX + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:80]
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0, raising=False)
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0, raising=False)
     yield name
     for dom in test_conn.listAllDomains(0):
         if dom.name().startswith(name):

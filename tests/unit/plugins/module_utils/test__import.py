@@ -94,11 +94,8 @@ def uploads(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def conn(test_conn, monkeypatch):
+def conn(test_conn, undefine_for_test_driver):
     # the test driver cannot undefine with these flags (an older libvirt-python has no such names)
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0, raising=False)
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0, raising=False)
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_TPM", 0, raising=False)
     yield test_conn
     for dom in test_conn.listAllDomains(0):
         if dom.name().startswith(PREFIX):

@@ -105,11 +105,8 @@ def file_disk(path, target="vdb", device="disk"):
 
 
 @pytest.fixture
-def clean(test_conn, monkeypatch):
+def clean(test_conn, undefine_for_test_driver):
     # the test driver undefines with these two flags unknown
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0, raising=False)
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0, raising=False)
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_TPM", 0, raising=False)
 
     def wipe():
         for dom in test_conn.listAllDomains(0):

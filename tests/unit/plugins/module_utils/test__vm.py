@@ -91,11 +91,8 @@ def volumes(conn):
 
 
 @pytest.fixture
-def vm(request, test_conn, monkeypatch):
+def vm(request, test_conn, undefine_for_test_driver):
     """A VM name of this test; every domain and volume whose name starts with it is removed afterwards."""
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0, raising=False)
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0, raising=False)
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_TPM", 0, raising=False)
     name = PREFIX + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:80]
     yield name
     for dom in test_conn.listAllDomains(0):

@@ -49,9 +49,7 @@ def four(conn, **given):
 
 
 @pytest.fixture
-def vm(request, test_conn, monkeypatch):
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_NVRAM", 0, raising=False)
-    monkeypatch.setattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0, raising=False)
+def vm(request, test_conn, undefine_for_test_driver):
     name = "u-sf-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
     yield name
     for dom in test_conn.listAllDomains(0):
