@@ -8,10 +8,13 @@ agent, reached through the libvirt API of any hypervisor URI.
 Design notes:
 
 * One libvirt connection per Ansible connection (per task), opened by :meth:`AgentClient.open`,
-  which also finds the VM and checks that it runs.  Every request is one
+  which also finds the VM, checks that it runs and that its agent answers a ``guest-ping`` (asked again
+  for up to ``agent_timeout`` s: libvirt gives up on a silent agent after 5 s, and a guest that boots
+  under load can be silent that long).  Every request is one
   ``libvirt_qemu.qemuAgentCommand(dom, json, timeout, 0)``: the seam (``command=``) where unit tests put
-  a fake agent.  The agent's channel and connection are not asked about up front (that would cost a
-  round trip per task): the first request's error says what is missing (``agent_errors``).
+  a fake agent.  The agent channel is not looked for in the VM's XML: the ping's error says what is
+  missing (``agent_errors``).  Requests that may be sent twice (ping, exec status) are asked again
+  while the agent is not connected or silent, for up to ``agent_timeout`` s; others fail at once.
 * Errors name the VM and the URI.  What makes the VM unusable (not found, not running, no agent
   channel, agent not connected or not answering within ``agent_timeout``) raises
   ``AnsibleConnectionFailure`` (the host is unreachable); what the agent refused (a file that cannot
@@ -109,7 +112,7 @@ class AgentClient:
     # ------------------------------------------------------------------------ session ---
 
     def open(self):
-        """Connect to the hypervisor and find the running VM."""
+        """Connect to the hypervisor, find the running VM, check that its agent answers."""
         if self._command is None:
             if libvirt_qemu is None:
                 raise AnsibleError("the virtops.libvirt.guest_agent connection needs the libvirt Python binding (with "
@@ -135,6 +138,7 @@ class AgentClient:
         if not active:
             self.close()
             raise AnsibleConnectionFailure("%s is not running: its guest agent cannot answer" % self.where)
+        self.ready()
         return self
 
     def close(self):
@@ -144,18 +148,34 @@ class AgentClient:
 
     # ----------------------------------------------------------------------- requests ---
 
-    def call(self, execute, arguments=None, quiet=False):
-        """One agent request; its ``return`` value."""
+    def call(self, execute, arguments=None, quiet=False, retry=False):
+        """One agent request; its ``return`` value.
+
+        With ``retry`` (only for requests that may be sent twice), an agent that is not connected or does
+        not answer is asked again, with pauses from 0.1 s to 1 s, until ``agent_timeout`` seconds have
+        passed since the first try: a guest that is busy for a moment (booting, an agent restarting) does
+        not fail the task.
+        """
         request = {"execute": execute}
         if arguments is not None:
             request["arguments"] = arguments
         text = json.dumps(request)
         if not quiet:
             self._log("guest agent request %s (%d bytes)" % (execute, len(text)))
-        try:
-            reply = self._command(self.dom, text, self.agent_timeout, 0)
-        except libvirt.libvirtError as exc:
-            raise self._failure(exc, execute)
+        deadline = self._clock() + self.agent_timeout
+        pause = 0.1
+        while True:
+            wait = max(1, int(deadline - self._clock() + 0.999)) if retry else self.agent_timeout
+            try:
+                reply = self._command(self.dom, text, wait, 0)
+                break
+            except libvirt.libvirtError as exc:
+                failure, again = self._failure(exc, execute)
+                if not (retry and again and self._clock() + pause < deadline):
+                    raise failure
+                self._log("guest agent request %s: %s; asking again" % (execute, error_message(exc)))
+                self._sleep(pause)
+                pause = min(pause * 2, 1.0)
         try:
             parsed = json.loads(reply)
             return parsed["return"]
@@ -163,13 +183,18 @@ class AgentClient:
             raise AnsibleConnectionFailure("the guest agent of %s answered %s with something unexpected: %r"
                                            % (self.where, execute, to_text(reply)[:200]))
 
+    def ready(self):
+        """Make sure the agent answers (``guest-ping``, asked again for up to ``agent_timeout`` s)."""
+        self.call("guest-ping", retry=True)
+
     def _failure(self, exc, execute):
+        """The Ansible exception for a failed request, and whether asking again may help."""
         message = error_message(exc)
-        err, _retry = agent_error(exc, self.dom, "guest agent request '%s'" % execute, self.agent_timeout)
+        err, again = agent_error(exc, self.dom, "guest agent request '%s'" % execute, self.agent_timeout)
         text = "%s (libvirt URI %s)" % (err.msg, self.uri)
         if "unable to execute qemu agent command" in message.lower():
-            return AnsibleError(text)  # the agent answered: it refused (the guest's own reason)
-        return AnsibleConnectionFailure(text)
+            return AnsibleError(text), False  # the agent answered: it refused (the guest's own reason)
+        return AnsibleConnectionFailure(text), again
 
     # ------------------------------------------------------------------------ execute ---
 
@@ -188,7 +213,7 @@ class AgentClient:
         pause = POLL_FIRST
         polls = 0
         while True:
-            status = self.call("guest-exec-status", {"pid": pid}, quiet=True)
+            status = self.call("guest-exec-status", {"pid": pid}, quiet=True, retry=True)
             polls += 1
             if status.get("exited"):
                 break

@@ -57,6 +57,9 @@ class FakeAgent:
             raise self.fail[name]
         return json.dumps({"return": getattr(self, name.replace("-", "_"))(args)})
 
+    def guest_ping(self, args):
+        return {}
+
     def guest_exec(self, args):
         env = dict(e.split("=", 1) for e in args["env"]) if "env" in args else None
         proc = subprocess.Popen([args["path"]] + args.get("arg", []), stdin=subprocess.PIPE, env=env,
@@ -142,18 +145,19 @@ def test_exec_runs_through_sh_with_stdin_and_returns_rc_and_both_streams(agent):
     conn = connection(agent)
     rc, out, err = conn.exec_command("read line; echo \"got $line\"; echo oops >&2; exit 3", in_data=b"hello\n")
     assert (rc, out, err) == (3, b"got hello\n", b"oops\n")
-    name, args, _size = agent.requests[0]
+    assert agent.names()[0] == "guest-ping"
+    name, args, _size = agent.requests[1]
     assert name == "guest-exec" and args["path"] == "/bin/sh" and args["arg"][0] == "-c"
     assert args["capture-output"] is True
     assert base64.b64decode(args["input-data"]) == b"hello\n"
     assert "HOME=/root" in args["env"]
-    assert agent.names()[1:] == ["guest-exec-status", "guest-exec-status"]
+    assert agent.names()[2:] == ["guest-exec-status", "guest-exec-status"]
 
 
 def test_exec_without_stdin_sends_no_input_data_and_a_signal_gives_128_plus_it(agent):
     rc, out, err = connection(agent).exec_command("kill -TERM $$")
     assert rc == 128 + 15 and out == b"" and err == b""
-    assert "input-data" not in agent.requests[0][1]
+    assert "input-data" not in agent.requests[1][1]
 
 
 def test_pipelining_is_on_by_default_and_can_be_turned_off(agent):
@@ -171,11 +175,13 @@ def test_polling_starts_small_and_backs_off_to_the_maximum():
 
     def command(dom, text, timeout, flags):
         request = json.loads(text)
+        if request["execute"] == "guest-ping":
+            return json.dumps({"return": {}})
         if request["execute"] == "guest-exec":
             return json.dumps({"return": {"pid": 7}})
         return json.dumps({"return": {"exited": clock[0] >= 1.0, "exitcode": 0}})
 
-    ga = AgentClient("test:///default", "test", command=command, clock=lambda: clock[0], sleep=sleep)
+    ga = AgentClient("test:///default", "test", command=command, clock=lambda: clock[0], sleep=sleep).open()
     assert ga.run(["/bin/true"]) == (0, b"", b"")
     assert pauses[0] == _guest_agent.POLL_FIRST
     assert all(b >= a for a, b in zip(pauses, pauses[1:]))
@@ -230,7 +236,7 @@ def test_become_success_marker_is_stripped_and_no_password_goes_to_root(agent):
     plain = cmd.split(" /bin/sh -c ", 1)[1]
     rc, out, err = conn.exec_command("/bin/sh -c " + plain, in_data=b"")
     assert (rc, out) == (0, b"module-output\n")
-    assert "input-data" not in agent.requests[0][1]  # root: sudo asks no password
+    assert "input-data" not in agent.requests[1][1]  # root: sudo asks no password
 
 
 def test_become_password_goes_first_on_stdin_for_another_user(agent):
@@ -240,7 +246,7 @@ def test_become_password_goes_first_on_stdin_for_another_user(agent):
     with pytest.raises(AssertionError):  # no such user here: the fake cannot run runuser; see what was sent
         agent.fail["guest-exec"] = AssertionError("stop")
         conn.exec_command("true", in_data=b"module")
-    sent = agent.requests[0][1]
+    sent = agent.requests[1][1]
     assert base64.b64decode(sent["input-data"]) == b"secret\nmodule"
     assert sent["arg"][1].startswith("exec runuser") and sent["arg"][2] == "ops"
 
@@ -310,37 +316,68 @@ def test_a_failed_write_still_closes_the_file(agent, tmp_path):
 
 # -------------------------------------------------------------------------------- errors ---
 
-@pytest.mark.parametrize("code, message, expected", [
-    ("VIR_ERR_AGENT_UNRESPONSIVE", "Guest agent is not responding: QEMU guest agent is not connected",
-     "the guest agent of VM 'test' is not connected"),
-    ("VIR_ERR_AGENT_UNRESPONSIVE", "Guest agent is not responding: Guest agent not available for now",
-     "did not answer guest agent request 'guest-exec' within 10 s"),
-    ("VIR_ERR_ARGUMENT_UNSUPPORTED", "argument unsupported: QEMU guest agent is not configured",
-     "VM 'test' has no guest agent channel"),
-])
-def test_an_agent_that_cannot_answer_makes_the_host_unreachable(agent, code, message, expected):
-    agent.fail["guest-exec"] = libvirt_error(code, message)
-    with pytest.raises(AnsibleConnectionFailure) as caught:
-        connection(agent).exec_command("true")
-    assert expected in caught.value.message
-    assert "libvirt URI test:///default" in caught.value.message
+NOT_CONNECTED = ("VIR_ERR_AGENT_UNRESPONSIVE", "Guest agent is not responding: QEMU guest agent is not connected")
+SILENT = ("VIR_ERR_AGENT_UNRESPONSIVE", "Guest agent is not responding: Guest agent not available for now")
+NO_CHANNEL = ("VIR_ERR_ARGUMENT_UNSUPPORTED", "argument unsupported: QEMU guest agent is not configured")
 
 
-def test_an_agent_that_stops_while_a_command_runs_fails_at_the_next_poll(agent):
-    ga = client(agent)
-    calls = []
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+        self.pauses = []
 
-    def stop_after_exec(dom, text, timeout, flags):
-        calls.append(json.loads(text)["execute"])
-        if calls[-1] == "guest-exec-status":
-            raise libvirt_error("VIR_ERR_AGENT_UNRESPONSIVE",
-                                "Guest agent is not responding: QEMU guest agent is not connected")
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.pauses.append(seconds)
+        self.now += seconds
+
+
+def flaky(agent, clock, failures, error, busy=0.0):
+    """``agent``, but its first ``failures`` requests fail with ``error`` after ``busy`` seconds."""
+    left = [failures]
+
+    def command(dom, text, timeout, flags):
+        if left[0] > 0:
+            left[0] -= 1
+            clock.now += min(busy, timeout)
+            raise libvirt_error(*error)
         return agent(dom, text, timeout, flags)
 
-    ga._command = stop_after_exec
-    with pytest.raises(AnsibleConnectionFailure, match="is not connected"):
+    return command
+
+
+@pytest.mark.parametrize("error, expected, tries", [
+    (NOT_CONNECTED, "the guest agent of VM 'test' is not connected", 13),
+    (SILENT, "did not answer guest agent request 'guest-ping' within 10 s", 2),
+    (NO_CHANNEL, "VM 'test' has no guest agent channel", 1),
+])
+def test_an_agent_that_cannot_answer_makes_the_host_unreachable_within_the_timeout(agent, error, expected, tries):
+    clock = Clock()
+    command = flaky(agent, clock, 1000, error, busy=5.0 if error is SILENT else 0.0)
+    with pytest.raises(AnsibleConnectionFailure) as caught:
+        AgentClient("test:///default", "test", command=command, clock=clock, sleep=clock.sleep).open()
+    assert expected in caught.value.message
+    assert "libvirt URI test:///default" in caught.value.message
+    assert clock.now <= 10 + 1.0  # asked again until agent_timeout, no longer
+    assert len(clock.pauses) == tries - 1
+
+
+def test_an_agent_silent_for_a_moment_is_asked_again(agent):
+    clock = Clock()
+    ga = AgentClient("test:///default", "test", command=flaky(agent, clock, 3, SILENT, busy=1.0), clock=clock,
+                     sleep=clock.sleep).open()
+    assert ga.run(["/bin/echo", "hi"])[1] == b"hi\n"
+    assert clock.pauses[:3] == [0.1, 0.2, 0.4]
+
+
+def test_requests_that_must_not_be_sent_twice_fail_at_once(agent):
+    ga = client(agent)
+    agent.fail["guest-exec"] = libvirt_error(*SILENT)
+    with pytest.raises(AnsibleConnectionFailure, match="did not answer guest agent request 'guest-exec'"):
         ga.run(["/bin/true"])
-    assert calls == ["guest-exec", "guest-exec-status"]
+    assert agent.names() == ["guest-ping", "guest-exec"]
 
 
 def test_vm_not_found_and_vm_not_running(agent, test_conn):
@@ -364,8 +401,8 @@ def test_unreachable_hypervisor_names_the_vm_and_uri(agent):
 def test_an_answer_that_is_not_json_is_reported(agent):
     ga = client(agent)
     ga._command = lambda dom, text, timeout, flags: "garbage"
-    with pytest.raises(AnsibleConnectionFailure, match="answered guest-ping with something unexpected: 'garbage'"):
-        ga.call("guest-ping")
+    with pytest.raises(AnsibleConnectionFailure, match="answered guest-info with something unexpected: 'garbage'"):
+        ga.call("guest-info")
 
 
 @pytest.mark.parametrize("options, message", [
