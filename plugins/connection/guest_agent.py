@@ -22,7 +22,7 @@ description:
   - Commands run with C(/bin/sh -c) through the agent's C(guest-exec), with their standard input
     given in the same request, so pipelining works (and is on by default, see O(pipelining)).
     Files are copied with C(guest-file-open), C(guest-file-write), C(guest-file-read) in chunks of
-    O(file_chunk_size) bytes.
+    O(put_chunk_size) and O(fetch_chunk_size) bytes.
   - The guest agent runs as root, so commands run as root unless O(remote_user) names another user;
     then they run as that user through C(runuser -u USER), and files the plugin copies are given to
     that user. C(become) works as over SSH; from root, C(sudo) and C(su) need no password.
@@ -42,8 +42,8 @@ options:
   remote_addr:
     description:
       - The name of the VM (libvirt domain) on the hypervisor.
-      - The inventory plugin M(virtops.libvirt.libvirt#inventory) sets C(ansible_libvirt_vm) when its
-        O(virtops.libvirt.libvirt#inventory:guest_agent) option hands a VM to this plugin.
+      - The inventory plugin P(virtops.libvirt.libvirt#inventory) sets C(ansible_libvirt_vm) when its
+        O(virtops.libvirt.libvirt#inventory:guest_agent_connection) option hands a VM to this plugin.
     type: str
     default: inventory_hostname
     vars:
@@ -101,27 +101,40 @@ options:
     ini:
       - section: virtops_guest_agent
         key: command_timeout
-  file_chunk_size:
+  put_chunk_size:
     description:
-      - Bytes of a file sent or read per guest agent request. Base64 makes a request a third bigger, and
-        libvirt carries at most 4 MiB per request, so the most is 3141632 (3 MiB less 4 KiB).
-      - The default was the fastest for a 10 MiB file on the lab's TCG guest (see the collection's
-        benchmarks); bigger chunks save round trips, smaller ones use less memory in the agent.
+      - Bytes of a file written per guest agent request (C(guest-file-write)), and the most standard input
+        sent with a command in its request; more input goes through a temporary file in the guest's C(/tmp).
+      - At most 163840 (160 KiB). Base64 makes a request a third bigger, and QEMU 7.2's agent lost requests
+        of about 220 KB and more (measured); bigger chunks save round trips.
+    type: int
+    default: 131072
+    vars:
+      - name: ansible_libvirt_put_chunk_size
+    env:
+      - name: ANSIBLE_LIBVIRT_PUT_CHUNK_SIZE
+    ini:
+      - section: virtops_guest_agent
+        key: put_chunk_size
+  fetch_chunk_size:
+    description:
+      - Bytes of a file read per guest agent request (C(guest-file-read)).
+      - At most 3141632 (3 MiB less 4 KiB): libvirt carries at most 4 MiB per answer, base64 adds a third.
     type: int
     default: 1048576
     vars:
-      - name: ansible_libvirt_file_chunk_size
+      - name: ansible_libvirt_fetch_chunk_size
     env:
-      - name: ANSIBLE_LIBVIRT_FILE_CHUNK_SIZE
+      - name: ANSIBLE_LIBVIRT_FETCH_CHUNK_SIZE
     ini:
       - section: virtops_guest_agent
-        key: file_chunk_size
+        key: fetch_chunk_size
   pipelining:
     description:
       - Send modules to the guest on the standard input of the command that runs them, instead of as
         files, so most tasks take one request instead of five.
-      - On by default for this connection, unlike the others. The module and its arguments must fit
-        in one request (3 MiB); turn it off for a task whose module is bigger.
+      - On by default for this connection, unlike the others. A module bigger than O(put_chunk_size)
+        is written to a temporary file in the guest first (removed by the command that reads it).
     type: bool
     default: true
     env:
@@ -216,7 +229,8 @@ class Connection(ConnectionBase):
                 self.get_option("uri"), self.get_option("remote_addr"),
                 agent_timeout=self.get_option("agent_timeout"),
                 command_timeout=self.get_option("command_timeout"),
-                chunk_size=self.get_option("file_chunk_size"),
+                put_chunk_size=self.get_option("put_chunk_size"),
+                fetch_chunk_size=self.get_option("fetch_chunk_size"),
                 command=self.agent_command,
                 log=lambda text: display.vvvv(text, host=self._play_context.remote_addr),
             )

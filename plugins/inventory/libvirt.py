@@ -175,7 +175,7 @@ options:
   guest_agent_connection:
     description:
       - Hand VMs that have a guest agent channel (C(org.qemu.guest_agent.0)) to the connection plugin
-        R(virtops.libvirt.guest_agent,ansible_collections.virtops.libvirt.guest_agent_connection), which runs
+        P(virtops.libvirt.guest_agent#connection), which runs
         tasks inside them through the QEMU guest agent, without network or SSH.
       - Such a VM gets C(ansible_connection=virtops.libvirt.guest_agent), C(ansible_libvirt_uri) (its
         hypervisor's URI) and C(ansible_libvirt_vm) (its name). O(compose) can still change them.

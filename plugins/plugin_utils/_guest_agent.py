@@ -23,9 +23,15 @@ Design notes:
 * ``guest-exec`` with ``capture-output`` and ``input-data`` (stdin, for pipelining), then
   ``guest-exec-status`` polled from 2 ms, growing by half up to 50 ms: a short command costs a few
   round trips, a long one at most one poll every 50 ms.
-* Files go through ``guest-file-open/write/read/close`` in chunks of ``chunk_size`` bytes, base64
-  in JSON: libvirt's remote protocol carries a string of at most 4 MiB (``REMOTE_STRING_MAX``), so
-  a chunk is at most 3 MiB (``MAX_CHUNK``).  qemu-ga creates files 0600 as root.
+* Requests TO the guest must stay small: with QEMU 7.2's agent (Debian 12), a request of 226,745
+  bytes never arrived intact (the agent hung or said "JSON parse error") while 220,077 bytes always
+  did, under TCG and idle or loaded alike.  So files are written (``guest-file-write``) in chunks of
+  ``put_chunk_size`` bytes, at most ``MAX_PUT_CHUNK`` (160 KiB, 218,533 bytes of request), default
+  128 KiB; a command's standard input (``input-data``) of more than ``put_chunk_size`` bytes is
+  written to a temporary file in the guest the same way, and the command reads it from there.
+* Answers FROM the guest may be big: files are read (``guest-file-read``) in chunks of
+  ``fetch_chunk_size`` bytes, at most 3 MiB (libvirt's remote protocol carries strings up to 4 MiB,
+  base64 adds a third).  qemu-ga creates files 0600 as root.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,6 +39,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import binascii
 import json
 import os
 import time
@@ -50,10 +57,15 @@ try:
 except ImportError:  # pragma: no cover - depends on the controller
     libvirt_qemu = None
 
-#: the largest file chunk: base64 of it (4/3) and the JSON around it fit libvirt's 4 MiB string limit
-MAX_CHUNK = 3 * 1024 * 1024 - 4096
-#: the default file chunk (measured in the lab: see the plugin's documentation)
-DEFAULT_CHUNK = 1024 * 1024
+#: the largest chunk read: base64 of it (4/3) and the JSON around it fit libvirt's 4 MiB string limit
+MAX_FETCH_CHUNK = 3 * 1024 * 1024 - 4096
+#: the largest chunk written (or given as stdin): QEMU 7.2's agent loses requests above ~220 KB
+MAX_PUT_CHUNK = 160 * 1024
+#: the defaults (measured in the lab: see the plugin's documentation)
+DEFAULT_PUT_CHUNK = 128 * 1024
+DEFAULT_FETCH_CHUNK = 1024 * 1024
+#: where a command's standard input too big for one request waits in the guest
+STDIN_DIR = "/tmp"
 #: polling ``guest-exec-status``: first pause, growth factor, longest pause (seconds)
 POLL_FIRST, POLL_GROWTH, POLL_MAX = 0.002, 1.5, 0.05
 #: the environment of commands run as root (qemu-ga's own has no HOME: ``~/.ansible/tmp`` needs it)
@@ -85,20 +97,23 @@ class AgentClient:
     """The guest agent of VM ``vm`` at ``uri``.
 
     ``agent_timeout``: seconds libvirt waits for one answer; ``command_timeout``: seconds a command may
-    run (0: no limit); ``chunk_size``: bytes per file request; ``command``: the function that sends
-    one request (``qemuAgentCommand``'s signature); ``clock``/``sleep``: for tests.
+    run (0: no limit); ``put_chunk_size``/``fetch_chunk_size``: bytes per file request written/read;
+    ``command``: the function that sends one request (``qemuAgentCommand``'s signature);
+    ``clock``/``sleep``: for tests.
     """
 
-    def __init__(self, uri, vm, agent_timeout=10, command_timeout=0, chunk_size=DEFAULT_CHUNK, command=None,
-                 clock=time.monotonic, sleep=time.sleep, log=None):
+    def __init__(self, uri, vm, agent_timeout=10, command_timeout=0, put_chunk_size=DEFAULT_PUT_CHUNK,
+                 fetch_chunk_size=DEFAULT_FETCH_CHUNK, command=None, clock=time.monotonic, sleep=time.sleep, log=None):
         self.uri, self.vm = uri, vm
         self.agent_timeout = int(agent_timeout)
         self.command_timeout = float(command_timeout or 0)
-        self.chunk_size = int(chunk_size)
+        self.put_chunk, self.fetch_chunk = int(put_chunk_size), int(fetch_chunk_size)
         if self.agent_timeout < 1:
             raise AnsibleError("agent_timeout: must be at least 1 s, got %s" % agent_timeout)
-        if not 4096 <= self.chunk_size <= MAX_CHUNK:
-            raise AnsibleError("file_chunk_size: must be between 4096 and %d bytes, got %s" % (MAX_CHUNK, chunk_size))
+        for name, value, most in (("put_chunk_size", self.put_chunk, MAX_PUT_CHUNK),
+                                  ("fetch_chunk_size", self.fetch_chunk, MAX_FETCH_CHUNK)):
+            if not 4096 <= value <= most:
+                raise AnsibleError("%s: must be between 4096 and %d bytes, got %s" % (name, most, value))
         self._command = command
         self._clock, self._sleep = clock, sleep
         self._log = log or (lambda text: None)
@@ -203,10 +218,13 @@ class AgentClient:
         arguments = {"path": argv[0], "arg": list(argv[1:]), "capture-output": True}
         if env:
             arguments["env"] = list(env)
-        if stdin:
-            if len(stdin) > MAX_CHUNK:
-                raise AnsibleError("%d bytes of input are more than one guest agent request carries (%d) in %s: "
-                                   "turn pipelining off for this task" % (len(stdin), MAX_CHUNK, self.where))
+        if len(stdin) > self.put_chunk:
+            # too big for one request: from a file of the guest, written in chunks, removed by the command
+            path = "%s/.virtops-guest-agent-stdin-%s" % (STDIN_DIR, binascii.hexlify(os.urandom(8)).decode())
+            self._write(path, [stdin[i:i + self.put_chunk] for i in range(0, len(stdin), self.put_chunk)])
+            script = 'f=$1; shift; "$@" < "$f"; rc=$?; rm -f -- "$f"; exit $rc'
+            arguments["path"], arguments["arg"] = "/bin/sh", ["-c", script, "sh", path] + list(argv)
+        elif stdin:
             arguments["input-data"] = _b64(stdin)
         pid = self.call("guest-exec", arguments)["pid"]
         started = self._clock()
@@ -263,23 +281,24 @@ class AgentClient:
             source = open(b_local, "rb")
         except (IOError, OSError) as exc:
             raise AnsibleError("cannot read %s to copy it to %s: %s" % (to_text(local), self.where, exc))
-        written = 0
         with source:
-            handle = self._wrap_file_error(self._open_file, remote, "wb", doing="open %s for writing" % remote)
-            failing = True
-            try:
-                while True:
-                    chunk = source.read(self.chunk_size)
-                    if not chunk:
-                        break
-                    answer = self.call("guest-file-write", {"handle": handle, "buf-b64": _b64(chunk)})
-                    if answer.get("count") != len(chunk):
-                        raise AnsibleError("the guest agent wrote %s of %d bytes to %s in %s"
-                                           % (answer.get("count"), len(chunk), remote, self.where))
-                    written += len(chunk)
-                failing = False
-            finally:
-                self._close_file(handle, failing)
+            return self._write(remote, iter(lambda: source.read(self.put_chunk), b""))
+
+    def _write(self, remote, chunks):
+        """Write the byte strings ``chunks`` to ``remote`` in the guest (made or emptied); bytes written."""
+        handle = self._wrap_file_error(self._open_file, remote, "wb", doing="open %s for writing" % remote)
+        written = 0
+        failing = True
+        try:
+            for chunk in chunks:
+                answer = self.call("guest-file-write", {"handle": handle, "buf-b64": _b64(chunk)})
+                if answer.get("count") != len(chunk):
+                    raise AnsibleError("the guest agent wrote %s of %d bytes to %s in %s"
+                                       % (answer.get("count"), len(chunk), remote, self.where))
+                written += len(chunk)
+            failing = False
+        finally:
+            self._close_file(handle, failing)
         return written
 
     def fetch(self, remote, local):
@@ -294,7 +313,7 @@ class AgentClient:
                 raise AnsibleError("cannot write %s on the controller: %s" % (to_text(local), exc))
             with target:
                 while True:
-                    answer = self.call("guest-file-read", {"handle": handle, "count": self.chunk_size})
+                    answer = self.call("guest-file-read", {"handle": handle, "count": self.fetch_chunk})
                     data = _unb64(answer.get("buf-b64"), "file data")
                     target.write(data)
                     received += len(data)
