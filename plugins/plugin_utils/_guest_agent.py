@@ -21,8 +21,10 @@ Design notes:
   be opened: the guest's own words) and a command that outlived ``command_timeout`` raise
   ``AnsibleError`` (the task fails).
 * ``guest-exec`` with ``capture-output`` and ``input-data`` (stdin, for pipelining), then
-  ``guest-exec-status`` polled from 2 ms, growing by half up to 50 ms: a short command costs a few
-  round trips, a long one at most one poll every 50 ms.
+  ``guest-exec-status`` polled from 2 ms, growing by half up to 50 ms, later up to 5 % of the time the
+  command has run (at most 0.5 s): a short command costs a few round trips and waits at most 50 ms
+  too long; a long one (a module under TCG emulation takes seconds) loses at most 5 % and does not
+  keep the guest's CPU busy answering polls (each costs the guest a wake-up and two answers).
 * Requests TO the guest must stay small: with QEMU 7.2's agent (Debian 12), a request of 226,745
   bytes never arrived intact (the agent hung or said "JSON parse error") while 220,077 bytes always
   did, under TCG and idle or loaded alike.  So files are written (``guest-file-write``) in chunks of
@@ -66,8 +68,10 @@ DEFAULT_PUT_CHUNK = 128 * 1024
 DEFAULT_FETCH_CHUNK = 1024 * 1024
 #: where a command's standard input too big for one request waits in the guest
 STDIN_DIR = "/tmp"
-#: polling ``guest-exec-status``: first pause, growth factor, longest pause (seconds)
+#: polling ``guest-exec-status``: first pause, growth factor, longest pause (seconds) for the first second;
+#: then pauses of up to POLL_SHARE of the time the command has run, at most POLL_LONGEST
 POLL_FIRST, POLL_GROWTH, POLL_MAX = 0.002, 1.5, 0.05
+POLL_SHARE, POLL_LONGEST = 0.05, 0.5
 #: the environment of commands run as root (qemu-ga's own has no HOME: ``~/.ansible/tmp`` needs it)
 ROOT_ENV = ("HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/sh",
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
@@ -243,7 +247,7 @@ class AgentClient:
             if self.command_timeout:
                 pause = min(pause, max(self.command_timeout - elapsed, 0.001))
             self._sleep(pause)
-            pause = min(pause * POLL_GROWTH, POLL_MAX)
+            pause = min(pause * POLL_GROWTH, max(POLL_MAX, min(POLL_LONGEST, elapsed * POLL_SHARE)))
         self._log("guest-exec pid %s exited after %d polls, %.3f s" % (pid, polls, self._clock() - started))
         out = _unb64(status.get("out-data"), "output")
         err = _unb64(status.get("err-data"), "error output")

@@ -190,6 +190,31 @@ def test_polling_starts_small_and_backs_off_to_the_maximum():
     assert len(pauses) < 40  # one second of a command: not hundreds of polls
 
 
+def test_polling_of_a_long_command_backs_off_further():
+    clock = [0.0]
+    pauses = []
+
+    def sleep(seconds):
+        pauses.append(seconds)
+        clock[0] += seconds
+
+    def command(dom, text, timeout, flags):
+        request = json.loads(text)
+        if request["execute"] == "guest-exec":
+            return json.dumps({"return": {"pid": 7}})
+        if request["execute"] == "guest-ping":
+            return json.dumps({"return": {}})
+        return json.dumps({"return": {"exited": clock[0] >= 60.0, "exitcode": 0}})
+
+    ga = AgentClient("test:///default", "test", command=command, clock=lambda: clock[0], sleep=sleep).open()
+    ga.run(["/bin/sleep", "60"])
+    assert max(pauses) == _guest_agent.POLL_LONGEST
+    assert clock[0] < 60.0 + _guest_agent.POLL_LONGEST
+    assert all(p <= max(_guest_agent.POLL_MAX, 0.05 * t) + 1e-9
+               for p, t in zip(pauses, [sum(pauses[:i]) for i in range(len(pauses))]))
+    assert len(pauses) < 200  # a minute: not 1,200 polls of 50 ms
+
+
 def test_command_timeout_kills_the_command_and_fails_the_task(agent):
     ga = client(agent, command_timeout=0.3)
     with pytest.raises(AnsibleError) as caught:
