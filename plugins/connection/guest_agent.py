@@ -119,7 +119,7 @@ options:
   fetch_chunk_size:
     description:
       - Bytes of a file read per guest agent request (C(guest-file-read)).
-      - At most 3141632 (3 MiB less 4 KiB): libvirt carries at most 4 MiB per answer, base64 adds a third.
+      - At most 3141632 (3 MiB less 4 KiB), as libvirt carries at most 4 MiB per answer and base64 adds a third.
     type: int
     default: 1048576
     vars:
