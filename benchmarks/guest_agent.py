@@ -45,7 +45,10 @@ VARIANTS = (
      {"ansible_libvirt_put_chunk_size": 65536}),
     ("ours-160k", "virtops.libvirt.guest_agent, `put_chunk_size` 160 KiB (the most)", OURS,
      {"ansible_libvirt_put_chunk_size": 163840}),
-    ("community", "community.libvirt.libvirt_qemu", THEIRS, {}),
+    # qemu-ga runs without HOME: libvirt_qemu then writes files under a literal "~" while the modules look in
+    # /root (its copy fails with "Source ... not found"): an absolute remote_tmp makes it work
+    ("community", "community.libvirt.libvirt_qemu, `ansible_remote_tmp: /root/.ansible/tmp`", THEIRS,
+     {"ansible_remote_tmp": "/root/.ansible/tmp"}),
 )
 
 
