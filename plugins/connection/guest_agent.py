@@ -159,7 +159,7 @@ seealso:
     description: How the connection works, what it needs in the VM, its limits.
     link: https://github.com/virtops/virtops.libvirt/blob/main/docs/docsite/rst/guide_guest_agent.rst
   - name: community.libvirt.libvirt_qemu
-    description: community.libvirt's guest agent connection, which this one outruns (see the benchmarks).
+    description: community.libvirt's guest agent connection (compared in the collection's guest_agent benchmark).
     link: https://docs.ansible.com/ansible/latest/collections/community/libvirt/libvirt_qemu_connection.html
 """
 
