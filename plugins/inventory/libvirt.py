@@ -138,6 +138,7 @@ options:
         C(libvirt_active), C(libvirt_persistent), C(libvirt_autostart),
         C(libvirt_vcpus), C(libvirt_max_vcpus), C(libvirt_memory) and C(libvirt_max_memory) (MiB),
         C(libvirt_arch), C(libvirt_machine), C(libvirt_virt_type), C(libvirt_firmware),
+        C(libvirt_guest_agent) (whether the VM has a guest agent channel),
         C(libvirt_tags) (list), C(libvirt_metadata) (dict),
         C(libvirt_disks) (C(target), C(bus), C(path), C(pool), C(volume), C(format)),
         C(libvirt_interfaces) (C(type), C(source), C(model), C(mac), C(addresses)),
@@ -171,6 +172,23 @@ options:
     type: list
     elements: str
     default: []
+  guest_agent_connection:
+    description:
+      - Hand VMs that have a guest agent channel (C(org.qemu.guest_agent.0)) to the connection plugin
+        P(virtops.libvirt.guest_agent#connection), which runs
+        tasks inside them through the QEMU guest agent, without network or SSH.
+      - Such a VM gets C(ansible_connection=virtops.libvirt.guest_agent), C(ansible_libvirt_uri) (its
+        hypervisor's URI) and C(ansible_libvirt_vm) (its name). O(compose) can still change them.
+      - V(never) sets none of them. V(without_address) sets them for VMs with an agent channel and no
+        address for C(ansible_host) (see O(ip_source) and O(ansible_host_networks); a stopped VM has none),
+        so that VMs with an address keep the default connection (SSH). V(always) sets them for every VM
+        with an agent channel.
+      - Whether a VM has the channel is the variable C(guest_agent) (with O(vars_prefix)). With O(variables),
+        what this option needs is read even when not listed, and set only when listed.
+    type: str
+    choices: [never, without_address, always]
+    default: never
+    version_added: 0.2.0
   filters:
     description:
       - Which VMs become hosts. Each item is a dictionary with one key, C(include) or C(exclude),
@@ -231,6 +249,14 @@ groups:
 compose:
   ansible_user: libvirt_metadata.user | default('debian')
 ---
+# isolated.libvirt.yml: VMs without an address are reached through their guest agent
+plugin: virtops.libvirt.libvirt
+uris: [qemu+ssh://root@kvm1.example.com/system]
+ip_source: agent
+guest_agent_connection: without_address
+compose:
+  ansible_python_interpreter: "'/usr/bin/python3'"
+---
 # cached.libvirt.yml: cache the listing for 10 minutes in JSON files
 plugin: virtops.libvirt.libvirt
 uris: [qemu:///system]
@@ -286,6 +312,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         filters = self._filters()
         networks = self._networks()
         options = self._listing_options()
+        chosen = options["variables"]
+        options = self._agent_options(options)
         hypervisors = self._hypervisors()
 
         cache_key = self.get_cache_key(path)
@@ -307,7 +335,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         self._report(results)
         reserved = set(h["name"] for h in hypervisors if h.get("from_group"))
-        self._populate(results, reserved, filters, networks, options["variables"])
+        self._populate(results, reserved, filters, networks, chosen)
 
     # ---------------------------------------------------------------------- options ---
 
@@ -339,6 +367,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if self.get_option(name) < 1:
                 raise AnsibleParserError("%s: must be at least 1, got %s" % (name, self.get_option(name)))
         return options
+
+    def _agent_options(self, options):
+        try:
+            return _inventory.with_agent_needs(options, self.get_option("guest_agent_connection"))
+        except VirtopsError as exc:
+            raise AnsibleParserError(exc.msg)
 
     def _check_prefix(self):
         prefix = self.get_option("vars_prefix") or ""
@@ -457,6 +491,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         address = _inventory.first_address(vm, networks) if chosen is None or "ansible_host" in chosen else None
         if address:
             variables["ansible_host"] = address
+        variables.update(_inventory.agent_connection(vm, result["uri"], self.get_option("guest_agent_connection"),
+                                                     networks))
         return _unsafe(variables)
 
     def _condition(self, condition, variables, host):

@@ -55,19 +55,26 @@ IP_SOURCES = _vm_addresses.SOURCES + ("none",)
 DEFINITION_KEYS = _domain.SUMMARY_KEYS
 #: the variables the inventory plugin sets per VM (before its ``vars_prefix``): a record's keys and two of its hypervisor
 VARIABLES = DEFINITION_KEYS + (
-    "state", "reason", "active", "persistent", "autostart", "macs", "ip_addresses", "ip", "address_error",
+    "guest_agent", "state", "reason", "active", "persistent", "autostart", "macs", "ip_addresses", "ip", "address_error",
     "hypervisor", "uri",
 )
 #: what ``variables`` may name: the variables, and ``ansible_host``
 CHOOSABLE = VARIABLES + ("ansible_host",)
 #: chosen variables that need the VM's definition read (``name`` and ``uuid`` come with the listing)
 NEEDS_DEFINITION = tuple(k for k in DEFINITION_KEYS if k not in ("name", "uuid")) + (
-    "macs", "ip_addresses", "ip", "address_error", "ansible_host")
+    "guest_agent", "macs", "ip_addresses", "ip", "address_error", "ansible_host")
 #: chosen variables that need the addresses read
 NEEDS_ADDRESSES = ("interfaces", "ip_addresses", "ip", "address_error", "ansible_host")
 #: what a disk / an interface carries in the inventory
 DISK_KEYS = ("target", "bus", "path", "pool", "volume", "format")
 INTERFACE_KEYS = ("type", "source", "model", "mac", "addresses")
+
+#: the name of the virtio channel qemu-guest-agent talks on
+AGENT_CHANNEL = "org.qemu.guest_agent.0"
+#: ``guest_agent_connection`` values: which VMs get the ``virtops.libvirt.guest_agent`` connection
+AGENT_CONNECTION_MODES = ("never", "without_address", "always")
+#: the connection plugin the inventory hands VMs to
+AGENT_CONNECTION = "virtops.libvirt.guest_agent"
 
 _XML_INACTIVE = flag("VIR_DOMAIN_XML_INACTIVE", 2)
 
@@ -97,6 +104,29 @@ def check_options(options):
             raise InvalidInputError("variables: unknown %s (known: %s)" % (", ".join(unknown), ", ".join(CHOOSABLE)))
         chosen = sorted(set(chosen))
     return dict(ip_source=source, agent_timeout=timeout, read_only=bool(options.get("read_only")), variables=chosen)
+
+
+def with_agent_needs(options, mode):
+    """``options`` (checked) reading also what ``guest_agent_connection: mode`` decides on: whether a VM has an
+    agent channel, and for ``without_address`` its addresses."""
+    if mode not in AGENT_CONNECTION_MODES:
+        raise InvalidInputError("guest_agent_connection: %r is not one of %s" % (mode, ", ".join(AGENT_CONNECTION_MODES)))
+    chosen = options.get("variables")
+    if mode == "never" or chosen is None:
+        return options
+    extra = ("guest_agent", "ansible_host") if mode == "without_address" else ("guest_agent",)
+    return dict(options, variables=sorted(set(chosen) | set(extra)))
+
+
+def agent_connection(vm, uri, mode, networks=None):
+    """The variables that hand ``vm`` (a record of hypervisor ``uri``) to the guest agent connection under
+    ``guest_agent_connection: mode``: none unless it has an agent channel (and, for ``without_address``,
+    no address that ``ansible_host`` would get)."""
+    if mode == "never" or not vm.get("guest_agent"):
+        return {}
+    if mode == "without_address" and first_address(vm, networks):
+        return {}
+    return dict(ansible_connection=AGENT_CONNECTION, ansible_libvirt_uri=uri, ansible_libvirt_vm=vm["name"])
 
 
 def wants(options, names):
@@ -186,10 +216,12 @@ def vm_record(conn, dom, state, persistent, autostart, options, volumes=None):
                 return None
             with libvirt_errors("reading VM '%s'" % dom.name()):
                 raise
-        model = _domain.summary_from_xml(_xml.parse(text, "domain XML of %s" % dom.name()))
+        root = _xml.parse(text, "domain XML of %s" % dom.name())
+        model = _domain.summary_from_xml(root)
         if wants(options, ("disks",)):
             (volumes or VolumeNames(conn)).fill(model["disks"])
         vm.update((key, model[key]) for key in DEFINITION_KEYS)
+        vm["guest_agent"] = root.find("devices/channel/target[@name='%s']" % AGENT_CHANNEL) is not None
         vm["disks"] = [dict((k, d[k]) for k in DISK_KEYS) for d in model["disks"]]
         vm["interfaces"] = [dict((k, n[k]) for k in INTERFACE_KEYS if k != "addresses") for n in model["interfaces"]]
         vm["macs"] = [n["mac"] for n in vm["interfaces"] if n["mac"]]

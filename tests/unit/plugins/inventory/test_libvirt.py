@@ -437,3 +437,60 @@ def test_ansible_inventory_command(tmp_path, hypervisors):
     assert sorted(data["state_running"]["hosts"]) == ["web1", "web2"]
     assert data["state_stopped"]["hosts"] == ["db1"]
     assert "was not listed" in proc.stderr and down in proc.stderr
+
+
+# --- guest_agent_connection -------------------------------------------------------------------------
+
+AGENT_VARS = ("ansible_connection", "ansible_libvirt_uri", "ansible_libvirt_vm")
+
+
+@pytest.fixture
+def with_plain(make_node):
+    """kvm1: web1 (running, an address), spare (paused, no NIC), plain (running, no agent channel)."""
+    return dict(kvm1=make_node("kvm1", domains=[WEB1, SPARE, dict(name="plain", state="running", guest_agent=False)]))
+
+
+def agent_vars(inventory, host):
+    variables = hostvars(inventory, host)
+    return dict((k, variables[k]) for k in AGENT_VARS if k in variables)
+
+
+def test_guest_agent_connection_never_is_the_default(tmp_path, with_plain):
+    inventory, _warnings = run(tmp_path, dict(uris=uris(with_plain)))
+    assert all(agent_vars(inventory, host) == {} for host in ("web1", "spare", "plain"))
+    assert hostvars(inventory, "web1")["libvirt_guest_agent"] is True
+    assert hostvars(inventory, "plain")["libvirt_guest_agent"] is False
+
+
+def test_guest_agent_connection_always_hands_every_vm_with_a_channel(tmp_path, with_plain):
+    inventory, _warnings = run(tmp_path, dict(uris=uris(with_plain), guest_agent_connection="always"))
+    assert agent_vars(inventory, "web1") == dict(ansible_connection="virtops.libvirt.guest_agent",
+                                                 ansible_libvirt_uri=with_plain["kvm1"], ansible_libvirt_vm="web1")
+    assert agent_vars(inventory, "spare")["ansible_libvirt_vm"] == "spare"
+    assert agent_vars(inventory, "plain") == {}  # no agent channel
+
+
+def test_guest_agent_connection_without_address_leaves_vms_with_an_address(tmp_path, with_plain):
+    inventory, _warnings = run(tmp_path, dict(uris=uris(with_plain), guest_agent_connection="without_address"))
+    assert "ansible_host" in hostvars(inventory, "web1") and agent_vars(inventory, "web1") == {}
+    assert agent_vars(inventory, "spare")["ansible_connection"] == "virtops.libvirt.guest_agent"
+    assert agent_vars(inventory, "plain") == {}
+
+
+def test_guest_agent_connection_with_few_variables_reads_what_it_needs(tmp_path, with_plain):
+    config = dict(uris=uris(with_plain), guest_agent_connection="without_address", variables=["state"])
+    inventory, _warnings = run(tmp_path, config)
+    assert sorted(set_vars(inventory, "spare")) == sorted(AGENT_VARS + ("libvirt_state",))
+    assert sorted(set_vars(inventory, "web1")) == ["libvirt_state"]  # it has an address (not set: not chosen)
+    assert sorted(set_vars(inventory, "plain")) == ["libvirt_state"]
+
+
+def test_guest_agent_connection_compose_has_the_last_word(tmp_path, with_plain):
+    config = dict(uris=uris(with_plain), guest_agent_connection="always", compose=dict(ansible_connection="'ssh'"))
+    inventory, _warnings = run(tmp_path, config)
+    assert hostvars(inventory, "web1")["ansible_connection"] == "ssh"
+
+
+def test_guest_agent_connection_bad_value(tmp_path, with_plain):
+    with pytest.raises(AnsibleError, match="guest_agent_connection"):
+        run(tmp_path, dict(uris=uris(with_plain), guest_agent_connection="sometimes"))
