@@ -20,6 +20,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage import re
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import trust as _trust
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
+from ansible_collections.virtops.libvirt.tests.unit.plugins.module_utils.luks_images import encrypted
 
 MiB = 1024 ** 2
 TiB = 1024 ** 4
@@ -27,18 +28,6 @@ TiB = 1024 ** 4
 
 def qimg(*args):
     subprocess.check_call(["qemu-img"] + list(args), stdout=subprocess.DEVNULL)
-
-
-def encrypted(path, fmt):
-    """A LUKS image or an encrypted qcow2.  qemu-img times its key derivation and fails now and then on a
-    busy machine ("Unable to get accurate CPU usage"): tried a few times."""
-    opts = "key-secret=s0,iter-time=10" if fmt == "luks" else "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10"
-    for attempt in range(30):  # QEMU < 9.2.1 fails its pbkdf benchmark in ~25 % of the runs here, busy or not
-        try:
-            return qimg("create", "-q", "--object", "secret,id=s0,data=pw", "-f", fmt, "-o", opts, path, "1M")
-        except subprocess.CalledProcessError:
-            if attempt == 29:
-                raise
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryptio
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.qemu_img import QemuImg
 from ansible_collections.virtops.libvirt.plugins.modules.vm import ARGUMENT_SPEC
+from ansible_collections.virtops.libvirt.tests.unit.plugins.module_utils.luks_images import encrypted
 
 POOL = "default-pool"
 UUID = "17b0fd0a-f348-4e4b-9747-c72259d3cc74"
@@ -148,11 +149,8 @@ def _run_argv(argv, **_kwargs):
 def test_trust_accepts_luks_qcow2_only_when_told(tmp_path):
     """Real qemu-img: a LUKS-encrypted qcow2 passes the image check only with ``encrypted=True``; raw LUKS never."""
     qcow2, raw = str(tmp_path / "enc.qcow2"), str(tmp_path / "enc.luks")
-    for argv in (["qemu-img", "create", "-f", "qcow2", "--object", "secret,id=s0,data=pw", "-o",
-                  "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", qcow2, "16M"],
-                 ["qemu-img", "create", "-f", "luks", "--object", "secret,id=s0,data=pw", "-o",
-                  "key-secret=s0,iter-time=10", raw, "16M"]):
-        subprocess.run(argv, check=True, capture_output=True)
+    encrypted(qcow2, "qcow2", size="16M")
+    encrypted(raw, "luks", size="16M")
     qemu_img = QemuImg(run=_run_argv)
     assert _trust.check_image(qemu_img, qcow2, "qcow2", "disk", encrypted=True)["format"] == "qcow2"
     with pytest.raises(VirtopsError, match="is encrypted, which is not supported$"):
