@@ -17,8 +17,6 @@ __metaclass__ = type
 import json
 import os
 import shutil
-import signal
-import threading
 import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._backup import job as _job
@@ -29,6 +27,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.sizes import
 from ansible_collections.virtops.libvirt.plugins.module_utils._export.writers import DestinationFullError, free_bytes, is_no_space, write_error
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import atomic_write, fsync_dir, sha256_file
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.progress import run_with_percent
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.signalled import SignalledRun
 
 FILE_MODE = 0o600
 #: QEMU (another user on most hosts) must reach the target files while the job runs: search only
@@ -40,7 +39,7 @@ class BackupInterrupted(VirtopsError):
     kind = "interrupted"
 
 
-class BackupRun:
+class BackupRun(SignalledRun):
     """The state of one run: the temporary directory, the files written, the checkpoint made."""
 
     def __init__(self, ctx, qemu, opts, source, point, mode, parent, progress):
@@ -57,8 +56,6 @@ class BackupRun:
         self.checkpoint = _job.checkpoint_name(point) if source["active"] and source["qcow2"] else None
         self.checkpoint_made = False
         self.files = []
-        self.signals = {}
-        self.error = None
         self.manifest = None
         self.started = time.time()
         self.warnings = []
@@ -66,24 +63,13 @@ class BackupRun:
         #: the point is in place: a later step that fails (retention) must not take its checkpoint away
         self.committed = False
 
-    def guard(self, action):
-        def run():
-            try:
-                action()
-            except BaseException as exc:
-                self.error = exc
-                raise
-        return run
-
-    def _on_signal(self, signum, _frame):
-        raise BackupInterrupted("the backup was interrupted by signal %d; what it had made was removed" % signum)
+    def interrupted(self, signum):
+        return BackupInterrupted("the backup was interrupted by signal %d; what it had made was removed" % signum)
 
     # --- the steps -----------------------------------------------------------------------------
 
     def start(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self.signals[sig] = signal.signal(sig, self._on_signal)
+        self.catch_signals()
         vm_dir = _repo.vm_dir(self.opts["repository"], self.opts["vm"])
         try:
             if not os.path.isdir(self.opts["repository"]):
@@ -108,14 +94,6 @@ class BackupRun:
             return
         self.progress.finish(False, str(self.error) if self.error is not None else "failed")
         self._restore_signals()
-
-    def _restore_signals(self):
-        for sig, handler in self.signals.items():
-            try:
-                signal.signal(sig, handler)
-            except (ValueError, TypeError):
-                pass
-        self.signals = {}
 
     def _disk_path(self, disk):
         return os.path.join(self.tmp_dir, _repo.disk_file(disk["target"]))

@@ -13,9 +13,7 @@ import errno
 import hashlib
 import json
 import os
-import signal
 import tarfile
-import threading
 import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools import archive as _archive
@@ -55,6 +53,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._export.writers im
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.fs import atomic_write, fsync_dir, sha256_file
 from ansible_collections.virtops.libvirt.plugins.module_utils._tools.progress import run_with_percent
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.signalled import SignalledRun
 
 _XML_INACTIVE = flag("VIR_DOMAIN_XML_INACTIVE", 2)
 _XML_SECURE = flag("VIR_DOMAIN_XML_SECURE", 1)
@@ -123,7 +122,7 @@ def export_options(opts):
 # --- the run ------------------------------------------------------------------------------------
 
 
-class ExportRun:
+class ExportRun(SignalledRun):
     """The steps of one export and their state: temporary files, overlays, the record written."""
 
     def __init__(self, ctx, qemu, opts, source, layout, identity, old_record, progress, started):
@@ -139,31 +138,17 @@ class ExportRun:
         self.temps = set()
         self.overlays = []
         self.saved_xml = None
-        self.signals = {}
-        self.error = None
         self.written_during = None
         self.identity_at_snapshot = None
         self.made_dir = False
         self.record = None
         self.warnings = []
 
-    def guard(self, action):
-        """Remember the error a step raises (for the progress file) and keep signals as exceptions."""
-        def run():
-            try:
-                action()
-            except BaseException as exc:
-                self.error = exc
-                raise
-        return run
-
-    def _on_signal(self, signum, _frame):
-        raise ExportInterrupted("the export was interrupted by signal %d; what it had made was removed" % signum)
+    def interrupted(self, signum):
+        return ExportInterrupted("the export was interrupted by signal %d; what it had made was removed" % signum)
 
     def start(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self.signals[sig] = signal.signal(sig, self._on_signal)
+        self.catch_signals()
         if self.layout["create_dir"]:
             try:
                 os.mkdir(self.layout["directory"], dir_mode(self.opts["mode"]))
@@ -176,14 +161,6 @@ class ExportRun:
             with libvirt_errors("reading the definition of %s" % owner_what(self.opts, self.source)):
                 dom = self.source["dom"]
                 self.saved_xml = dom.XMLDesc(_XML_INACTIVE | _XML_SECURE) if dom.isPersistent() else None
-
-    def _restore_signals(self):
-        for sig, handler in self.signals.items():
-            try:
-                signal.signal(sig, handler)
-            except (ValueError, TypeError):
-                pass
-        self.signals = {}
 
     def cleanup(self):
         """The undo of the whole run: temporary files (and the directory this run made) go."""
