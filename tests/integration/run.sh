@@ -102,6 +102,12 @@ if [ -z "${VIRTOPS_IT_LANE:-}" ] && [ "$jobs" -gt 1 ] && [ ${#targets[@]} -gt 1 
     done
     echo "################ all lanes"
     cat "$logs"/lane*.log | grep -E '^=== target .*: (PASSED|FAILED)' || true
+    # the failures once more, each under its target and task, so that the end of a long log says why
+    # (of failed targets only: a passing target's ignored errors are not news)
+    awk '/^=== target [^:]*$/ { target = $3; buf = "" }
+         /^TASK \[/ { task = $0 }
+         /^(fatal|failed): / || /FAILED! =>/ { buf = buf "--- " target ": " task "\n" substr($0, 1, 3000) "\n" }
+         /^=== target .*: FAILED/ { printf "%s", buf }' "$logs"/lane*.log
     passed=$(cat "$logs"/lane*.log | grep -cE '^=== target .*: PASSED' || true)
     failed=$(cat "$logs"/lane*.log | grep -cE '^=== target .*: FAILED' || true)
     rm -rf "$logs"
