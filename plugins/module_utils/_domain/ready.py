@@ -208,8 +208,9 @@ class Waiter:
             self._pause(interval)
             interval = min(interval * 2, 5.0)
 
-    def cloud_init(self):
-        """Until cloud-init's result is written; its errors fail the wait (with cloud-init's messages)."""
+    def cloud_init(self, fail_on_error=True):
+        """Until cloud-init's result is written; its errors fail the wait (with cloud-init's messages), or
+        without ``fail_on_error`` are in the state returned."""
         self.agent()
         interval = 1.0
         while True:
@@ -223,12 +224,12 @@ class Waiter:
                 if not getattr(exc, "transient", False):
                     raise
                 state, seen = None, "the agent: %s" % exc.msg
-            if state is not None and state["status"] == "error":
+            if state is not None and state["status"] == "error" and fail_on_error:
                 raise cloud_init_failure(self.name, state, output_tail(self.dom, bound))
             if state is not None and state["status"] == "disabled":
                 raise ConflictError("cloud-init is disabled in VM '%s' (%s exists): it will not run, so there is "
                                     "nothing to wait for" % (self.name, DISABLED), cloud_init=state)
-            if state is not None and state["status"] == "done":
+            if state is not None and state["finished"]:
                 return state
             if self.left() <= 0:
                 raise self._late("cloud-init to finish", seen)

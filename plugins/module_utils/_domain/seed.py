@@ -14,8 +14,8 @@ __metaclass__ = type
 import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.options import SEED_OPTIONS
-from ansible_collections.virtops.libvirt.plugins.module_utils._domain import agent as _agent
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import ready as _ready
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.options import DETACH_TIMEOUT, SEED_KEYS
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.remove import delete_path
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
@@ -24,12 +24,14 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors impor
     ConflictError,
     InvalidInputError,
     NotFoundError,
-    OperationTimeoutError,
     VirtopsError,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import describe, usage
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_view import lookup_volume
+
+#: where cloud-init keeps the instance-id of the seed it ran
+INSTANCE_ID_FILE = "/var/lib/cloud/data/instance-id"
 
 #: namespace of the record, in a VM's <metadata>, of the seed it used and that was detached
 SEED_NS = "https://virtops.dev/xmlns/libvirt/cloud-init/1.0"
@@ -155,23 +157,18 @@ class SeedDevice:
         plan.add("record in VM %s that seed %s was used" % (name, iid), self._mark_seed_used(iid, result))
 
     def _wait_cloud_init(self, instance_id, timeout, sleep=time.sleep, clock=time.monotonic):
+        """Until cloud-init finished in the guest (with or without errors: it read the seed either way),
+        then the instance it ran must be the seed's."""
         def call():
             dom = self.vm._lookup()
-            deadline = clock() + timeout
-            script = "cloud-init status --wait >/dev/null 2>&1; cat /var/lib/cloud/data/instance-id"
-            while True:
-                left = deadline - clock()
-                try:
-                    out = _agent.guest_exec(dom, "/bin/sh", ["-c", script], timeout=max(left, 1))
-                    break
-                except VirtopsError as exc:
-                    if exc.kind == "invalid_input":
-                        raise
-                    if clock() + 2 >= deadline:
-                        raise OperationTimeoutError("cloud_init.detach: cloud-init did not finish in VM %s within %d s (%s)"
-                                                    % (self.vm.name, timeout, exc.msg))
-                    sleep(2)
-            got = (out["stdout"] or "").strip()
+            try:
+                _ready.Waiter(dom, timeout, sleep, clock).cloud_init(fail_on_error=False)
+                got = _ready.read_guest_file(dom, INSTANCE_ID_FILE, limit=4096)
+            except VirtopsError as exc:
+                exc.msg = "cloud_init.detach: %s" % exc.msg
+                exc.args = (exc.msg,)
+                raise
+            got = (got or b"").decode("utf-8", "replace").strip()
             if got != instance_id:
                 raise ConflictError("cloud_init.detach: VM %s runs cloud-init instance %r, not %r of its seed; a guest reads "
                                     "its seed when it boots: restart it and run the task again" % (self.vm.name, got, instance_id))

@@ -28,6 +28,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile im
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import agent as _agent
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import ready as _ready
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.seed import INSTANCE_ID_FILE, SeedDevice
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.guest_facts import guest_facts, shape_guest_info
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.vm import VmResource
 from ansible_collections.virtops.libvirt.plugins.modules.vm import ARGUMENT_SPEC
@@ -276,6 +277,47 @@ def test_wait_on_a_stopped_vm_is_a_conflict(guest, dom):
     guest()
     with pytest.raises(ConflictError, match="is not running"):
         _ready.wait_ready(dom, ("agent",), 60)
+
+
+# ------------------------------------------------- cloud_init.detach waits the same way ---
+
+class _SeededVm:
+    """What SeedDevice needs of its VmResource for the detach wait."""
+
+    def __init__(self, dom):
+        self.dom, self.name, self.ctx = dom, dom.name(), None
+
+    def _lookup(self):
+        return self.dom
+
+
+def detach_wait(dom, instance_id, clock, timeout=60):
+    return SeedDevice(_SeededVm(dom))._wait_cloud_init(instance_id, timeout, sleep=clock.sleep, clock=clock.clock)
+
+
+def test_detach_waits_for_cloud_init_through_the_agent_then_checks_the_instance(guest, dom):
+    clock = Clock()
+    files = dict(DONE)
+    files[_ready.RESULT_JSON] = lambda now: DONE[_ready.RESULT_JSON] if now > 103 else None
+    files[INSTANCE_ID_FILE] = b"iid-seed-1\n"
+    fake = guest(files=files, clock=clock, connect_after=1)
+    detach_wait(dom, "iid-seed-1", clock)()
+    assert "guest-exec" not in fake.requests and fake.requests.count("guest-ping") == 2
+    with pytest.raises(ConflictError, match=r"cloud_init.detach: VM u-ready runs cloud-init instance 'iid-seed-1', "
+                                            r"not 'iid-seed-2' of its seed"):
+        detach_wait(dom, "iid-seed-2", clock)()
+
+
+def test_detach_of_a_seed_whose_cloud_init_failed_still_detaches_it(guest, dom):
+    guest(files=dict(FAILED, **{INSTANCE_ID_FILE: b"iid-x"}), clock=Clock())
+    detach_wait(dom, "iid-x", Clock())()  # cloud-init read the seed: its runcmd's failure is not the seed's
+
+
+def test_detach_wait_times_out_with_the_option_named(guest, dom):
+    clock = Clock()
+    guest(files={_ready.STATUS_JSON: DONE[_ready.STATUS_JSON]}, clock=clock)
+    with pytest.raises(OperationTimeoutError, match=r"^cloud_init.detach: timed out after 30 s waiting for cloud-init"):
+        detach_wait(dom, "iid-x", clock, timeout=30)()
 
 
 # ---------------------------------------------------------------------- the vm module ---
