@@ -25,6 +25,7 @@ import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import disks as _disks
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import normalize as _normalize
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
@@ -1011,6 +1012,31 @@ def _run(argv):
     import subprocess
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def test_a_disk_the_vm_has_is_not_checked_again_but_a_new_shared_one_is(test_conn, vm, monkeypatch):
+    """An unchanged VM costs no listing of every VM's disks (O(n^2) over a task of n VMs); a disk it
+    would newly attach is still checked against the other VMs."""
+    other = vm + "-owner"
+    disk_xml = "<disk type='file' device='disk'><source file='/srv/%s-%s.img'/><target dev='%s' bus='virtio'/></disk>"
+    domain = "<domain type='test'><name>%s</name><memory unit='MiB'>64</memory><os><type>hvm</type></os><devices>%s</devices></domain>"
+    test_conn.defineXML(domain % (other, disk_xml % (vm, "shared", "vda")))
+    test_conn.defineXML(domain % (vm, disk_xml % (vm, "shared", "vda")))  # shared by hand, outside the module
+    listings = []
+    real = _disks.disk_users
+    monkeypatch.setattr(_disks, "disk_users", lambda conn: listings.append(1) or real(conn))
+    try:
+        same = domain % (vm, disk_xml % (vm, "shared", "vda"))
+        run(test_conn, check=True, name=vm, xml=same, state="stopped")
+        assert listings == []
+        grown = domain % (vm, disk_xml % (vm, "shared", "vda") + disk_xml % (vm, "other", "vdb"))
+        test_conn.lookupByName(other).undefine()
+        test_conn.defineXML(domain % (other, disk_xml % (vm, "other", "vda")))
+        with pytest.raises(ConflictError, match=r"xml: disks\[vdb\]: /srv/.*-other.img is already a disk of VM '%s'" % other):
+            run(test_conn, check=True, name=vm, xml=grown, state="stopped")
+        assert listings == [1]
+    finally:
+        test_conn.lookupByName(other).undefine()
 
 
 def test_xml_with_a_writable_disk_of_another_vm_is_refused(test_conn, vm):
