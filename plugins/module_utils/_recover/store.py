@@ -133,7 +133,7 @@ def read_definition(path, name, entry):
                             path=file_path)
     root = _xml.parse(text, file_path)
     summary = summary_from_xml(root)
-    if root.get("type") not in ("kvm", "qemu"):
+    if root.get("type") not in ("kvm", "qemu", "test"):  # test: libvirt's test driver
         raise InvalidInputError("%s: domain type %r is not kvm or qemu" % (file_path, root.get("type")))
     if summary["name"] != name or (summary["uuid"] or "").lower() != entry["uuid"]:
         raise InvalidInputError("%s: name %r / uuid %r are not the index's %r / %r"
