@@ -6,9 +6,10 @@
 timeout: a powered-off host behind a TCP URI can leave ``virConnectOpen`` waiting for minutes, so the
 attempt runs in a daemon thread that is abandoned when the time is up.
 
-Only "cannot connect" counts as down: no socket, connection refused, no route, or no answer in time.
-A daemon that answers but refuses us (authentication) has answered; any other error leaves the
-question open, and the caller refuses to act on an open question.
+Only "cannot connect" counts as down: no socket, connection refused, no route, a connection that
+broke off, or no answer in time.  A daemon that answers but refuses us (authentication) has answered;
+any other error (a host name that does not resolve, an unknown transport...) leaves the question
+open, and the caller refuses to act on an open question: a wrong URI must not pass for a dead host.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,6 +26,9 @@ DOWN = "down"
 UNKNOWN = "unknown"
 
 _DOWN_CODES = ("VIR_ERR_SYSTEM_ERROR", "VIR_ERR_NO_CONNECT", "VIR_ERR_RPC")
+#: what libvirt's message says when nothing listens (or the host is gone), lower case
+DOWN_MARKERS = ("connection refused", "no such file or directory", "no route to host", "host is unreachable",
+                "network is unreachable", "connection timed out", "connection reset", "end of file", "cannot recv data")
 
 
 def _codes(names):
@@ -42,9 +46,13 @@ def _attempt(uri, out):
     except libvirt.libvirtError as exc:
         message = " ".join((exc.get_error_message() or str(exc)).split())
         code = exc.get_error_code()
-        out["answer"] = DOWN if code in _codes(_DOWN_CODES) else UNKNOWN
-        if "auth" in message.lower():
+        low = message.lower()
+        if "auth" in low:
             out["answer"] = ANSWERS
+        elif code in _codes(_DOWN_CODES) and any(marker in low for marker in DOWN_MARKERS):
+            out["answer"] = DOWN
+        else:
+            out["answer"] = UNKNOWN
         out["detail"] = message
     except Exception as exc:  # pylint: disable=broad-except - reported, never raised from the thread
         out["answer"] = UNKNOWN

@@ -143,6 +143,9 @@ def test_probe_answers_down_and_hanging():
     answer, detail = _probe.probe(DOWN_URI, 5)
     assert answer == _probe.DOWN and "No such file" in detail
 
+    answer, detail = _probe.probe("qemu+tcp://no-such-host.invalid/system", 10)
+    assert answer == _probe.UNKNOWN, detail  # a name that does not resolve is not a dead host
+
     def hang(_uri, _out):
         time.sleep(3)
 
