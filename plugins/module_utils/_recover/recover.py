@@ -30,11 +30,13 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.kind import 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
-from ansible_collections.virtops.libvirt.plugins.module_utils._cluster.placement import ANTI_AFFINITY_KEY
 from ansible_collections.virtops.libvirt.plugins.module_utils._recover import probe as _probe
 from ansible_collections.virtops.libvirt.plugins.module_utils._recover import store as _store
 
 _UNDEFINE_KEEP_NVRAM = flag("VIR_DOMAIN_UNDEFINE_KEEP_NVRAM", 8)
+#: metadata key of a VM's anti-affinity groups (``_cluster.placement.ANTI_AFFINITY_KEY``; not imported, so
+#: that the module does not ship placement)
+ANTI_AFFINITY_KEY = "anti_affinity"
 PROBE_TIMEOUT = 10
 
 
