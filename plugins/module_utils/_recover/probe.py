@@ -54,7 +54,7 @@ def _attempt(uri, out):
         else:
             out["answer"] = UNKNOWN
         out["detail"] = message
-    except Exception as exc:  # pylint: disable=broad-except - reported, never raised from the thread
+    except Exception as exc:  # reported, never raised from the thread
         out["answer"] = UNKNOWN
         out["detail"] = str(exc)
 
