@@ -10,7 +10,7 @@
 # network namespace and nothing is mounted in the machine's mount namespace.
 #
 # Usage: lab.sh up [N] [--fresh] | down [--purge] | status | uris | env | inventory FILE [N]
-#        | libvirtd stop|start N
+#        | libvirtd stop|start N | crash N
 # See tests/lab/README.md.
 set -euo pipefail
 
@@ -40,6 +40,8 @@ usage: $PROG up [N] [--fresh]  start N lab hypervisors (default \$LAB_HOSTS or 1
        $PROG libvirtd stop N   stop only libvirtd of host N (TERM by its pid file): a fault for tests;
                              its guests, networks and virtlogd keep running
        $PROG libvirtd start N  start it again in host N's namespaces; returns when it answers
+       $PROG crash N         host N fails: SIGKILL to its libvirtd, its QEMU processes and virtlogd (by their
+                             pid files); its namespace stays, 'down' and 'up' clean up after it
 state dir: $STATE_ROOT (LAB_STATE_DIR); namespaces: ${NS_PREFIX}N, $SW_NS (LAB_NS_PREFIX)
 EOF
     exit 2
@@ -490,6 +492,40 @@ cmd_libvirtd() {
     esac
 }
 
+# crash N: a hypervisor that fails at once, as a fault for tests.  SIGKILL (no clean-up, no chance
+# to save state) to libvirtd first, so that it does not see its guests die, then to every QEMU of the
+# host and to virtlogd: each by its pid file, checked by program name and network namespace like every
+# kill here (kill_pid_now).  The host's network namespace and its state dir stay; libvirt's pid files
+# of the dead QEMUs stay too, so 'down' (and 'up', which clears a dead host first) find them.
+kill_pid_now() { # FILE COMM_PREFIX NETNS_INODE: SIGKILL the process of FILE if it is ours; 0 if one was killed
+    local pid
+    pid=$(read_pid "$1")
+    [[ -n $pid ]] && pid_ok "$pid" "$2" "$3" || return 1
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" "$2" "$3" 50 || log "warning: pid $pid ($2) is still alive"
+    log "$(host_name "$i"): killed $2 pid $pid (${1##*/})"
+}
+
+cmd_crash() {
+    local i=$1 d ns ino f
+    check_count "$i"
+    need_root
+    d=$(host_dir "$i")
+    ns=$(host_ns "$i")
+    ino=$(ns_inode "$ns")
+    [[ -n $ino ]] || die "$(host_name "$i") is not up (no namespace $ns)"
+    take_lock
+    pidfile_alive "$d/pids/libvirtd.pid" libvirtd "$ino" || die "libvirtd of $(host_name "$i") is not running"
+    kill_pid_now "$d/pids/libvirtd.pid" libvirtd "$ino" || true
+    for f in "$d"/run/qemu/*.pid; do
+        [[ -e $f ]] || continue
+        kill_pid_now "$f" qemu "$ino" || true
+    done
+    kill_pid_now "$d/pids/virtlogd.pid" virtlogd "$ino" || true
+    host_answers "$i" && die "$(host_name "$i") still answers after the crash"
+    log "$(host_name "$i"): crashed (libvirtd, QEMU and virtlogd killed)"
+}
+
 lab_running() { # any host of the lab alive
     local d i
     for d in "$STATE_ROOT"/host*; do
@@ -659,6 +695,7 @@ main() {
     env) (($# == 0)) || usage; cmd_env ;;
     inventory) (($# == 1 || $# == 2)) || usage; cmd_inventory "$@" ;;
     libvirtd) (($# == 2)) || usage; cmd_libvirtd "$@" ;;
+    crash) (($# == 1)) || usage; cmd_crash "$@" ;;
     -h | --help | help) usage ;;
     *) usage ;;
     esac
