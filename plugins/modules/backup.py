@@ -27,9 +27,11 @@ description:
     killed run is removed by the next run.
   - A running VM is read by libvirt's backup job in push mode, at the instant the job starts, while the
     guest keeps running. Each point gets a checkpoint (a persistent dirty bitmap per disk, named
-    C(virtops-backup-<point>)); an incremental point copies only the clusters written since the checkpoint
-    of the newest point, into a qcow2 file whose header names the parent point's file as backing file.
-    After a point is complete, the checkpoints of older points are deleted; only the newest one is kept.
+    C(virtops-backup-<point>-<tag>), the tag made of the repository's path, so that points of the same name in
+    two repositories never share a checkpoint); an incremental point copies only the clusters written since the
+    checkpoint of the newest point, into a qcow2 file whose header names the parent point's file as backing file.
+    After a point is complete, the checkpoints of older points of the same repository are deleted; only the
+    newest one is kept (per repository).
   - A stopped VM is read by C(qemu-img convert) (only allocated data) and always gets a full point without
     checkpoint, since nothing records what changed on its disks.
   - Checkpoints and the collection's snapshots (verified with libvirt 9.0 and QEMU 7.2). Snapshots can be

@@ -161,6 +161,8 @@ class BackupResource(Resource):
         mode, parent, why = decide_mode(opts, self._facts(), self.started)
         outcome.values.update(mode=mode, parent=parent, why=why)
         run = outcome.values["run"] = BackupRun(self.ctx, self.qemu, opts, src, self.point, mode, parent, self.progress)
+        if parent is not None:
+            run.parent_checkpoint = [p for p in self.points if p["name"] == parent][0]["manifest"]["checkpoint"]
         estimate = sum(d["data"] for d in src["disks"])
         free = free_bytes(opts["repository"] if os.path.isdir(opts["repository"]) else os.path.dirname(opts["repository"]))
         if free is not None and free < estimate:
@@ -193,7 +195,7 @@ class BackupResource(Resource):
         plan.add("save the definition%s" % (" and NVRAM" if src.get("nvram") else ""), run.guard(run.write_definition))
         plan.add("checksums, manifest and move point %s into place" % self.point, run.guard(run.finish))
         if run.checkpoint:
-            older = [n for n in src["checkpoints"] if n.startswith(_job.CHECKPOINT_PREFIX)]
+            older = [n for n in src["checkpoints"] if _job.of_repository(n, opts["repository"])]
             if older:
                 plan.add("delete the checkpoint(s) of older points: %s" % ", ".join(older), run.drop_old_checkpoints)
         return dict(name=self.point, time=self.started, parent=parent)

@@ -53,7 +53,9 @@ class BackupRun(SignalledRun):
         self.progress = progress
         self.tmp_dir = _repo.tmp_point_dir(opts["repository"], opts["vm"], point)
         self.final_dir = _repo.point_dir(opts["repository"], opts["vm"], point)
-        self.checkpoint = _job.checkpoint_name(point) if source["active"] and source["qcow2"] else None
+        self.checkpoint = _job.checkpoint_name(point, opts["repository"]) if source["active"] and source["qcow2"] else None
+        #: the checkpoint of the parent point, as its manifest names it (set by the plan of an incremental point)
+        self.parent_checkpoint = None
         self.checkpoint_made = False
         self.files = []
         self.manifest = None
@@ -117,7 +119,7 @@ class BackupRun(SignalledRun):
         disks = self.source["disks"]
         targets = [(d["target"], self._disk_path(d)) for d in disks]
         others = self.source["others"]
-        xml = _job.backup_xml(targets, others, _job.checkpoint_name(self.parent) if self.mode == "incremental" else None)
+        xml = _job.backup_xml(targets, others, self.parent_checkpoint if self.mode == "incremental" else None)
         cp_xml = _job.checkpoint_xml(self.checkpoint, [d["target"] for d in disks], others) if self.checkpoint else None
         self.progress.set_phase("backup job of %s (%s)" % (", ".join(d["target"] for d in disks), self.mode))
         base = self.progress.done
@@ -253,10 +255,11 @@ class BackupRun(SignalledRun):
         self._restore_signals()
 
     def drop_old_checkpoints(self):
-        """The checkpoints of older points: only the newest one is needed for the next incremental point."""
+        """The checkpoints of older points of this repository: only the newest one is needed for the next
+        incremental point (other repositories' checkpoints are theirs)."""
         dom = self.source["dom"]
         for name in _job.checkpoint_names(dom):
-            if name.startswith(_job.CHECKPOINT_PREFIX) and name != self.checkpoint:
+            if _job.of_repository(name, self.opts["repository"]) and name != self.checkpoint:
                 try:
                     _job.delete_checkpoint(dom, name)
                     self.removed_checkpoints.append(name)
