@@ -70,18 +70,12 @@ def read_source(conn, name, qemu):
     chosen = [d for d in source["disks"] if not d["readonly"] and not d["shareable"]]
     source["disks"] = chosen
     source["others"] = [t for t in every if t and t not in set(d["target"] for d in chosen)]
-    source["old_qcow2"] = [d["target"] for d in chosen if d["format"] == "qcow2" and _compat(qemu, d["path"]) != "1.1"]
+    source["old_qcow2"] = [d["target"] for d in chosen if d["format"] == "qcow2" and d.get("compat") != "1.1"]
     source["qcow2"] = bool(chosen) and all(d["format"] == "qcow2" for d in chosen) and not source["old_qcow2"]
     def_root = _xml.parse(source["definition"], "domain XML")
     source["nvram"] = (_xml.find_text(def_root, "os/nvram") or "").strip() or None
     source["checkpoints"] = _job.checkpoint_names(dom)
     return source
-
-
-def _compat(qemu, path):
-    """The qcow2 version of an image: ``1.1`` (v3, can hold persistent bitmaps) or ``0.10`` (v2)."""
-    info = qemu.info(path, fmt="qcow2")
-    return ((info.get("format-specific") or {}).get("data") or {}).get("compat")
 
 
 class BackupResource(Resource):

@@ -158,7 +158,9 @@ def begin(dom, xml, cp_xml, quiesce):
 def wait(dom, on_bytes=None, timeout=None, sleep=time.sleep, clock=time.monotonic):
     """Wait for the backup job to end; ``on_bytes(done, total)`` while it runs.  A failed job raises."""
     deadline = None if not timeout else clock() + timeout
-    delay = 0.02  # a small incremental job ends within milliseconds: poll fast first, then every 0.5 s
+    # a small incremental job ends within milliseconds: poll fast first, then every 0.1 s (a query of the job costs
+    # about a millisecond; polling every 0.5 s made a 3 s full point wait 0.25 s more on average)
+    delay = 0.02
     while True:
         try:
             stats = dom.jobStats(0)
@@ -174,7 +176,7 @@ def wait(dom, on_bytes=None, timeout=None, sleep=time.sleep, clock=time.monotoni
         if deadline is not None and clock() > deadline:
             raise OperationTimeoutError("the backup job of VM '%s' did not end within %s s" % (dom.name(), timeout))
         sleep(delay)
-        delay = min(delay * 2, 0.5)
+        delay = min(delay * 2, 0.1)
     with libvirt_errors("reading the finished backup job of VM '%s'" % dom.name()):
         done = dom.jobStats(_STATS_COMPLETED)
     if done.get("operation") not in (None, _OPERATION_BACKUP):

@@ -17,6 +17,7 @@ __metaclass__ = type
 import json
 import os
 import shutil
+import threading
 import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._backup import job as _job
@@ -218,23 +219,30 @@ class BackupRun(SignalledRun):
     def finish(self):
         """Checksums, the manifest, then the rename that makes the point."""
         self.progress.set_phase("checksums")
-        files = []
-        for disk in self.source["disks"]:
-            path = self._disk_path(disk)
-            info = self.qemu.check(path, "qcow2")
-            if not info.get("clean"):
-                raise BackendError("the backup of disk %s does not pass qemu-img check: %s"
-                                   % (disk["target"], json.dumps(info, sort_keys=True)))
-            files.append(dict(name=os.path.basename(path), kind="disk", target=disk["target"], format="qcow2",
-                              virtual_size=disk["virtual_size"], source_format=disk["format"], source=disk["path"]))
+        files = [dict(name=os.path.basename(self._disk_path(disk)), kind="disk", target=disk["target"], format="qcow2",
+                      virtual_size=disk["virtual_size"], source_format=disk["format"], source=disk["path"])
+                 for disk in self.source["disks"]]
         files.append(dict(name=_repo.DOMAIN_XML, kind="definition", format="xml"))
         if self.source.get("nvram"):
             files.append(dict(name=_repo.NVRAM, kind="nvram", format="raw", source=self.source["nvram"]))
         for entry in files:
-            path = os.path.join(self.tmp_dir, entry["name"])
-            entry["size"] = os.path.getsize(path)
+            entry["size"] = os.path.getsize(os.path.join(self.tmp_dir, entry["name"]))
             self.progress.add_total(entry["size"])
-            entry["sha256"] = sha256_file(path, on_bytes=self.progress.advance)
+        # the checksums (one read of every file, from the page cache right after the copy) while qemu-img checks
+        # the images' metadata: the two overlap instead of adding up
+        hashing = Hashing(self.tmp_dir, files, self.progress.advance)
+        hashing.start()
+        try:
+            for disk in self.source["disks"]:
+                info = self.qemu.check(self._disk_path(disk), "qcow2")
+                if not info.get("clean"):
+                    raise BackendError("the backup of disk %s does not pass qemu-img check: %s"
+                                       % (disk["target"], json.dumps(info, sort_keys=True)))
+        finally:
+            hashing.join()
+        if hashing.error is not None:
+            raise write_error(hashing.error, hashing.path) if isinstance(hashing.error, (IOError, OSError)) \
+                else hashing.error
         now = time.time()
         self.manifest = dict(
             generator=_repo.GENERATOR, format_version=_repo.FORMAT_VERSION, point=self.point, created=_repo.iso(now),
@@ -265,6 +273,29 @@ class BackupRun(SignalledRun):
                     self.removed_checkpoints.append(name)
                 except VirtopsError as exc:
                     self.warnings.append("the older checkpoint %s could not be deleted: %s" % (name, exc.msg))
+
+
+class Hashing(threading.Thread):
+    """The SHA-256 of each file of ``files`` (into its ``sha256``), in a thread of its own; ``error`` and ``path`` of
+    a failure."""
+
+    def __init__(self, directory, files, on_bytes):
+        super(Hashing, self).__init__(name="virtops-backup-sha256")
+        self.daemon = True
+        self.directory = directory
+        self.files = files
+        self.on_bytes = on_bytes
+        self.error = None
+        self.path = None
+
+    def run(self):
+        for entry in self.files:
+            self.path = os.path.join(self.directory, entry["name"])
+            try:
+                entry["sha256"] = sha256_file(self.path, on_bytes=self.on_bytes)
+            except Exception as exc:  # pylint: disable=broad-except  # re-raised by the thread that waits
+                self.error = exc
+                return
 
 
 def consistency(opts, source):

@@ -739,3 +739,15 @@ def test_a_new_point_drops_only_its_own_repositorys_older_checkpoints(tmp_path):
     run_.drop_old_checkpoints()
     assert run_.removed_checkpoints == [names[0]]
     assert sorted(dom.names) == sorted([names[1], "made-by-a-user", _job.checkpoint_name("p2", mine)])
+
+
+def test_hashing_thread_hashes_every_file_and_keeps_its_error(tmp_path):
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup.run import Hashing
+    (tmp_path / "a").write_bytes(b"x" * 3000000)
+    files, seen = [dict(name="a"), dict(name="missing"), dict(name="never")], []
+    hashing = Hashing(str(tmp_path), files, seen.append)
+    hashing.start()
+    hashing.join()
+    assert files[0]["sha256"] == sha256_file(str(tmp_path / "a")) and sum(seen) == 3000000
+    assert isinstance(hashing.error, OSError) and hashing.path == str(tmp_path / "missing")
+    assert "sha256" not in files[1] and "sha256" not in files[2]
