@@ -751,3 +751,10 @@ def test_hashing_thread_hashes_every_file_and_keeps_its_error(tmp_path):
     assert files[0]["sha256"] == sha256_file(str(tmp_path / "a")) and sum(seen) == 3000000
     assert isinstance(hashing.error, OSError) and hashing.path == str(tmp_path / "missing")
     assert "sha256" not in files[1] and "sha256" not in files[2]
+
+
+def test_job_wait_polls_every_tenth_of_a_second_at_most():
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup import job as _job
+    sleeps = []
+    _job.wait(FakeJobDomain(6, dict(type=3, operation=9, success=True)), sleep=sleeps.append)
+    assert sleeps == [0.02, 0.04, 0.08, 0.1, 0.1, 0.1]
