@@ -19,7 +19,7 @@ from ._tools import Build, Community
 from ._util import (BENCH_DIR, RESULTS, BenchError, Knobs, git_rev, hypervisor_versions, loadavg, log, machine, need_root,
                     need_tools, now, utc)
 
-SCENARIOS = ("volume_clones", "vm_overhead", "inventory", "migrate", "export", "settings", "vm_stats", "guest_agent")
+SCENARIOS = ("volume_clones", "vm_overhead", "inventory", "migrate", "export", "settings", "vm_stats", "guest_agent", "backup")
 
 
 class Scenario:

@@ -46,6 +46,35 @@ WHAT = dict(
 )
 
 
+def sparse_source(raw, src, size_gib, data_mib, chunks):
+    """The data: real files (the start of a tar stream of /usr: programs, libraries, text), in `chunks` pieces
+    spread evenly over a `size_gib` GiB raw file, converted to the qcow2 `src`, so that the image has as many
+    allocated extents with holes between. The bytes allocated in `src` (BenchError when far from data_mib)."""
+    size, piece = size_gib << 30, (data_mib << 20) // chunks
+    stride = size // chunks
+    tar = subprocess.Popen(["tar", "-cf", "-", "-C", "/", "usr"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        with open(raw, "wb") as out:
+            out.truncate(size)
+            for i in range(chunks):
+                buf = tar.stdout.read(piece)
+                if len(buf) != piece:
+                    raise BenchError("the tar stream of /usr ended early")
+                out.seek(i * stride)
+                out.write(buf)
+    finally:
+        tar.stdout.close()
+        tar.kill()
+        tar.wait()
+    run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, src])
+    extents = json.loads(run(["qemu-img", "map", "-f", "qcow2", "--output=json", src]))
+    allocated = sum(e["length"] for e in extents if e.get("data"))
+    # a little less than written: the zero blocks of tar's padding are not allocated
+    if allocated < (data_mib << 20) * 9 // 10:
+        raise BenchError("the source holds %d bytes of data, expected ~%d MiB" % (allocated, data_mib))
+    return allocated
+
+
 class Scenario(_session.Scenario):
     name = "export"
     title = "exporting a sparse qcow2 disk"
@@ -99,34 +128,10 @@ class Scenario(_session.Scenario):
         return self.report()
 
     def make_source(self):
-        """The data: real files (the start of a tar stream of /usr: programs, libraries, text), in BENCH_CHUNKS
-        pieces spread evenly over the disk, so the image has as many allocated extents with holes between."""
         log("making the source: %d GiB, %d MiB of data from /usr in %d pieces"
             % (self.size_gib, self.data_mib, self.chunks))
-        size, piece = self.size_gib << 30, (self.data_mib << 20) // self.chunks
-        stride = size // self.chunks
-        tar = subprocess.Popen(["tar", "-cf", "-", "-C", "/", "usr"], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL)
-        try:
-            with open(self.raw, "wb") as out:
-                out.truncate(size)
-                for i in range(self.chunks):
-                    buf = tar.stdout.read(piece)
-                    if len(buf) != piece:
-                        raise BenchError("the tar stream of /usr ended early")
-                    out.seek(i * stride)
-                    out.write(buf)
-        finally:
-            tar.stdout.close()
-            tar.kill()
-            tar.wait()
-        run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", self.raw, self.src])
+        self.allocated = sparse_source(self.raw, self.src, self.size_gib, self.data_mib, self.chunks)
         self.pool.refresh()
-        extents = json.loads(run(["qemu-img", "map", "-f", "qcow2", "--output=json", self.src]))
-        self.allocated = sum(e["length"] for e in extents if e.get("data"))
-        # a little less than written: the zero blocks of tar's padding are not allocated
-        if self.allocated < (self.data_mib << 20) * 9 // 10:
-            raise BenchError("the source holds %d bytes of data, expected ~%d MiB" % (self.allocated, self.data_mib))
 
     # --------------------------------------------------------------------------------------------- variants
     def repetition(self, rep):

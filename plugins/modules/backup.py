@@ -21,15 +21,20 @@ description:
     point, the libvirt checkpoint it made, the compression, the VM's name and UUID, and per file its size and
     SHA-256. The catalog (M(virtops.libvirt.backup_info)) is read from the manifests; nothing else records
     the points.
+  - The repository and the VM's directory in it are created when missing (mode 0700; 0711 while a running VM's
+    job writes into it). For a running VM, QEMU writes the files itself, so O(repository) must be the same path for
+    QEMU as for the module, and QEMU's user must be able to search it and the VM's directory.
   - A point is written in a hidden temporary directory C(.<point>.virtops-tmp-<pid>) beside the points and
     renamed when complete. On any failure (a full repository included) that directory is removed, a running
     backup job is aborted and the checkpoint this run made is deleted; a leftover temporary directory of a
     killed run is removed by the next run.
   - A running VM is read by libvirt's backup job in push mode, at the instant the job starts, while the
     guest keeps running. Each point gets a checkpoint (a persistent dirty bitmap per disk, named
-    C(virtops-backup-<point>)); an incremental point copies only the clusters written since the checkpoint
-    of the newest point, into a qcow2 file whose header names the parent point's file as backing file.
-    After a point is complete, the checkpoints of older points are deleted; only the newest one is kept.
+    C(virtops-backup-<point>-<tag>), the tag made of the repository's path, so that points of the same name in
+    two repositories never share a checkpoint); an incremental point copies only the clusters written since the
+    checkpoint of the newest point, into a qcow2 file whose header names the parent point's file as backing file.
+    After a point is complete, the checkpoints of older points of the same repository are deleted; only the
+    newest one is kept (per repository).
   - A stopped VM is read by C(qemu-img convert) (only allocated data) and always gets a full point without
     checkpoint, since nothing records what changed on its disks.
   - Checkpoints and the collection's snapshots (verified with libvirt 9.0 and QEMU 7.2). Snapshots can be
@@ -45,19 +50,11 @@ author:
 extends_documentation_fragment:
   - virtops.libvirt.common
   - virtops.libvirt.common.actiongroup
+  - virtops.libvirt.backup
 options:
   vm:
     description: Name of the VM to back up.
     type: str
-    required: true
-  repository:
-    description:
-      - The repository directory on the hypervisor (absolute path). It and the VM's directory in it are created
-        when missing (mode 0700; 0711 while a running VM's job writes into it, so that QEMU reaches the files).
-      - For a running VM, QEMU writes the files itself, so the path must be the same for QEMU as for the module, and
-        QEMU's user must be able to search the repository and the VM's directory (directories the module creates for a
-        running VM get mode 0711).
-    type: path
     required: true
   point:
     description:

@@ -25,11 +25,8 @@ author:
 extends_documentation_fragment:
   - virtops.libvirt.common
   - virtops.libvirt.common.actiongroup
+  - virtops.libvirt.backup
 options:
-  repository:
-    description: The repository directory on the hypervisor (absolute path).
-    type: path
-    required: true
   vm:
     description: Only this VM's points. Default is every VM of the repository.
     type: str

@@ -32,11 +32,8 @@ author:
 extends_documentation_fragment:
   - virtops.libvirt.common
   - virtops.libvirt.common.actiongroup
+  - virtops.libvirt.backup
 options:
-  repository:
-    description: The repository directory on the hypervisor (absolute path).
-    type: path
-    required: true
   vm:
     description: The VM whose point is restored (its directory in the repository).
     type: str
@@ -85,7 +82,6 @@ attributes:
     support: N/A
     platforms: posix
 notes:
-  - Run it on the hypervisor that holds the repository.
   - NVRAM saved with a point is not written back yet; a restored UEFI VM starts with fresh variables.
 seealso:
   - module: virtops.libvirt.backup

@@ -70,18 +70,12 @@ def read_source(conn, name, qemu):
     chosen = [d for d in source["disks"] if not d["readonly"] and not d["shareable"]]
     source["disks"] = chosen
     source["others"] = [t for t in every if t and t not in set(d["target"] for d in chosen)]
-    source["old_qcow2"] = [d["target"] for d in chosen if d["format"] == "qcow2" and _compat(qemu, d["path"]) != "1.1"]
+    source["old_qcow2"] = [d["target"] for d in chosen if d["format"] == "qcow2" and d.get("compat") != "1.1"]
     source["qcow2"] = bool(chosen) and all(d["format"] == "qcow2" for d in chosen) and not source["old_qcow2"]
     def_root = _xml.parse(source["definition"], "domain XML")
     source["nvram"] = (_xml.find_text(def_root, "os/nvram") or "").strip() or None
     source["checkpoints"] = _job.checkpoint_names(dom)
     return source
-
-
-def _compat(qemu, path):
-    """The qcow2 version of an image: ``1.1`` (v3, can hold persistent bitmaps) or ``0.10`` (v2)."""
-    info = qemu.info(path, fmt="qcow2")
-    return ((info.get("format-specific") or {}).get("data") or {}).get("compat")
 
 
 class BackupResource(Resource):
@@ -161,6 +155,8 @@ class BackupResource(Resource):
         mode, parent, why = decide_mode(opts, self._facts(), self.started)
         outcome.values.update(mode=mode, parent=parent, why=why)
         run = outcome.values["run"] = BackupRun(self.ctx, self.qemu, opts, src, self.point, mode, parent, self.progress)
+        if parent is not None:
+            run.parent_checkpoint = [p for p in self.points if p["name"] == parent][0]["manifest"]["checkpoint"]
         estimate = sum(d["data"] for d in src["disks"])
         free = free_bytes(opts["repository"] if os.path.isdir(opts["repository"]) else os.path.dirname(opts["repository"]))
         if free is not None and free < estimate:
@@ -193,7 +189,7 @@ class BackupResource(Resource):
         plan.add("save the definition%s" % (" and NVRAM" if src.get("nvram") else ""), run.guard(run.write_definition))
         plan.add("checksums, manifest and move point %s into place" % self.point, run.guard(run.finish))
         if run.checkpoint:
-            older = [n for n in src["checkpoints"] if n.startswith(_job.CHECKPOINT_PREFIX)]
+            older = [n for n in src["checkpoints"] if _job.of_repository(n, opts["repository"])]
             if older:
                 plan.add("delete the checkpoint(s) of older points: %s" % ", ".join(older), run.drop_old_checkpoints)
         return dict(name=self.point, time=self.started, parent=parent)

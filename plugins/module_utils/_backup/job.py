@@ -7,8 +7,8 @@
 ``virDomainBackupBegin`` with a ``<domainbackup>`` (one qcow2 target file per disk, made beforehand and
 reused: ``VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL``, so that an incremental target carries its parent's file
 as backing file in its header) and a ``<domaincheckpoint>`` (a persistent dirty bitmap per disk, named
-``virtops-backup-<point>``).  ``<incremental>`` names the checkpoint of the parent point: QEMU then copies
-only the clusters written since.  The point in time is the instant the job starts; with ``quiesce`` the
+``virtops-backup-<point>-<repository tag>``).  ``<incremental>`` names the checkpoint of the parent point (as
+its manifest records it): QEMU then copies only the clusters written since.  The point in time is the instant the job starts; with ``quiesce`` the
 guest file systems are frozen through the guest agent around that instant only (libvirt 9.0 has no
 quiesce flag for backups).  The job is polled until it ends; a failure or an interruption aborts it and
 deletes the checkpoint that this run created, so nothing stays attached to the VM.
@@ -22,6 +22,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
+import os
 import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
@@ -36,8 +38,19 @@ _JOB_NONE = flag("VIR_DOMAIN_JOB_NONE", 0)
 _OPERATION_BACKUP = flag("VIR_DOMAIN_JOB_OPERATION_BACKUP", 9)
 
 
-def checkpoint_name(point):
-    return CHECKPOINT_PREFIX + point
+def checkpoint_name(point, repository):
+    """``virtops-backup-<point>-<8 hex digits of the repository's path>``: checkpoints belong to the VM, points to a
+    repository; two repositories with a point of the same name must not share (or collide on) a checkpoint."""
+    return "%s%s-%s" % (CHECKPOINT_PREFIX, point, repository_tag(repository))
+
+
+def repository_tag(repository):
+    return hashlib.sha256(os.path.normpath(os.path.abspath(repository)).encode("utf-8")).hexdigest()[:8]
+
+
+def of_repository(name, repository):
+    """Whether checkpoint ``name`` was made by a point of ``repository``."""
+    return name.startswith(CHECKPOINT_PREFIX) and name.endswith("-" + repository_tag(repository))
 
 
 def backup_xml(targets, others, incremental=None):
@@ -145,7 +158,9 @@ def begin(dom, xml, cp_xml, quiesce):
 def wait(dom, on_bytes=None, timeout=None, sleep=time.sleep, clock=time.monotonic):
     """Wait for the backup job to end; ``on_bytes(done, total)`` while it runs.  A failed job raises."""
     deadline = None if not timeout else clock() + timeout
-    delay = 0.02  # a small incremental job ends within milliseconds: poll fast first, then every 0.5 s
+    # a small incremental job ends within milliseconds: poll fast first, then every 0.1 s (a query of the job costs
+    # about a millisecond; polling every 0.5 s made a 3 s full point wait 0.25 s more on average)
+    delay = 0.02
     while True:
         try:
             stats = dom.jobStats(0)
@@ -161,7 +176,7 @@ def wait(dom, on_bytes=None, timeout=None, sleep=time.sleep, clock=time.monotoni
         if deadline is not None and clock() > deadline:
             raise OperationTimeoutError("the backup job of VM '%s' did not end within %s s" % (dom.name(), timeout))
         sleep(delay)
-        delay = min(delay * 2, 0.5)
+        delay = min(delay * 2, 0.1)
     with libvirt_errors("reading the finished backup job of VM '%s'" % dom.name()):
         done = dom.jobStats(_STATS_COMPLETED)
     if done.get("operation") not in (None, _OPERATION_BACKUP):

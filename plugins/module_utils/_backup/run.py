@@ -17,6 +17,7 @@ __metaclass__ = type
 import json
 import os
 import shutil
+import threading
 import time
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._backup import job as _job
@@ -53,7 +54,9 @@ class BackupRun(SignalledRun):
         self.progress = progress
         self.tmp_dir = _repo.tmp_point_dir(opts["repository"], opts["vm"], point)
         self.final_dir = _repo.point_dir(opts["repository"], opts["vm"], point)
-        self.checkpoint = _job.checkpoint_name(point) if source["active"] and source["qcow2"] else None
+        self.checkpoint = _job.checkpoint_name(point, opts["repository"]) if source["active"] and source["qcow2"] else None
+        #: the checkpoint of the parent point, as its manifest names it (set by the plan of an incremental point)
+        self.parent_checkpoint = None
         self.checkpoint_made = False
         self.files = []
         self.manifest = None
@@ -117,7 +120,7 @@ class BackupRun(SignalledRun):
         disks = self.source["disks"]
         targets = [(d["target"], self._disk_path(d)) for d in disks]
         others = self.source["others"]
-        xml = _job.backup_xml(targets, others, _job.checkpoint_name(self.parent) if self.mode == "incremental" else None)
+        xml = _job.backup_xml(targets, others, self.parent_checkpoint if self.mode == "incremental" else None)
         cp_xml = _job.checkpoint_xml(self.checkpoint, [d["target"] for d in disks], others) if self.checkpoint else None
         self.progress.set_phase("backup job of %s (%s)" % (", ".join(d["target"] for d in disks), self.mode))
         base = self.progress.done
@@ -216,23 +219,30 @@ class BackupRun(SignalledRun):
     def finish(self):
         """Checksums, the manifest, then the rename that makes the point."""
         self.progress.set_phase("checksums")
-        files = []
-        for disk in self.source["disks"]:
-            path = self._disk_path(disk)
-            info = self.qemu.check(path, "qcow2")
-            if not info.get("clean"):
-                raise BackendError("the backup of disk %s does not pass qemu-img check: %s"
-                                   % (disk["target"], json.dumps(info, sort_keys=True)))
-            files.append(dict(name=os.path.basename(path), kind="disk", target=disk["target"], format="qcow2",
-                              virtual_size=disk["virtual_size"], source_format=disk["format"], source=disk["path"]))
+        files = [dict(name=os.path.basename(self._disk_path(disk)), kind="disk", target=disk["target"], format="qcow2",
+                      virtual_size=disk["virtual_size"], source_format=disk["format"], source=disk["path"])
+                 for disk in self.source["disks"]]
         files.append(dict(name=_repo.DOMAIN_XML, kind="definition", format="xml"))
         if self.source.get("nvram"):
             files.append(dict(name=_repo.NVRAM, kind="nvram", format="raw", source=self.source["nvram"]))
         for entry in files:
-            path = os.path.join(self.tmp_dir, entry["name"])
-            entry["size"] = os.path.getsize(path)
+            entry["size"] = os.path.getsize(os.path.join(self.tmp_dir, entry["name"]))
             self.progress.add_total(entry["size"])
-            entry["sha256"] = sha256_file(path, on_bytes=self.progress.advance)
+        # the checksums (one read of every file, from the page cache right after the copy) while qemu-img checks
+        # the images' metadata: the two overlap instead of adding up
+        hashing = Hashing(self.tmp_dir, files, self.progress.advance)
+        hashing.start()
+        try:
+            for disk in self.source["disks"]:
+                info = self.qemu.check(self._disk_path(disk), "qcow2")
+                if not info.get("clean"):
+                    raise BackendError("the backup of disk %s does not pass qemu-img check: %s"
+                                       % (disk["target"], json.dumps(info, sort_keys=True)))
+        finally:
+            hashing.join()
+        if hashing.error is not None:
+            raise write_error(hashing.error, hashing.path) if isinstance(hashing.error, (IOError, OSError)) \
+                else hashing.error
         now = time.time()
         self.manifest = dict(
             generator=_repo.GENERATOR, format_version=_repo.FORMAT_VERSION, point=self.point, created=_repo.iso(now),
@@ -253,15 +263,39 @@ class BackupRun(SignalledRun):
         self._restore_signals()
 
     def drop_old_checkpoints(self):
-        """The checkpoints of older points: only the newest one is needed for the next incremental point."""
+        """The checkpoints of older points of this repository: only the newest one is needed for the next
+        incremental point (other repositories' checkpoints are theirs)."""
         dom = self.source["dom"]
         for name in _job.checkpoint_names(dom):
-            if name.startswith(_job.CHECKPOINT_PREFIX) and name != self.checkpoint:
+            if _job.of_repository(name, self.opts["repository"]) and name != self.checkpoint:
                 try:
                     _job.delete_checkpoint(dom, name)
                     self.removed_checkpoints.append(name)
                 except VirtopsError as exc:
                     self.warnings.append("the older checkpoint %s could not be deleted: %s" % (name, exc.msg))
+
+
+class Hashing(threading.Thread):
+    """The SHA-256 of each file of ``files`` (into its ``sha256``), in a thread of its own; ``error`` and ``path`` of
+    a failure."""
+
+    def __init__(self, directory, files, on_bytes):
+        super(Hashing, self).__init__(name="virtops-backup-sha256")
+        self.daemon = True
+        self.directory = directory
+        self.files = files
+        self.on_bytes = on_bytes
+        self.error = None
+        self.path = None
+
+    def run(self):
+        for entry in self.files:
+            self.path = os.path.join(self.directory, entry["name"])
+            try:
+                entry["sha256"] = sha256_file(self.path, on_bytes=self.on_bytes)
+            except Exception as exc:  # pylint: disable=broad-except  # re-raised by the thread that waits
+                self.error = exc
+                return
 
 
 def consistency(opts, source):

@@ -131,6 +131,8 @@ def describe_image(qemu, disk, what):
         raise BackendError("%s: qemu-img info gave nothing for %s" % (what, path))
     disk["format"] = disk.get("format") or chain[0].get("format")
     disk["virtual_size"] = int(chain[0]["virtual-size"])
+    # the qcow2 version: 1.1 (v3) can hold persistent bitmaps, 0.10 (v2) cannot
+    disk["compat"] = ((chain[0].get("format-specific") or {}).get("data") or {}).get("compat")
     disk["chain"] = [c.get("filename") for c in chain if c.get("filename")]
     disk["block"] = any(_is_block(p) for p in disk["chain"])
     disk["data"] = qemu.data_bytes(path, disk["format"])

@@ -688,3 +688,73 @@ def test_job_xml_passes_libvirt_schemas(tmp_path, kind):
     proc = subprocess.run(["/usr/bin/virt-xml-validate", str(path), kind], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, check=False)
     assert proc.returncode == 0, proc.stderr.decode() + proc.stdout.decode()
+
+
+def test_checkpoint_names_belong_to_their_repository():
+    """Points of the same name in two repositories never share a checkpoint; only the own ones are dropped."""
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup import job as _job
+    first, second = _job.checkpoint_name("daily", "/srv/bk"), _job.checkpoint_name("daily", "/mnt/offsite/bk")
+    assert first != second
+    assert first.startswith("virtops-backup-daily-") and len(first) == len("virtops-backup-daily-") + 8
+    assert first == _job.checkpoint_name("daily", "/srv//bk/")
+    assert _job.of_repository(first, "/srv/bk") and not _job.of_repository(second, "/srv/bk")
+    assert not _job.of_repository("someone-elses", "/srv/bk")
+
+
+class FakeCheckpoint(object):
+    def __init__(self, dom, name):
+        self.dom, self.name = dom, name
+
+    def getName(self):
+        return self.name
+
+    def delete(self, flags):
+        self.dom.names.remove(self.name)
+
+
+class FakeCheckpointDomain(object):
+    def __init__(self, names):
+        self.names = list(names)
+
+    def name(self):
+        return VM
+
+    def listAllCheckpoints(self, flags):
+        return [FakeCheckpoint(self, n) for n in self.names]
+
+    def checkpointLookupByName(self, name, flags):
+        return FakeCheckpoint(self, name)
+
+
+def test_a_new_point_drops_only_its_own_repositorys_older_checkpoints(tmp_path):
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup import job as _job
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup.run import BackupRun
+    from ansible_collections.virtops.libvirt.plugins.module_utils._tools.progress import Progress
+    mine, other = str(tmp_path / "mine"), str(tmp_path / "other")
+    names = [_job.checkpoint_name("p1", mine), _job.checkpoint_name("p1", other), "made-by-a-user"]
+    dom = FakeCheckpointDomain(names)
+    source = dict(dom=dom, active=True, qcow2=True, disks=[])
+    run_ = BackupRun(None, None, dict(repository=mine, vm=VM), source, "p2", "incremental", "p1", Progress(None))
+    dom.names.append(run_.checkpoint)
+    run_.drop_old_checkpoints()
+    assert run_.removed_checkpoints == [names[0]]
+    assert sorted(dom.names) == sorted([names[1], "made-by-a-user", _job.checkpoint_name("p2", mine)])
+
+
+def test_hashing_thread_hashes_every_file_and_keeps_its_error(tmp_path):
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup.run import Hashing
+    (tmp_path / "a").write_bytes(b"x" * 3000000)
+    files, seen = [dict(name="a"), dict(name="missing"), dict(name="never")], []
+    hashing = Hashing(str(tmp_path), files, seen.append)
+    hashing.start()
+    hashing.join()
+    assert files[0]["sha256"] == sha256_file(str(tmp_path / "a")) and sum(seen) == 3000000
+    assert isinstance(hashing.error, OSError) and hashing.path == str(tmp_path / "missing")
+    assert "sha256" not in files[1] and "sha256" not in files[2]
+
+
+def test_job_wait_polls_every_tenth_of_a_second_at_most():
+    from ansible_collections.virtops.libvirt.plugins.module_utils._backup import job as _job
+    sleeps = []
+    _job.wait(FakeJobDomain(6, dict(type=3, operation=9, success=True)), sleep=sleeps.append)
+    assert sleeps == [0.02, 0.04, 0.08, 0.1, 0.1, 0.1]
