@@ -132,6 +132,12 @@ ISCSI = dict(name="pa-iscsi", type="iscsi", source=dict(host="192.0.2.10", port=
              auth=dict(username="chapuser", secret=CHAP_USAGE))
 
 
+def iscsi_with(username, secret_ref):
+    params = dict(ISCSI)
+    params["auth"] = dict(username=username, secret=secret_ref)
+    return params
+
+
 def test_iscsi_pool_with_chap_four_times_then_changed(sconn, test_conn):
     secret(sconn, "iscsi", CHAP_USAGE)
     results = [run(sconn, check=c, **ISCSI) for c in (True, False, True, False)]
@@ -142,7 +148,7 @@ def test_iscsi_pool_with_chap_four_times_then_changed(sconn, test_conn):
     assert root.find("source/auth").get("type") == "chap" and root.find("source/auth/secret").get("usage") == CHAP_USAGE
     assert root.find("source/device").get("path") == IQN and _xml.find_text(root, "target/path") == "/dev/disk/by-path"
     # a new user name: one redefinition, the rest kept
-    changed = dict(ISCSI, auth=dict(username="other", secret=CHAP_USAGE))
+    changed = iscsi_with("other", CHAP_USAGE)
     result = run(sconn, **changed)
     assert result["changed"] is True and result["actions"] == ["redefine storage pool pa-iscsi"]
     assert result["diff"]["before"]["auth"]["username"] == "chapuser" and result["diff"]["after"]["auth"]["username"] == "other"
@@ -177,7 +183,7 @@ def test_secret_named_by_a_pool_is_not_removed(sconn, test_conn):
     assert "authenticates storage pool(s) pa-iscsi" in info.value.msg
     assert info.value.details["pools"] == ["pa-iscsi"] and uuid in sconn.xml
     # by UUID too
-    run(sconn, **dict(ISCSI, auth=dict(username="chapuser", secret=uuid)))
+    run(sconn, **iscsi_with("chapuser", uuid))
     with pytest.raises(ConflictError, match="pa-iscsi"):
         reconcile(SecretResource(Context(conn=sconn, params=params)))
     test_conn.storagePoolLookupByName("pa-iscsi").undefine()
