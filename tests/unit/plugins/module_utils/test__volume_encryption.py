@@ -106,6 +106,25 @@ def test_missing_secret_refused_assumed_in_check_mode(conn):
     assert not conn.storagePoolLookupByName(POOL).listAllVolumes(0)
 
 
+def test_existing_volume_whose_secret_libvirt_no_longer_reports(conn):
+    """After a pool refresh libvirt reports <encryption format='luks'> without the secret: the volume is kept,
+    not a conflict."""
+    root = build_volume_xml("enc.qcow2", 16 << 20, "qcow2")
+    root.find("target").append(_xml.element("encryption", attrs={"format": "luks"}))
+    conn.storagePoolLookupByName(POOL).createXML(_xml.to_string(root), 0)
+    for check in (True, False):
+        result = run(conn, check=check, encryption=dict(format="luks", secret=UUID))
+        assert result["changed"] is False and result["actions"] == []
+
+
+def test_existing_volume_with_another_secret_is_a_conflict(conn):
+    root = build_volume_xml("enc.qcow2", 16 << 20, "qcow2")
+    root.find("target").append(encryption_element("0b9d5a5e-5d43-4f0a-9d0e-3f1c0f9a2b11"))
+    conn.storagePoolLookupByName(POOL).createXML(_xml.to_string(root), 0)
+    with pytest.raises(ConflictError, match="is encrypted with secret 0b9d5a5e-5d43-4f0a-9d0e-3f1c0f9a2b11, not"):
+        run(conn, encryption=dict(format="luks", secret=UUID))
+
+
 def test_existing_volume_is_not_encrypted_afterwards(conn):
     run(conn)
     with pytest.raises(ConflictError, match="exists without encryption"):
