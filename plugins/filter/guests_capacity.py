@@ -16,7 +16,9 @@ author:
 description:
   - Returns, for each hypervisor of the input, its C(host) (the RV(virtops.libvirt.host_info#module:host)
     result of M(virtops.libvirt.host_info)) and C(vms) (the RV(virtops.libvirt.vm_info#module:vms) result of
-    M(virtops.libvirt.vm_info)), from the results it registered as O(host_info_var) and O(vm_info_var).
+    M(virtops.libvirt.vm_info)), from the results it registered as O(host_info_var) and O(vm_info_var),
+    and C(devices) (the PCI devices M(virtops.libvirt.host_device_info) lists) from O(device_info_var) where
+    the hypervisor registered that result.
 options:
   _input:
     description: Names of the hypervisors (inventory hosts).
@@ -35,6 +37,12 @@ options:
     description: Name of the variable with the result of M(virtops.libvirt.vm_info) (every VM, so no filters).
     type: str
     default: vm_info
+  device_info_var:
+    description:
+      - Name of the variable with the result of M(virtops.libvirt.host_device_info), for guests that
+        require devices (C(requires) of P(virtops.libvirt.placement#filter)). A hypervisor without it, or
+        where that task was skipped, has no C(devices).
+    type: str
 notes:
   - Pure Python on the controller; it does not connect to any hypervisor.
 seealso:
@@ -71,10 +79,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.virtops.libvirt.plugins.plugin_utils._guests import capacity
 
 
-def guests_capacity(hosts, hostvars, host_info_var="host_info", vm_info_var="vm_info"):
-    """``hosts | virtops.libvirt.guests_capacity(hostvars, host_info_var=..., vm_info_var=...)``"""
+def guests_capacity(hosts, hostvars, host_info_var="host_info", vm_info_var="vm_info", device_info_var=None):
+    """``hosts | virtops.libvirt.guests_capacity(hostvars, host_info_var=..., vm_info_var=..., device_info_var=...)``"""
     try:
-        return capacity(hosts, hostvars, host_info_var, vm_info_var)
+        return capacity(hosts, hostvars, host_info_var, vm_info_var, device_info_var)
     except (KeyError, TypeError) as exc:
         raise AnsibleFilterError("guests_capacity: a hypervisor has no registered %s or %s result (missing: %s)"
                                  % (host_info_var, vm_info_var, exc))

@@ -10,7 +10,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: pool
-short_description: Manage libvirt storage pools (dir, fs, netfs, logical, or any type from XML)
+short_description: Manage libvirt storage pools (dir, fs, netfs, logical, iscsi, rbd, or any type from XML)
 version_added: 0.1.0
 description:
   - Defines, starts, stops and removes a libvirt storage pool, and keeps its definition and
@@ -21,8 +21,10 @@ description:
     returns RV(restart_required=true), unless O(restart=true) lets it stop and start the pool.
   - Active pools are refreshed before anything is decided or returned, so volumes created outside
     libvirt are seen.
-  - Pool types other than V(dir), V(fs), V(netfs) and V(logical) are managed by giving the whole
-    definition in O(xml).
+  - Pool types other than V(dir), V(fs), V(netfs), V(logical), V(iscsi) and V(rbd) are managed by
+    giving the whole definition in O(xml).
+  - V(iscsi) (CHAP) and V(rbd) (Ceph) pools authenticate with a libvirt secret (O(auth)); see
+    M(virtops.libvirt.secret). Such a secret is not removed while the pool names it.
   - A failed creation leaves nothing behind. This includes the target directory that libvirt's
     build made (a V(fs) pool whose device cannot be formatted or mounted, for example). A directory
     that existed before is kept. On a remote hypervisor the module cannot tell whether the directory
@@ -63,13 +65,18 @@ options:
       - V(fs) is a block device with a filesystem (O(source.devices), one device) mounted on O(path).
       - V(netfs) is a network filesystem (O(source.host), O(source.dir)) mounted on O(path).
       - V(logical) is an LVM volume group (O(source.name), built on O(source.devices)).
+      - V(iscsi) is the LUNs of an iSCSI target (O(source.host), O(source.iqn)), seen under O(path)
+        (default V(/dev/disk/by-path)). libvirt's iSCSI backend (C(iscsiadm)) logs in when the pool starts.
+      - V(rbd) is a Ceph pool (O(source.name)) reached through a monitor (O(source.host)); it has no
+        O(path). The hypervisor's libvirt needs its RBD storage backend.
       - The type of an existing pool cannot be changed.
     type: str
-    choices: [dir, fs, netfs, logical]
+    choices: [dir, fs, netfs, logical, iscsi, rbd]
   path:
     description:
       - Target path of the pool, an absolute path. Required to create V(dir), V(fs) and V(netfs) pools.
       - For V(logical) pools libvirt uses C(/dev/<volume group>); leave it out.
+      - V(iscsi) pools default to V(/dev/disk/by-path); V(rbd) pools take no path.
     type: path
   source:
     description:
@@ -84,7 +91,21 @@ options:
         elements: str
       host:
         description:
-          - Host name or address of the server of a V(netfs) pool.
+          - Host name or address of the server of a V(netfs) pool, the portal of an V(iscsi) pool, or
+            a Ceph monitor of an V(rbd) pool.
+        type: str
+      port:
+        description:
+          - Port of O(source.host) (V(iscsi) and V(rbd) pools), when not the default.
+        type: int
+      iqn:
+        description:
+          - The iSCSI target of an V(iscsi) pool, an iSCSI qualified name such as
+            V(iqn.2024-01.com.example:storage).
+        type: str
+      initiator:
+        description:
+          - The initiator IQN an V(iscsi) pool logs in with (else the host's own).
         type: str
       dir:
         description:
@@ -92,7 +113,8 @@ options:
         type: str
       name:
         description:
-          - Volume group name of a V(logical) pool (libvirt uses the pool name when it is not given).
+          - Volume group name of a V(logical) pool (libvirt uses the pool name when it is not given), or
+            the Ceph pool of an V(rbd) pool.
         type: str
       format:
         description:
@@ -116,10 +138,28 @@ options:
         description:
           - Octal mode, for example V('0755').
         type: str
+  auth:
+    description:
+      - How an V(iscsi) pool (CHAP) or an V(rbd) pool (Ceph, C(cephx)) authenticates.
+      - The password or key is the value of a libvirt secret, which must exist (check mode assumes an
+        earlier task defines it). libvirt reads its value only when the pool starts.
+    type: dict
+    suboptions:
+      username:
+        description:
+          - The CHAP user name, or the Ceph client name (without C(client.)).
+        type: str
+        required: true
+      secret:
+        description:
+          - The secret, by UUID or by its usage id (usage type V(iscsi) for V(iscsi) pools, V(ceph) for
+            V(rbd) pools). Written into the definition as given.
+        type: str
+        required: true
   xml:
     description:
-      - The whole pool definition, for pool types without first-class options (iscsi, disk, rbd...).
-      - Cannot be combined with O(type), O(path), O(source) or O(permissions). Its C(<name>) must
+      - The whole pool definition, for pool types without first-class options (disk, scsi, zfs...).
+      - Cannot be combined with O(type), O(path), O(source), O(permissions) or O(auth). Its C(<name>) must
         match O(name) (it is added when missing); the UUID of an existing pool is kept.
       - Compared as a subset, so elements libvirt adds do not count as a difference.
     type: str
@@ -200,16 +240,45 @@ EXAMPLES = r"""
     path: /srv/images2
     restart: true
 
+- name: The CHAP password as a libvirt secret
+  virtops.libvirt.secret:
+    usage_type: iscsi
+    usage_id: san1-chap
+    value: "{{ vault_san1_chap_password }}"
+
+- name: An iSCSI target's LUNs, logging in with CHAP
+  virtops.libvirt.pool:
+    name: san1
+    type: iscsi
+    source:
+      host: iscsi.example.com
+      iqn: iqn.2024-01.com.example:storage
+    auth:
+      username: libvirt
+      secret: san1-chap
+
+- name: A Ceph pool through a monitor, with the key of a ceph secret
+  virtops.libvirt.pool:
+    name: ceph-vms
+    type: rbd
+    source:
+      host: mon1.example.com
+      name: vms
+    auth:
+      username: libvirt
+      secret: client.libvirt
+
 - name: Any other pool type from XML
   virtops.libvirt.pool:
-    name: iscsi1
+    name: disk1
+    state: present
     xml: |
-      <pool type='iscsi'>
+      <pool type='disk'>
         <source>
-          <host name='iscsi.example.com'/>
-          <device path='iqn.2024-01.com.example:storage'/>
+          <device path='/dev/sdc'/>
+          <format type='gpt'/>
         </source>
-        <target><path>/dev/disk/by-path</path></target>
+        <target><path>/dev</path></target>
       </pool>
 
 - name: Remove a pool together with its volumes

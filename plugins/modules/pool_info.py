@@ -92,7 +92,7 @@ pools:
       type: str
       sample: /srv/images
     source:
-      description: Source of the pool (devices, host, dir, name, format), only the keys that are set.
+      description: Source of the pool (devices, host, port, dir, name, format, iqn, initiator), only the keys that are set.
       type: dict
       sample: {host: nfs.example.com, dir: /exports/vm, format: nfs}
     permissions:

@@ -241,9 +241,10 @@ options:
         type: int
       encryption:
         description:
-          - The disk is a LUKS-encrypted qcow2 volume (made by the M(virtops.libvirt.volume) module with its
-            O(virtops.libvirt.volume#module:encryption) option); QEMU decrypts it with the passphrase of this
-            libvirt secret (see the M(virtops.libvirt.secret) module). The passphrase is never in the VM's XML.
+          - The disk is a LUKS-encrypted volume, a qcow2 image or a raw LUKS image (made by the
+            M(virtops.libvirt.volume) module with its O(virtops.libvirt.volume#module:encryption) option);
+            QEMU decrypts it with the passphrase of this libvirt secret (see the M(virtops.libvirt.secret)
+            module). The passphrase is never in the VM's XML.
           - The volume must exist; the vm module does not create encrypted volumes.
           - Encrypted images are refused as disks without this option.
         type: dict

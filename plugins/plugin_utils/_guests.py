@@ -137,9 +137,16 @@ def problems(guests, cluster_hosts, play_hosts):
     return out
 
 
-def capacity(hosts, hostvars, host_info, vm_info):
-    """``{host: {'host': <host_info's host>, 'vms': <vm_info's vms>}}`` from what each host registered."""
-    return dict((h, dict(host=hostvars[h][host_info]["host"], vms=hostvars[h][vm_info]["vms"])) for h in hosts)
+def capacity(hosts, hostvars, host_info, vm_info, device_info=None):
+    """``{host: {'host': <host_info's host>, 'vms': <vm_info's vms>}}`` from what each host registered, with
+    ``devices`` (its ``host_device_info`` result) where it registered one as ``device_info`` (not skipped)."""
+    out = {}
+    for h in hosts:
+        out[h] = dict(host=hostvars[h][host_info]["host"], vms=hostvars[h][vm_info]["vms"])
+        devices = hostvars[h].get(device_info) if device_info else None
+        if isinstance(devices, dict) and devices.get("pci_devices") is not None:
+            out[h]["devices"] = devices["pci_devices"]
+    return out
 
 
 def active_pools(cap):
@@ -157,6 +164,8 @@ def placement_input(guests, cap, check_mode=False):
             item["hypervisor"] = g["hypervisor"]
         if g.get("arch"):
             item["arch"] = g["arch"]
+        if g.get("requires"):
+            item["requires"] = g["requires"]
         if g.get("_disks") and (not check_mode or g.get("pool") in pools):
             item["pool"] = g.get("pool")
             if g.get("disk_size") is not None:

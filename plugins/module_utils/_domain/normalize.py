@@ -148,9 +148,9 @@ def _normalize_disk(disk, index):
         boot_order=_positive(disk.get("boot_order"), what + ".boot_order"),
         encryption=_normalize_encryption(disk.get("encryption"), what),
     )
-    if model["encryption"] is not None and (backing or model["format"] == "raw"):
-        raise InvalidInputError("%s.encryption: an encrypted disk is an existing LUKS-encrypted qcow2 volume (made with "
-                                "the volume module's encryption), not a new linked clone or a raw image" % what)
+    if model["encryption"] is not None and backing:
+        raise InvalidInputError("%s.encryption: an encrypted disk is an existing LUKS-encrypted volume, qcow2 or raw (made "
+                                "with the volume module's encryption), not a new linked clone" % what)
     if model["serial"] is not None and not re.match(r"^[A-Za-z0-9_.+-]{1,20}$", model["serial"]):
         raise InvalidInputError("%s.serial: %r must be 1-20 letters, digits or _.+-" % (what, model["serial"]))
     return model

@@ -23,7 +23,9 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool_mode
     validate_name,
     xml_from_model,
 )
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool_net import SECRET_USAGE
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool_view import pool_facts, refresh, user_volumes
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_encryption import secret_uuid
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors, uri_is_local
@@ -84,7 +86,12 @@ class PoolResource(DefinedObjectResource):
         state = self.requested_state()
         if state is None:
             return None
-        return desired_model(self.params, state, current, self._user_xml)
+        model = desired_model(self.params, state, current, self._user_xml)
+        if model.get("auth") is not None:
+            # libvirt looks for the secret only when the pool starts: a missing one is refused now
+            pool_type = model.get("type") or current["type"]
+            secret_uuid(self.ctx, model["auth"]["secret"], "auth.secret", SECRET_USAGE[pool_type])
+        return model
 
     def _user_xml(self, text):
         root = self._user_root(text)
@@ -96,7 +103,7 @@ class PoolResource(DefinedObjectResource):
         """Whether the running pool differs from what the user specified (a restart would apply it)."""
         if desired.get("xml") is not None:
             return not _xml.xml_subset(_xml.parse(desired["xml"]), _xml.parse(current["_live_xml"]))
-        wanted = dict((k, desired.get(k)) for k in ("type", "path", "source", "permissions"))
+        wanted = dict((k, desired.get(k)) for k in ("type", "path", "source", "permissions", "auth"))
         return bool(compare_specified(wanted, current["_live"]))
 
     def plan(self, current, desired, diff, plan):

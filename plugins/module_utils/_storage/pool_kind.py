@@ -16,7 +16,7 @@ POOL_ARGUMENT_SPEC = dict(
     COMMON_ARGS,
     name=dict(type="str", required=True),
     state=dict(type="str", default="active", choices=["present", "active", "inactive", "absent"]),
-    type=dict(type="str", choices=["dir", "fs", "netfs", "logical"]),
+    type=dict(type="str", choices=["dir", "fs", "netfs", "logical", "iscsi", "rbd"]),
     path=dict(type="path"),
     source=dict(type="dict", options=dict(
         devices=dict(type="list", elements="str"),
@@ -24,11 +24,18 @@ POOL_ARGUMENT_SPEC = dict(
         dir=dict(type="str"),
         name=dict(type="str"),
         format=dict(type="str"),
+        port=dict(type="int"),
+        iqn=dict(type="str"),
+        initiator=dict(type="str"),
     )),
     permissions=dict(type="dict", options=dict(
         owner=dict(type="int"),
         group=dict(type="int"),
         mode=dict(type="str"),
+    )),
+    auth=dict(type="dict", options=dict(
+        username=dict(type="str", required=True),
+        secret=dict(type="str", required=True, no_log=False),
     )),
     xml=dict(type="str"),
     autostart=dict(type="bool"),
@@ -40,5 +47,5 @@ POOL_ARGUMENT_SPEC = dict(
 
 POOL = Kind(
     "pool", POOL_ARGUMENT_SPEC, PoolResource,
-    mutually_exclusive=[("xml", "type"), ("xml", "path"), ("xml", "source"), ("xml", "permissions")],
+    mutually_exclusive=[("xml", "type"), ("xml", "path"), ("xml", "source"), ("xml", "permissions"), ("xml", "auth")],
 )

@@ -6,10 +6,12 @@
 
 The model is a flat dict::
 
-    type         'dir' | 'fs' | 'netfs' | 'logical' | any other libvirt type (read only)
+    type         'dir' | 'fs' | 'netfs' | 'logical' | 'iscsi' | 'rbd' | any other libvirt type (read only)
     path         target path
-    source       {devices: [str], host: str, dir: str, name: str, format: str}
+    source       {devices: [str], host: str, dir: str, name: str, format: str, port: int, iqn: str,
+                  initiator: str}
     permissions  {owner: int, group: int, mode: '0755'}
+    auth         {username: str, secret: str}  (iscsi, rbd: see :mod:`.pool_net`)
 
 ``None`` means "not specified" (desired) or "not in the XML" (current).  Pools of other types are
 managed with ``xml`` (the whole definition, compared as a subset of what libvirt has).
@@ -24,13 +26,14 @@ import re
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.names import CONTROL_CHARS as _CONTROL, validate_object_name
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage import pool_net as _net
 
 #: pool types with first-class options
-TYPES = ("dir", "fs", "netfs", "logical")
-SOURCE_KEYS = ("devices", "host", "dir", "name", "format")
+TYPES = ("dir", "fs", "netfs", "logical", "iscsi", "rbd")
+SOURCE_KEYS = ("devices", "host", "dir", "name", "format", "port", "iqn", "initiator")
 PERMISSION_KEYS = ("owner", "group", "mode")
 #: keys of the model that make up the pool's definition (a change needs a redefine)
-DEFINITION_KEYS = ("type", "path", "source", "permissions", "xml")
+DEFINITION_KEYS = ("type", "path", "source", "permissions", "auth", "xml")
 
 #: types whose storage is the target directory itself (libvirt's build makes it, delete removes it)
 DIRECTORY_TYPES = ("dir", "fs", "netfs")
@@ -41,6 +44,8 @@ _TYPE_SOURCE = {
     "fs": ("devices", "format"),
     "netfs": ("host", "dir", "format"),
     "logical": ("devices", "name", "format"),
+    "iscsi": ("host", "port", "iqn", "initiator"),
+    "rbd": ("host", "port", "name"),
 }
 _FORMATS = {
     "fs": ("auto", "ext2", "ext3", "ext4", "ufs", "iso9660", "udf", "gfs", "gfs2", "vfat", "hfs+", "xfs", "ocfs2", "vmfs"),
@@ -108,6 +113,9 @@ def normalize_source(source):
         raise InvalidInputError("source.host: %r is not a host name or address" % out["host"])
     if out["name"] is not None and (not str(out["name"]).strip() or "/" in out["name"] or _CONTROL.search(out["name"])):
         raise InvalidInputError("source.name: %r is not a usable volume group / source name" % out["name"])
+    out["port"] = _net.check_port(out["port"])
+    out["iqn"] = _net.check_iqn(out["iqn"], "source.iqn")
+    out["initiator"] = _net.check_iqn(out["initiator"], "source.initiator")
     if all(v is None for v in out.values()):
         return None
     return out
@@ -128,9 +136,14 @@ def normalize_permissions(perms):
 
 def check_type_options(pool_type, model, creating):
     """Options that do not belong to ``pool_type``, or that creating such a pool needs."""
+    source = model.get("source") or {}
+    _net.check_auth(pool_type, model.get("auth"))
     if pool_type not in TYPES:
         return
-    source = model.get("source") or {}
+    if pool_type == "rbd" and model.get("path") is not None:
+        raise InvalidInputError("path is not used by rbd pools (their volumes are Ceph images)")
+    if source.get("port") is not None and source.get("host") is None:
+        raise InvalidInputError("source.port needs source.host")
     allowed = _TYPE_SOURCE[pool_type]
     for key in SOURCE_KEYS:
         if source.get(key) is not None and key not in allowed:
@@ -154,7 +167,8 @@ def check_type_options(pool_type, model, creating):
             _abs_path(source["dir"], "source.dir")
     if not creating:
         return
-    if pool_type != "logical" and model.get("path") is None:
+    _net.check_create(pool_type, source)
+    if pool_type not in ("logical", "iscsi", "rbd") and model.get("path") is None:
         raise InvalidInputError("path is required to create a %s pool" % pool_type)
     if pool_type == "fs" and not source.get("devices"):
         raise InvalidInputError("source.devices is required to create an fs pool (the block device holding the filesystem)")
@@ -175,12 +189,13 @@ def desired_model(params, state, current, user_xml):
         path=params.get("path"),
         source=normalize_source(params.get("source")),
         permissions=normalize_permissions(params.get("permissions")),
+        auth=_net.normalize_auth(params.get("auth")),
         xml=None,
     )
     if model["path"] is not None:
         _abs_path(model["path"], "path")
     if xml_text is not None:
-        given = [k for k in ("type", "path", "source", "permissions") if model[k] is not None]
+        given = [k for k in ("type", "path", "source", "permissions", "auth") if model[k] is not None]
         if given:
             raise InvalidInputError("xml cannot be combined with %s: put those into the XML" % ", ".join(given))
         model["xml"] = user_xml(xml_text)
@@ -193,6 +208,8 @@ def desired_model(params, state, current, user_xml):
         if creating and model["type"] is None:
             model["type"] = "dir"
         check_type_options(pool_type, model, creating)
+        if creating and pool_type == "iscsi" and model["path"] is None:
+            model["path"] = _net.ISCSI_DEFAULT_PATH
     model.update(
         state=state if state in ("active", "inactive") else None,
         autostart=params.get("autostart"),
@@ -209,8 +226,13 @@ def model_from_xml(text_or_node):
     source = dict((k, None) for k in SOURCE_KEYS)
     if src is not None:
         devices = [d.get("path") for d in src.findall("device") if d.get("path")]
-        source["devices"] = devices or None
+        if root.get("type") == "iscsi":
+            source["iqn"] = devices[0] if devices else None  # the target's IQN
+        else:
+            source["devices"] = devices or None
         source["host"] = _xml.find_attr(src, "host", "name")
+        source["port"] = _maybe_int(_xml.find_attr(src, "host", "port"))
+        source["initiator"] = _xml.find_attr(src, "initiator/iqn", "name")
         source["dir"] = _xml.find_attr(src, "dir", "path")
         source["name"] = _xml.find_text(src, "name")
         source["format"] = _xml.find_attr(src, "format", "type")
@@ -227,6 +249,7 @@ def model_from_xml(text_or_node):
         path=_xml.find_text(root, "target/path"),
         source=source,
         permissions=permissions,
+        auth=_net.auth_from_xml(src),
     )
 
 
@@ -252,7 +275,11 @@ def _source_children(source):
     for device in source.get("devices") or ():
         children.append(_xml.element("device", attrs={"path": device}))
     if source.get("host") is not None:
-        children.append(_xml.element("host", attrs={"name": source["host"]}))
+        children.append(_xml.element("host", attrs={"name": source["host"], "port": source.get("port")}))
+    if source.get("iqn") is not None:
+        children.append(_xml.element("device", attrs={"path": source["iqn"]}))
+    if source.get("initiator") is not None:
+        children.append(_xml.element("initiator", children=[_xml.element("iqn", attrs={"name": source["initiator"]})]))
     if source.get("dir") is not None:
         children.append(_xml.element("dir", attrs={"path": source["dir"]}))
     if source.get("name") is not None:
@@ -278,8 +305,12 @@ def xml_from_model(name, model, uuid=None):
         _xml.sub(root, "uuid", uuid)
     source = model.get("source") or {}
     children = _source_children(source)
+    if model.get("auth") is not None:
+        children.append(_net.auth_element(root.get("type"), model["auth"]))
     if children or root.get("type") != "dir":
         _xml.sub(root, "source", children=children)
+    if root.get("type") == "rbd":
+        return root  # no target: its volumes are Ceph images
     perms = model.get("permissions") or {}
     target = _xml.sub(root, "target")  # the schema wants <target> even where the path is optional (logical)
     if model.get("path") is not None:
@@ -296,16 +327,25 @@ def apply_model(root, model):
         for node in root.findall(key):
             root.remove(node)
     source = model.get("source") or {}
-    if any(source.get(k) is not None for k in SOURCE_KEYS):
+    if any(source.get(k) is not None for k in SOURCE_KEYS) or model.get("auth") is not None:
         src = root.find("source")
         if src is None:
             src = _xml.sub(root, "source")
+        if model.get("auth") is not None:
+            _net.set_auth(src, root.get("type"), model["auth"])
+        if source.get("iqn") is not None:
+            for node in src.findall("device"):
+                src.remove(node)
+            src.insert(0, _xml.element("device", attrs={"path": source["iqn"]}))
+        if source.get("initiator") is not None:
+            _net.set_initiator(src, source["initiator"])
         if source.get("devices") is not None:
             for node in src.findall("device"):
                 src.remove(node)
             for index, device in enumerate(source["devices"]):
                 src.insert(index, _xml.element("device", attrs={"path": device}))
-        for key, tag, attr in (("host", "host", "name"), ("dir", "dir", "path"), ("format", "format", "type")):
+        for key, tag, attr in (("host", "host", "name"), ("port", "host", "port"), ("dir", "dir", "path"),
+                               ("format", "format", "type")):
             if source.get(key) is None:
                 continue
             node = src.find(tag)

@@ -75,6 +75,10 @@ def _one_line(text):
     return " ".join(str(text or "").split())
 
 
+#: what an encrypted disk may be (disks[].encryption)
+ONLY_LUKS = " (only LUKS-encrypted qcow2 images and raw LUKS images are)"
+
+
 def sniff_format(path):
     """The format whose header ``path`` starts with (qcow2, qed, vmdk, vdi, vhdx, vpc, luks, ...) or
     None (raw: no known header).  Reads a few bytes itself; never runs qemu-img."""
@@ -149,7 +153,12 @@ def check_image(qemu_img, path, fmt=None, what=None, backing=None, said="declare
     if not os.path.isfile(path):
         _refuse(what, "is not a regular file")
     sniffed = sniff_format(path)
-    if fmt is None:
+    if encrypted and fmt == "raw":
+        # a raw LUKS image given its secret (disks[].encryption): QEMU's luks driver opens it, the guest sees
+        # the plaintext; read as raw here, nothing of its content but the LUKS header is looked at
+        if sniffed != "luks":
+            _refuse(what, "is %s as raw with encryption, but it is not a LUKS image (%s)" % (said, sniffed or "no header"))
+    elif fmt is None:
         fmt = sniffed or "raw"
     else:
         check_declared(what, fmt, sniffed, said)
@@ -160,7 +169,7 @@ def check_image(qemu_img, path, fmt=None, what=None, backing=None, said="declare
     if info.get("encrypted") or fmt == "luks" or specific.get("type") == "luks" or data.get("encrypt"):
         # a VM disk given its LUKS secret (disks[].encryption): a LUKS-encrypted qcow2 image
         if not (encrypted and fmt == "qcow2" and (data.get("encrypt") or {}).get("format") == "luks"):
-            _refuse(what, "is encrypted, which is not supported" + (" (only LUKS-encrypted qcow2 images are)" if encrypted else ""))
+            _refuse(what, "is encrypted, which is not supported" + (ONLY_LUKS if encrypted else ""))
     if data.get("data-file"):
         _refuse(what, "keeps its data in another file (qcow2 external data file %s): only self-contained images "
                       "are accepted" % data["data-file"])
@@ -213,9 +222,9 @@ def check_reported(model, fmt, what, backing=None, chain=None, said="declared", 
     reported = model.get("format")
     check_declared(what, fmt, reported, said)
     _check_format_known(what, fmt or reported)
-    if model.get("encrypted") and not (encrypted and (fmt or reported) == "qcow2"
+    if model.get("encrypted") and not (encrypted and (fmt or reported) in ("qcow2", "raw")
                                        and (model.get("encryption") or {}).get("format") == "luks"):
-        _refuse(what, "is encrypted, which is not supported" + (" (only LUKS-encrypted qcow2 images are)" if encrypted else ""))
+        _refuse(what, "is encrypted, which is not supported" + (ONLY_LUKS if encrypted else ""))
     _check_size(what, model.get("capacity"))
     for link in chain or []:
         if backing is None:

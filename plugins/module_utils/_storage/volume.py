@@ -284,7 +284,8 @@ class VolumeResource(SourceSteps, CreateSteps, Resource):
             raise ConflictError("volume %r exists without encryption: an existing volume is not encrypted; delete it "
                                 "first or use another name" % self.name)
         wanted = secret_uuid(self.ctx, want["secret"], "encryption.secret")
-        if wanted is not None and have.get("secret") not in (wanted, want["secret"]):
+        # after a pool refresh libvirt reports <encryption format='luks'> without its secret: nothing to compare
+        if wanted is not None and have.get("secret") is not None and have["secret"] not in (wanted, want["secret"]):
             raise ConflictError("volume %r is encrypted with secret %s, not %s: the key of an existing volume is not "
                                 "changed here" % (self.name, have.get("secret"), want["secret"]))
 

@@ -21,20 +21,25 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import is_uuid
 
 
-def secret_uuid(ctx, secret, what):
-    """The UUID of the secret ``secret`` (a UUID, or the usage of a volume secret); None when it does not
-    exist and check mode assumes an earlier task defines it (a real run raises NotFoundError)."""
+#: libvirt's secret usage types by name (the ``secret`` module's ``usage_type``)
+USAGE_TYPES = {"volume": ("VIR_SECRET_USAGE_TYPE_VOLUME", 1), "ceph": ("VIR_SECRET_USAGE_TYPE_CEPH", 2),
+               "iscsi": ("VIR_SECRET_USAGE_TYPE_ISCSI", 3)}
+
+
+def secret_uuid(ctx, secret, what, usage_type="volume"):
+    """The UUID of the secret ``secret`` (a UUID, or the usage of a secret of ``usage_type``); None when it
+    does not exist and check mode assumes an earlier task defines it (a real run raises NotFoundError)."""
     try:
         if is_uuid(secret):
             found = ctx.conn.secretLookupByUUIDString(secret)
         else:
-            found = ctx.conn.secretLookupByUsage(flag("VIR_SECRET_USAGE_TYPE_VOLUME", 1), secret)
+            found = ctx.conn.secretLookupByUsage(flag(*USAGE_TYPES[usage_type]), secret)
     except libvirt.libvirtError as exc:
         if exc.get_error_code() != flag("VIR_ERR_NO_SECRET", 66):
             with libvirt_errors("looking up secret %s" % secret):
                 raise
         ctx.assume(NotFoundError("%s: libvirt has no secret %s (define it first with the secret module, with its value)"
-                                 % (what, secret if is_uuid(secret) else "of usage volume %r" % secret)))
+                                 % (what, secret if is_uuid(secret) else "of usage %s %r" % (usage_type, secret))))
         return None
     with libvirt_errors("reading secret %s" % secret):
         return found.UUIDString()

@@ -60,7 +60,12 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_wr
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt_errors
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    VirtopsError,
+)
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import refresh_pool, retry_busy
 
@@ -68,6 +73,17 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups impo
 VOLUME_FORMATS = ("qcow2", "raw")
 #: how long a run waits for another task that is filling the same volume
 FILL_WAIT_SECONDS = 600
+#: QEMU before 9.2.1 times its LUKS key derivation and now and then fails its own benchmark (qemu-img
+#: create: "Unable to get accurate CPU usage", about one creation in four on a busy host): libvirt's
+#: creation of an encrypted volume fails with that message, and the same creation tried again succeeds
+PBKDF_FLAKE = "unable to get accurate cpu usage"
+PBKDF_ATTEMPTS = 6
+PBKDF_PAUSE_SECONDS = 0.5
+
+
+def pbkdf_flake(exc):
+    """Whether a failed volume creation (a translated error) is QEMU's failed pbkdf benchmark."""
+    return PBKDF_FLAKE in (exc.msg or "").lower()
 
 
 class CreateSteps:
@@ -123,7 +139,7 @@ class CreateSteps:
         for _attempt in range(2):
             self._work["ours"] = True  # the undo deletes the volume of this name (partial step)
             try:
-                vol = retry_busy(create, what)
+                vol = self._create_retrying_pbkdf(create, what)
             except ConflictError as exc:
                 if not exists_already(exc):
                     raise
@@ -140,6 +156,23 @@ class CreateSteps:
             record_fill(self._work["record_path"], rec, complete=False)
             return vol
         raise ConflictError("volume %r is created and removed again by another task at the same time" % self.name)
+
+    def _create_retrying_pbkdf(self, create, what, sleep=time.sleep):
+        """``create()`` (through :func:`retry_busy`), tried again while QEMU fails its key-derivation
+        benchmark (:data:`PBKDF_FLAKE`); what a failed attempt left in the pool (a volume of this name,
+        seen after a refresh) is deleted first.  Other errors, and the last attempt's, are raised."""
+        attempt = 1
+        while True:
+            try:
+                return retry_busy(create, what)
+            except VirtopsError as exc:
+                if attempt >= PBKDF_ATTEMPTS or not pbkdf_flake(exc):
+                    raise
+            # the name was this task's while the creation ran (another task's would have been refused)
+            refresh_pool(self.pool)
+            delete_by_name(self.ctx.conn, self.params["pool"], self.name)
+            attempt += 1
+            sleep(PBKDF_PAUSE_SECONDS)
 
     def _adopt(self, rec, sleep=time.sleep, clock=time.monotonic):
         """The volume was created by another task since this run read the pool: wait while that task fills

@@ -259,6 +259,15 @@ def test_capacity():
     assert capacity(["h1", "h2"], HOSTVARS, host_info_var="hi", vm_info_var="vi") == CAPACITY
 
 
+def test_capacity_with_devices_where_registered():
+    gpu = dict(name="pci_0000_01_00_0", class_name="display", free=True)
+    hostvars = dict(HOSTVARS, h1=dict(HOSTVARS["h1"], di=dict(changed=False, pci_devices=[gpu])),
+                    h2=dict(HOSTVARS["h2"], di=dict(changed=False, skipped=True)))
+    got = capacity(["h1", "h2"], hostvars, host_info_var="hi", vm_info_var="vi", device_info_var="di")
+    assert got["h1"] == dict(CAPACITY["h1"], devices=[gpu])
+    assert got["h2"] == CAPACITY["h2"]
+
+
 def test_capacity_of_a_host_that_registered_nothing():
     with pytest.raises(AnsibleFilterError, match="no registered hi or vi result"):
         capacity(["h1", "h3"], HOSTVARS, host_info_var="hi", vm_info_var="vi")
@@ -269,6 +278,8 @@ PLACEMENT_CASES = [
     ("pin and arch", dict(name="a", hypervisor="h2", arch="aarch64", anti_affinity="web"), False,
      dict(name="a", vcpus=1, memory=1024, anti_affinity=["web"], hypervisor="h2", arch="aarch64", pool="vms", disk_size="10G")),
     ("no disks: no pool", dict(name="a", disk_size=None), False, dict(name="a", vcpus=1, memory=1024, anti_affinity=[])),
+    ("requires devices", dict(name="a", disk_size=None, requires=dict(pci_class="gpu", count=2)), False,
+     dict(name="a", vcpus=1, memory=1024, anti_affinity=[], requires=dict(pci_class="gpu", count=2))),
     ("image without disk_size: pool only", dict(name="a", image="deb.qcow2", disk_size=None), False,
      dict(name="a", vcpus=1, memory=1024, anti_affinity=[], pool="vms")),
     ("check mode, pool nowhere yet: left out", dict(name="a", pool="new"), True, dict(name="a", vcpus=1, memory=1024, anti_affinity=[])),

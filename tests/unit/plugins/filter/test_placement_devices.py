@@ -86,3 +86,22 @@ def test_guests_without_requirements_need_no_devices():
 def test_bad_requirements_are_refused(requires, message):
     with pytest.raises(AnsibleFilterError, match=message):
         placement([dict(name="r", requires=requires)], dict(a=entry([device(1)])))
+
+
+def test_the_guests_role_filters_carry_requires_and_devices_to_placement():
+    """guests_normalize -> guests_placement_input, guests_capacity (device_info_var) -> placement, as the role
+    chains them: the VM that requires a GPU goes to the hypervisor whose host_device_info lists a free one;
+    a hypervisor whose device task was skipped has no devices."""
+    from ansible_collections.virtops.libvirt.plugins.filter import guests_capacity, guests_normalize, guests_placement_input
+
+    normalize = guests_normalize.FilterModule().filters()["guests_normalize"]
+    to_input = guests_placement_input.FilterModule().filters()["guests_placement_input"]
+    to_capacity = guests_capacity.FilterModule().filters()["guests_capacity"]
+    hostvars = dict(
+        big=dict(hi=dict(host=host(64)), vi=dict(vms=[]), di=dict(skipped=True)),
+        gpu=dict(hi=dict(host=host(16)), vi=dict(vms=[]), di=dict(pci_devices=[device(1)])),
+    )
+    guests = normalize([dict(name="render", requires=dict(pci_class="gpu")), dict(name="web")], defaults={}, pool="default")
+    cap = to_capacity(["big", "gpu"], hostvars, host_info_var="hi", vm_info_var="vi", device_info_var="di")
+    assert "devices" not in cap["big"] and len(cap["gpu"]["devices"]) == 1
+    assert where(placement(to_input(guests, cap), cap)) == dict(render="gpu", web="big")

@@ -20,6 +20,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._storage.pool_mode
     normalize_mode,
     normalize_permissions,
     normalize_source,
+    SOURCE_KEYS,
     validate_name,
     xml_from_model,
 )
@@ -69,7 +70,7 @@ def test_model_xml_round_trip(label, pool_model):
     back = model_from_xml(_xml.to_string(xml_from_model("p", pool_model)))
     for key in ("type", "path", "permissions"):
         assert back[key] == pool_model[key], key
-    assert back["source"] == (pool_model["source"] or dict.fromkeys(("devices", "host", "dir", "name", "format")))
+    assert back["source"] == (pool_model["source"] or dict.fromkeys(SOURCE_KEYS))
 
 
 def test_model_from_libvirt_xml_reads_what_libvirt_writes():

@@ -136,9 +136,30 @@ def test_encrypted_volume_without_encryption_refused(test_conn, vm):
     _encrypted_volume(test_conn, vm + "-data.qcow2")
     with pytest.raises(VirtopsError, match="is encrypted, which is not supported"):
         run(test_conn, name=vm, state="stopped", disks=[dict(target="vdb", pool=POOL, volume=vm + "-data.qcow2")])
-    with pytest.raises(InvalidInputError, match="not a new linked clone or a raw image"):
+    with pytest.raises(InvalidInputError, match="not a new linked clone"):
+        run(test_conn, name=vm, state="stopped", disks=[dict(target="vdb", pool=POOL, volume=vm + "-x.qcow2",
+                                                             backing_volume=vm + "-data.qcow2", encryption=dict(secret=UUID))])
+    with pytest.raises(VirtopsError, match="encrypted volume '%s-x.img' does not exist" % vm):
         run(test_conn, name=vm, state="stopped", disks=[dict(target="vdb", pool=POOL, volume=vm + "-x.img", format="raw",
                                                              encryption=dict(secret=UUID))])
+
+
+def test_raw_luks_volume_attached_with_its_secret(test_conn, vm, tmp_path):
+    """A raw LUKS volume (libvirt reports format raw with <encryption format='luks'>): driver raw, the secret in
+    <source>; without encryption it is refused."""
+    root = build_volume_xml(vm + "-raw.img", 16 << 20, "raw")
+    root.find("target").append(encryption_element(UUID))
+    test_conn.storagePoolLookupByName(POOL).createXML(_xml.to_string(root), 0)
+    plain = dict(target="vdb", pool=POOL, volume=vm + "-raw.img")
+    with pytest.raises(VirtopsError, match="is encrypted, which is not supported$"):
+        run(test_conn, name=vm, state="stopped", disks=[plain])
+    four(test_conn, name=vm, state="stopped", disks=[dict(plain, encryption=dict(secret=UUID))])
+    text = saved_xml(test_conn, vm)
+    validate(tmp_path, text)
+    disk = _xml.parse(text).find("devices/disk")
+    assert disk.find("driver").get("type") == "raw"
+    assert disk.find("source/encryption").get("format") == "luks"
+    assert disk.find("source/encryption/secret").get("uuid") == UUID
 
 
 def _run_argv(argv, **_kwargs):
@@ -146,8 +167,9 @@ def _run_argv(argv, **_kwargs):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def test_trust_accepts_luks_qcow2_only_when_told(tmp_path):
-    """Real qemu-img: a LUKS-encrypted qcow2 passes the image check only with ``encrypted=True``; raw LUKS never."""
+def test_trust_accepts_luks_images_only_when_told(tmp_path):
+    """Real qemu-img: a LUKS-encrypted qcow2, and a raw LUKS image read as raw, pass the image check only with
+    ``encrypted=True``; LUKS as a format of its own never, a plain raw image with ``encrypted=True`` neither."""
     qcow2, raw = str(tmp_path / "enc.qcow2"), str(tmp_path / "enc.luks")
     encrypted(qcow2, "qcow2", size="16M")
     encrypted(raw, "luks", size="16M")
@@ -157,5 +179,10 @@ def test_trust_accepts_luks_qcow2_only_when_told(tmp_path):
         _trust.check_image(qemu_img, qcow2, "qcow2", "disk")
     with pytest.raises(VirtopsError, match="luks"):
         _trust.check_image(qemu_img, raw, "luks", "disk", encrypted=True)
-    with pytest.raises(VirtopsError, match="luks"):
-        _trust.check_image(qemu_img, raw, "raw", "disk", encrypted=True)
+    assert _trust.check_image(qemu_img, raw, "raw", "disk", encrypted=True)["format"] == "raw"
+    with pytest.raises(VirtopsError, match="declared as raw, but its content is a luks image header"):
+        _trust.check_image(qemu_img, raw, "raw", "disk")
+    plain = tmp_path / "plain.img"
+    plain.write_bytes(b"\0" * (1 << 20))
+    with pytest.raises(VirtopsError, match="declared as raw with encryption, but it is not a LUKS image"):
+        _trust.check_image(qemu_img, str(plain), "raw", "disk", encrypted=True)

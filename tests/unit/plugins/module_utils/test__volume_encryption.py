@@ -14,9 +14,10 @@ import pytest
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, NotFoundError
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, ConflictError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage import volume_fill
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import VolumeResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_element, encryption_of
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_write import build_volume_xml
@@ -105,7 +106,103 @@ def test_missing_secret_refused_assumed_in_check_mode(conn):
     assert not conn.storagePoolLookupByName(POOL).listAllVolumes(0)
 
 
+def test_existing_volume_whose_secret_libvirt_no_longer_reports(conn):
+    """After a pool refresh libvirt reports <encryption format='luks'> without the secret: the volume is kept,
+    not a conflict."""
+    root = build_volume_xml("enc.qcow2", 16 << 20, "qcow2")
+    root.find("target").append(_xml.element("encryption", attrs={"format": "luks"}))
+    conn.storagePoolLookupByName(POOL).createXML(_xml.to_string(root), 0)
+    for check in (True, False):
+        result = run(conn, check=check, encryption=dict(format="luks", secret=UUID))
+        assert result["changed"] is False and result["actions"] == []
+
+
+def test_existing_volume_with_another_secret_is_a_conflict(conn):
+    root = build_volume_xml("enc.qcow2", 16 << 20, "qcow2")
+    root.find("target").append(encryption_element("0b9d5a5e-5d43-4f0a-9d0e-3f1c0f9a2b11"))
+    conn.storagePoolLookupByName(POOL).createXML(_xml.to_string(root), 0)
+    with pytest.raises(ConflictError, match="is encrypted with secret 0b9d5a5e-5d43-4f0a-9d0e-3f1c0f9a2b11, not"):
+        run(conn, encryption=dict(format="luks", secret=UUID))
+
+
 def test_existing_volume_is_not_encrypted_afterwards(conn):
     run(conn)
     with pytest.raises(ConflictError, match="exists without encryption"):
         run(conn, encryption=dict(format="luks", secret=UUID))
+
+
+# --- QEMU's failed pbkdf benchmark (QEMU < 9.2.1): the creation is tried again ----------------------------
+
+FLAKE = ("internal error: Child process (/usr/bin/qemu-img create -f luks ...) unexpected exit status 1: "
+         "qemu-img: /var/lib/libvirt/images/enc.qcow2: Unable to get accurate CPU usage")
+
+
+class FlakyPool:
+    """The test driver's pool whose first ``failures`` creations fail with ``message`` (libvirt's words); with
+    ``leftover``, a failed attempt leaves a volume of that name behind, as a file a refresh would find."""
+
+    def __init__(self, pool, failures, message, leftover=False):
+        self.pool, self.failures, self.message, self.leftover = pool, failures, message, leftover
+        self.attempts = 0
+
+    def __getattr__(self, name):
+        return getattr(self.pool, name)
+
+    def createXML(self, text, flags=0):
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            if self.leftover:
+                self.pool.createXML(build_volume_text("enc.qcow2"), 0)
+            err = libvirt.libvirtError(self.message)
+            err.err = (libvirt.VIR_ERR_INTERNAL_ERROR, 0, self.message, 2, None, None, None, 0, 0)
+            raise err
+        return self.pool.createXML(text, flags)
+
+
+def build_volume_text(name):
+    return _xml.to_string(build_volume_xml(name, 1 << 20, "raw"), pretty=False)
+
+
+class FlakyConn(SecretLookups):
+    def __init__(self, conn, pool):
+        SecretLookups.__init__(self, conn)
+        self.pool = pool
+
+    def storagePoolLookupByName(self, name):
+        return self.pool if name == POOL else self.conn.storagePoolLookupByName(name)
+
+
+@pytest.fixture
+def no_pause(monkeypatch):
+    monkeypatch.setattr(volume_fill, "PBKDF_PAUSE_SECONDS", 0)
+
+
+@pytest.mark.parametrize("leftover", [False, True])
+def test_failed_pbkdf_benchmark_is_tried_again(conn, no_pause, leftover):
+    pool = FlakyPool(conn.conn.storagePoolLookupByName(POOL), 2, FLAKE, leftover=leftover)
+    result = run(FlakyConn(conn.conn, pool), encryption=dict(format="luks", secret=UUID))
+    assert result["changed"] is True
+    assert pool.attempts == 3
+    vols = conn.storagePoolLookupByName(POOL).listAllVolumes(0)
+    assert [v.name() for v in vols] == ["enc.qcow2"]
+    assert encryption_of(_xml.parse(vols[0].XMLDesc(0))) == dict(format="luks", secret=UUID)
+
+
+def test_failed_pbkdf_benchmark_gives_up_after_the_attempts(conn, no_pause):
+    pool = FlakyPool(conn.conn.storagePoolLookupByName(POOL), 99, FLAKE, leftover=True)
+    with pytest.raises(BackendError, match="Unable to get accurate CPU usage"):
+        run(FlakyConn(conn.conn, pool), encryption=dict(format="luks", secret=UUID))
+    assert pool.attempts == volume_fill.PBKDF_ATTEMPTS
+    assert not conn.storagePoolLookupByName(POOL).listAllVolumes(0)  # the last attempt's leftover is undone too
+
+
+@pytest.mark.parametrize("message", [
+    "internal error: Child process (/usr/bin/qemu-img create ...) unexpected exit status 1: qemu-img: No space left on device",
+    "internal error: storage pool 'default-pool' CPU usage unknown",
+])
+def test_other_creation_errors_are_not_tried_again(conn, no_pause, message):
+    pool = FlakyPool(conn.conn.storagePoolLookupByName(POOL), 1, message)
+    with pytest.raises(BackendError, match="creating volume 'enc.qcow2'"):
+        run(FlakyConn(conn.conn, pool), encryption=dict(format="luks", secret=UUID))
+    assert pool.attempts == 1
+    assert not conn.storagePoolLookupByName(POOL).listAllVolumes(0)
