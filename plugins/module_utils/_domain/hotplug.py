@@ -12,7 +12,10 @@ What the running guest has (the live XML) is compared with the definition the pl
   after that (the plan's ``redefine`` step comes later), so a detach the guest does not complete
   fails the run with the device still in both the definition and the running VM: they agree.  QEMU
   keeps the guest's unplug request; if the guest completes it later, the device leaves the running
-  VM and the next run removes it from the definition as well.
+  VM and the next run removes it from the definition as well.  A paused (or suspended) VM that is to
+  run (``state: running``) is resumed *before* the detach (``PowerPlan.plan_wake_first``): a guest
+  that does not run cannot answer the unplug request.  A VM that stays paused cannot either: its
+  detach times out.
 * a device the definition has and the running guest does not is **attached after** the definition
   was written: the very element of the saved definition (same PCI address, MAC, serial) is attached
   live, so the running VM and its next boot see the same device.

@@ -269,6 +269,7 @@ class VmResource(DefinedObjectResource):
         desired["_run"].volumes.plan(plan)
         start_xml, redefined = current["xml"], False
         live = current["active"] and definition is not None and desired["state"] not in ("stopped", "restarted")
+        run_state_now = self.power.plan_wake_first(current, desired, plan) if live else current["state"]
         handled, attach = _hotplug.plan_hotplug(self, current, definition, plan, self._timeout("hotplug_timeout")) if live else ((), ())
         if config_changed:
             if desired.get("xml") is not None:
@@ -289,7 +290,7 @@ class VmResource(DefinedObjectResource):
             reboot, pending = _live.needs_reboot(self, current, desired, handled)
             outcome.reboot_required, outcome.pending_changes = reboot, pending
         self._plan_autostart(current, desired, diff, plan)
-        self.power.plan_state(current, desired, plan, outcome, redefined)
+        self.power.plan_state(dict(current, state=run_state_now), desired, plan, outcome, redefined)
         return start_xml
 
     # --- results --------------------------------------------------------------------------------

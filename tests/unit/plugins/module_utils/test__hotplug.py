@@ -63,8 +63,8 @@ class _LiveDom(object):
     def detachDeviceFlags(self, text, flags):
         assert flags == libvirt.VIR_DOMAIN_AFFECT_LIVE, flags
         self._store.setdefault("calls", []).append(("detach", text))
-        if self._store.get("stuck"):
-            return  # the guest does not answer the unplug request
+        if self._store.get("stuck") or self._dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            return  # the guest does not answer the unplug request (a paused guest cannot)
         node = _xml.parse(text)
         devices = self._live().find("devices")
         for have in devices:
@@ -206,6 +206,56 @@ def test_a_detach_the_guest_does_not_complete_times_out_and_keeps_both_in_agreem
     later = run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic(), nic()])
     assert later["actions"] == ["redefine VM %s (disks)" % vm]
     assert not later["reboot_required"]
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """hotplug's clock and sleep without real waiting: a detach that waits for nothing times out at once."""
+    now = [0.0]
+    monkeypatch.setattr(_hotplug.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(_hotplug.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    return now
+
+
+def test_a_paused_vm_to_run_is_resumed_before_a_device_is_unplugged(test_conn, vm, store, clock):
+    run(test_conn, store, name=vm, disks=[disk(), disk()], interfaces=[nic()])
+    run(test_conn, store, name=vm, disks=[disk(), disk()], interfaces=[nic(), nic()])  # NIC 1 plugged live
+    mac = saved(test_conn, vm)["interfaces"][1]["mac"]
+    test_conn.lookupByName(vm).suspend()
+    removed = four(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()])
+    assert removed[1]["actions"] == [
+        "resume VM %s" % vm,
+        "detach disk vdb from running VM %s (live, waits up to 60 s for the guest)" % vm,
+        "detach interface 1 (%s) from running VM %s (live, waits up to 60 s for the guest)" % (mac, vm),
+        "redefine VM %s (disks, interfaces)" % vm,
+    ]
+    assert test_conn.lookupByName(vm).state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert [d["target"] for d in live(store)["disks"]] == ["vda"] == [d["target"] for d in saved(test_conn, vm)["disks"]]
+    assert len(live(store)["interfaces"]) == 1 == len(saved(test_conn, vm)["interfaces"])
+    assert [r["vm"]["state"] for r in removed] == ["running"] * 4
+
+
+def test_a_paused_vm_that_stays_paused_cannot_release_a_device(test_conn, vm, store, clock):
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()])
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic(), nic()])
+    test_conn.lookupByName(vm).suspend()
+    with pytest.raises(OperationTimeoutError) as info:
+        run(test_conn, store, name=vm, state="paused", disks=[disk()], interfaces=[nic()], hotplug_timeout=5)
+    assert info.value.details["failed_step"].startswith("detach interface 1")
+    assert test_conn.lookupByName(vm).state()[0] == libvirt.VIR_DOMAIN_PAUSED
+    assert len(live(store)["interfaces"]) == 2 == len(saved(test_conn, vm)["interfaces"])
+
+
+def test_a_failed_detach_after_the_resume_pauses_the_vm_again(test_conn, vm, store, clock):
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()])
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic(), nic()])
+    test_conn.lookupByName(vm).suspend()
+    store["stuck"] = True  # the guest runs, but holds the NIC
+    with pytest.raises(OperationTimeoutError) as info:
+        run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()], hotplug_timeout=5)
+    assert info.value.details["failed_step"].startswith("detach interface 1")
+    assert test_conn.lookupByName(vm).state()[0] == libvirt.VIR_DOMAIN_PAUSED  # the resume undone
+    assert len(live(store)["interfaces"]) == 2 == len(saved(test_conn, vm)["interfaces"])
 
 
 def test_a_later_failure_detaches_what_the_run_attached(test_conn, vm, store):
