@@ -22,7 +22,7 @@ What the running guest has (the live XML) is compared with the definition the pl
 
 What cannot be plugged live stays a pending change (``reboot_required``): SATA and IDE devices, a
 SCSI or USB device without such a controller in the running VM, and a PCI device (virtio disk,
-NIC) on a q35 machine without a free PCIe root port (libvirt leaves one free when it defines a VM).
+NIC) on a q35 machine without a free PCIe root port (a new VM gets ``pcie_spare_ports``: :mod:`.pcie`).
 Interfaces are matched by position, as everywhere in the ``vm`` model: NICs are added or removed
 at the end of the list.  Rollback: a later failing step detaches what this run attached, and
 attaches again what it detached.
@@ -40,23 +40,11 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, OperationTimeoutError
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.checks import check_startable
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.compare import by_target
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.pcie import pci_ports
 
 #: buses a running guest can take a new disk or CD-ROM drive on, and the controller each needs
 HOTPLUG_BUSES = {"virtio": "pci", "scsi": "scsi", "usb": "usb"}
 _KIND = {"disks": "disk", "cdroms": "cdrom"}
-
-
-def pci_ports(live_root):
-    """How many PCI devices the running VM can take: free PCIe root ports on q35, else (a PCI root
-    bus) enough."""
-    controllers = live_root.findall("devices/controller[@type='pci']")
-    if not any(c.get("model") == "pcie-root" for c in controllers):
-        return 1000
-    used = set()
-    for addr in live_root.findall("devices/*/address[@type='pci']"):
-        used.add(int(addr.get("bus") or "0", 16))
-    ports = [int(c.get("index")) for c in controllers if c.get("model") == "pcie-root-port"]
-    return len([p for p in ports if p not in used])
 
 
 def _live_capable(live_root, bus):
