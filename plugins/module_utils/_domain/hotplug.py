@@ -15,7 +15,8 @@ What the running guest has (the live XML) is compared with the definition the pl
   VM and the next run removes it from the definition as well.  A paused (or suspended) VM that is to
   run (``state: running``) is resumed *before* the detach (``PowerPlan.plan_wake_first``): a guest
   that does not run cannot answer the unplug request.  A VM that stays paused cannot either: its
-  detach times out.
+  detach times out.  If QEMU refuses a second request while the guest has not answered the first (a
+  run that timed out on a paused VM, then one that resumed it), the step waits for the first.
 * a device the definition has and the running guest does not is **attached after** the definition
   was written: the very element of the saved definition (same PCI address, MAC, serial) is attached
   live, so the running VM and its next boot see the same device.
@@ -193,7 +194,7 @@ def _detach_step(vm, key, dev, timeout, saved=None, rollback=False):
             if saved is not None:
                 saved["xml"] = text
             deadline = time.monotonic() + timeout
-            dom.detachDeviceFlags(text, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            _request_unplug(dom, text)
             while _find(_xml.parse(dom.XMLDesc(0)), key, dev) is not None:
                 if time.monotonic() >= deadline:
                     raise OperationTimeoutError(
@@ -204,3 +205,16 @@ def _detach_step(vm, key, dev, timeout, saved=None, rollback=False):
                 time.sleep(0.5)
 
     return call
+
+
+#: QEMU's answer to a second unplug request while the guest has not answered the first (an earlier
+#: run that timed out, then resumed the VM): the request stands, so the step waits for it
+_PENDING = "already in the process of unplug"
+
+
+def _request_unplug(dom, text):
+    try:
+        dom.detachDeviceFlags(text, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    except libvirt.libvirtError as exc:
+        if _PENDING not in str(exc):
+            raise

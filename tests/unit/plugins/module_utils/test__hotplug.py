@@ -50,7 +50,17 @@ class _LiveDom(object):
     def XMLDesc(self, flags=0):
         if flags & libvirt.VIR_DOMAIN_XML_INACTIVE or not self._dom.isActive():
             return self._dom.XMLDesc(flags)
+        if "completes" in self._store:  # the guest answers the earlier request now
+            self._remove(self._store.pop("completes"))
         return _xml.to_string(self._live())
+
+    def _remove(self, node):
+        devices = self._live().find("devices")
+        for have in devices:
+            if have.tag == node.tag and _key(have) == _key(node):
+                devices.remove(have)
+                return True
+        return False
 
     def attachDeviceFlags(self, text, flags):
         assert flags == libvirt.VIR_DOMAIN_AFFECT_LIVE, flags
@@ -66,12 +76,12 @@ class _LiveDom(object):
         if self._store.get("stuck") or self._dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
             return  # the guest does not answer the unplug request (a paused guest cannot)
         node = _xml.parse(text)
-        devices = self._live().find("devices")
-        for have in devices:
-            if have.tag == node.tag and _key(have) == _key(node):
-                devices.remove(have)
-                return
-        raise libvirt.libvirtError("operation failed: device not found")
+        if self._store.pop("pending", False):  # QEMU refuses a second request; the guest completes the first
+            self._store["completes"] = node
+            raise libvirt.libvirtError("internal error: unable to execute QEMU command 'device_del': Device net1 is "
+                                       "already in the process of unplug")
+        if not self._remove(node):
+            raise libvirt.libvirtError("operation failed: device not found")
 
 
 def _key(node):
@@ -256,6 +266,21 @@ def test_a_failed_detach_after_the_resume_pauses_the_vm_again(test_conn, vm, sto
     assert info.value.details["failed_step"].startswith("detach interface 1")
     assert test_conn.lookupByName(vm).state()[0] == libvirt.VIR_DOMAIN_PAUSED  # the resume undone
     assert len(live(store)["interfaces"]) == 2 == len(saved(test_conn, vm)["interfaces"])
+
+
+def test_an_unplug_request_still_pending_is_waited_for(test_conn, vm, store, clock):
+    """An earlier run timed out on a paused VM; this one resumes it, and QEMU refuses the second request
+    while the guest answers the first: the step waits for that one instead of failing."""
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()])
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic(), nic()])
+    mac = saved(test_conn, vm)["interfaces"][1]["mac"]
+    test_conn.lookupByName(vm).suspend()
+    store["pending"] = True
+    result = run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()])
+    assert result["actions"][:2] == [
+        "resume VM %s" % vm, "detach interface 1 (%s) from running VM %s (live, waits up to 60 s for the guest)" % (mac, vm)]
+    assert "pending" not in store and "completes" not in store
+    assert len(live(store)["interfaces"]) == 1 == len(saved(test_conn, vm)["interfaces"])
 
 
 def test_a_later_failure_detaches_what_the_run_attached(test_conn, vm, store):
