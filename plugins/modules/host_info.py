@@ -42,7 +42,7 @@ options:
     description:
       - Return RV(host.statistics) (as with O(statistics=true)) and only RV(host.hostname) and RV(host.uri) besides.
         The facts of domains, pools, networks and capabilities are not read, and pools are not refreshed.
-      - For sampling often, as the collection's C(stats) playbook does every minute: a refresh rescans every pool.
+      - For sampling often, as the collection's C(stats) playbook does every minute, since a refresh rescans every pool.
     type: bool
     default: false
 notes:
