@@ -38,6 +38,13 @@ options:
       - Seconds between the two samples of the host's CPU counters with O(statistics=true); a positive number.
     type: float
     default: 1
+  statistics_only:
+    description:
+      - Return RV(host.statistics) (as with O(statistics=true)) and only RV(host.hostname) and RV(host.uri) besides.
+        The facts of domains, pools, networks and capabilities are not read, and pools are not refreshed.
+      - For sampling often, as the collection's C(stats) playbook does every minute, since a refresh rescans every pool.
+    type: bool
+    default: false
 notes:
   - The load average is read from C(/proc/loadavg) when O(uri) is local (the module runs on the
     hypervisor); libvirt has no call for it, so it is null for a remote URI.
@@ -76,14 +83,16 @@ EXAMPLES = r"""
 
 RETURN = r"""
 host:
-  description: Facts about the hypervisor.
+  description:
+    - Facts about the hypervisor.
+    - With O(statistics_only=true) only RV(host.hostname), RV(host.uri) and RV(host.statistics).
   returned: success
   type: dict
   contains:
     statistics:
       description:
         - With O(statistics=true) only. Counters of the hypervisor as libvirt reports them.
-      returned: when O(statistics=true)
+      returned: when O(statistics=true) or O(statistics_only=true)
       type: dict
       contains:
         interval:
@@ -327,7 +336,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner impor
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(COMMON_ARGS, statistics=dict(type="bool", default=False), interval=dict(type="float", default=1)),
+        argument_spec=dict(COMMON_ARGS, statistics=dict(type="bool", default=False), interval=dict(type="float", default=1),
+                           statistics_only=dict(type="bool", default=False)),
         supports_check_mode=True,
     )
     run_module(module, gather_host_info)

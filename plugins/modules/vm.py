@@ -514,6 +514,16 @@ options:
         running VM.
     type: int
     default: 60
+  pcie_spare_ports:
+    description:
+      - Free PCIe root ports a new VM with a q35 machine gets, so that as many PCI devices (virtio
+        disks, NICs) can be plugged in while it runs; each such device needs a free port, and a port
+        cannot be added to a running VM. libvirt alone leaves one.
+      - Only when the module creates the VM (not with O(xml)). An existing VM keeps the ports it has and
+        is never reported as changed for them.
+      - V(0) leaves the ports as libvirt makes them. At most V(32).
+    type: int
+    default: 4
   force:
     description: Power the VM off when it does not shut down within O(shutdown_timeout).
     type: bool

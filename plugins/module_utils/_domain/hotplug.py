@@ -12,14 +12,18 @@ What the running guest has (the live XML) is compared with the definition the pl
   after that (the plan's ``redefine`` step comes later), so a detach the guest does not complete
   fails the run with the device still in both the definition and the running VM: they agree.  QEMU
   keeps the guest's unplug request; if the guest completes it later, the device leaves the running
-  VM and the next run removes it from the definition as well.
+  VM and the next run removes it from the definition as well.  A paused (or suspended) VM that is to
+  run (``state: running``) is resumed *before* the detach (``PowerPlan.plan_wake_first``): a guest
+  that does not run cannot answer the unplug request.  A VM that stays paused cannot either: its
+  detach times out.  If QEMU refuses a second request while the guest has not answered the first (a
+  run that timed out on a paused VM, then one that resumed it), the step waits for the first.
 * a device the definition has and the running guest does not is **attached after** the definition
   was written: the very element of the saved definition (same PCI address, MAC, serial) is attached
   live, so the running VM and its next boot see the same device.
 
 What cannot be plugged live stays a pending change (``reboot_required``): SATA and IDE devices, a
 SCSI or USB device without such a controller in the running VM, and a PCI device (virtio disk,
-NIC) on a q35 machine without a free PCIe root port (libvirt leaves one free when it defines a VM).
+NIC) on a q35 machine without a free PCIe root port (a new VM gets ``pcie_spare_ports``: :mod:`.pcie`).
 Interfaces are matched by position, as everywhere in the ``vm`` model: NICs are added or removed
 at the end of the list.  Rollback: a later failing step detaches what this run attached, and
 attaches again what it detached.
@@ -37,23 +41,11 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, OperationTimeoutError
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.checks import check_startable
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.compare import by_target
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain.pcie import pci_ports
 
 #: buses a running guest can take a new disk or CD-ROM drive on, and the controller each needs
 HOTPLUG_BUSES = {"virtio": "pci", "scsi": "scsi", "usb": "usb"}
 _KIND = {"disks": "disk", "cdroms": "cdrom"}
-
-
-def pci_ports(live_root):
-    """How many PCI devices the running VM can take: free PCIe root ports on q35, else (a PCI root
-    bus) enough."""
-    controllers = live_root.findall("devices/controller[@type='pci']")
-    if not any(c.get("model") == "pcie-root" for c in controllers):
-        return 1000
-    used = set()
-    for addr in live_root.findall("devices/*/address[@type='pci']"):
-        used.add(int(addr.get("bus") or "0", 16))
-    ports = [int(c.get("index")) for c in controllers if c.get("model") == "pcie-root-port"]
-    return len([p for p in ports if p not in used])
 
 
 def _live_capable(live_root, bus):
@@ -202,7 +194,7 @@ def _detach_step(vm, key, dev, timeout, saved=None, rollback=False):
             if saved is not None:
                 saved["xml"] = text
             deadline = time.monotonic() + timeout
-            dom.detachDeviceFlags(text, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            _request_unplug(dom, text)
             while _find(_xml.parse(dom.XMLDesc(0)), key, dev) is not None:
                 if time.monotonic() >= deadline:
                     raise OperationTimeoutError(
@@ -213,3 +205,16 @@ def _detach_step(vm, key, dev, timeout, saved=None, rollback=False):
                 time.sleep(0.5)
 
     return call
+
+
+#: QEMU's answer to a second unplug request while the guest has not answered the first (an earlier
+#: run that timed out, then resumed the VM): the request stands, so the step waits for it
+_PENDING = "already in the process of unplug"
+
+
+def _request_unplug(dom, text):
+    try:
+        dom.detachDeviceFlags(text, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    except libvirt.libvirtError as exc:
+        if _PENDING not in str(exc):
+            raise

@@ -137,8 +137,9 @@ def _merge_addresses(conn, dom, vm, opts):
     vm["addresses"] = _addresses.merge_addresses(conn, dom, vm, opts["ip_source"], opts["agent_timeout"])
 
 
-def vm_facts(conn, dom, opts):
-    """One VM as ``vm_info`` returns it, or None when it does not have every tag of ``opts['tags']``."""
+def vm_facts(conn, dom, opts, vcpus=None):
+    """One VM as ``vm_info`` returns it, or None when it does not have every tag of ``opts['tags']``.
+    ``vcpus``: a dict that gets ``{uuid: vCPUs}`` of the VM while it runs (for the statistics)."""
     name = dom.name()
     with libvirt_errors("reading VM '%s'" % name):
         text = _definition_xml(dom)
@@ -152,6 +153,8 @@ def vm_facts(conn, dom, opts):
     facts = _runtime.runtime_facts(conn, dom, live_root)
     live = _domain.model_from_xml(live_root) if facts["active"] else None
     vm = vm_view(model)
+    if live is not None and vcpus is not None:
+        vcpus[vm["uuid"]] = live.get("vcpus")
     _merge_runtime(vm, facts, live)
     if opts["addresses"]:
         _merge_addresses(conn, dom, vm, opts)
@@ -190,7 +193,7 @@ def gather_vm_info(ctx):
     """``vm_info``: every VM, or the one named, that passes the filters; sorted by name."""
     conn = ctx.conn
     opts = _options(ctx.params)
-    vms = []
+    vms, vcpus = [], {}
     first = _stats.sample(conn) if opts["statistics"] else None
     for dom in _domains(conn, opts):
         try:
@@ -198,7 +201,7 @@ def gather_vm_info(ctx):
                 with libvirt_errors("reading the state of VM '%s'" % dom.name()):
                     if run_state(dom) not in opts["states"]:
                         continue
-            vm = vm_facts(conn, dom, opts)
+            vm = vm_facts(conn, dom, opts, vcpus)
         except NotFoundError:
             if _still_there(conn, dom):
                 raise
@@ -206,6 +209,6 @@ def gather_vm_info(ctx):
         if vm is not None:
             vms.append(vm)
     if first is not None:
-        _stats.add_statistics(conn, vms, first, opts["interval"])
+        _stats.add_statistics(conn, vms, first, opts["interval"], vcpus)
     vms.sort(key=lambda v: v["name"])
     return dict(changed=False, vms=vms)

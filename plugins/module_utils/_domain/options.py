@@ -161,6 +161,7 @@ OPTIONS = [
     Option("autostart", type="bool"),
     Option("shutdown_timeout", type="int", default=120, timeout=True),
     Option("hotplug_timeout", type="int", default=60, timeout=True),
+    Option("pcie_spare_ports", type="int", default=4),
     Option("force", type="bool", default=False),
     Option("remove_storage", type="bool", default=False),
     Option("apply", default="config", choices=("config", "restart")),

@@ -71,10 +71,8 @@ class PowerPlan:
         if want == "running":
             if have == "stopped":
                 plan.add("start VM %s" % name, self._call("starting", "create"), undo=self._call("stopping", "destroy"))
-            elif have == "paused":
-                plan.add("resume VM %s" % name, self._call("resuming", "resume"), undo=self._call("pausing", "suspend"))
-            elif have == "pmsuspended":
-                plan.add("wake up VM %s" % name, self._call("waking up", "pMWakeup", 0))
+            elif have in ("paused", "pmsuspended"):
+                self._plan_resume(have, plan)
             elif have == "crashed":
                 plan.add("power off crashed VM %s" % name, self._call("stopping", "destroy"))
                 plan.add("start VM %s" % name, self._call("starting", "create"))
@@ -87,6 +85,22 @@ class PowerPlan:
         elif want == "stopped" and have != "stopped":
             self._plan_stop(have, plan)
             outcome.reboot_required = False
+
+    def plan_wake_first(self, current, desired, plan):
+        """A paused (or suspended) VM that is to run is resumed (woken up) *before* the live changes of
+        the plan: a guest that does not run cannot answer an unplug request, so a live detach would
+        only time out.  Returns the run state the rest of the plan starts from (for :meth:`plan_state`)."""
+        have = current["state"]
+        if desired["state"] != "running" or have not in ("paused", "pmsuspended"):
+            return have
+        self._plan_resume(have, plan)
+        return "running"
+
+    def _plan_resume(self, have, plan):
+        if have == "paused":
+            plan.add("resume VM %s" % self.name, self._call("resuming", "resume"), undo=self._call("pausing", "suspend"))
+        else:
+            plan.add("wake up VM %s" % self.name, self._call("waking up", "pMWakeup", 0))
 
     def _start_again(self, current, redefined):
         """The start after this plan shut the VM down.  If the new definition does not start, the old

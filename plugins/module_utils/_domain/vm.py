@@ -36,6 +36,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._domain import add
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import codec_write as _codec_write
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import hotplug as _hotplug
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import live as _live
+from ansible_collections.virtops.libvirt.plugins.module_utils._domain import pcie as _pcie
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import ready as _ready
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain import model as _domain
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.compare import MASK, definition_model
@@ -114,6 +115,15 @@ class VmResource(DefinedObjectResource):
             return None
 
     # --- helpers of the collaborators -----------------------------------------------------------
+
+    def _spare_ports(self):
+        """``pcie_spare_ports``: free PCIe root ports a new q35 VM gets (:mod:`.pcie`)."""
+        spare = self.params.get("pcie_spare_ports")
+        if spare is None:
+            return _pcie.DEFAULT_SPARE
+        if not 0 <= spare <= 32:
+            raise InvalidInputError("pcie_spare_ports must be between 0 and 32, got %d" % spare)
+        return spare
 
     def _timeout(self, key):
         return timeout_seconds(self.params.get(key), key, TIMEOUTS[key])
@@ -242,7 +252,9 @@ class VmResource(DefinedObjectResource):
         label = "define VM %s" % self.name
         if clone is not None:
             label += " as a %s clone of %s" % (clone["mode"], clone["source"])
-        plan.add(label, lambda: self._define(xml_text), undo=self._call("undefining", "undefineFlags", undefine_flags()))
+        spare = self._spare_ports() if desired.get("xml") is None else 0
+        plan.add(label, lambda: _pcie.define_with_spare_ports(self._define, xml_text, spare),
+                 undo=self._call("undefining", "undefineFlags", undefine_flags()))
         if desired.get("autostart"):
             plan.add("set autostart of VM %s to true" % self.name, self._call("setting autostart of", "setAutostart", 1))
         state = desired["state"]
@@ -269,6 +281,7 @@ class VmResource(DefinedObjectResource):
         desired["_run"].volumes.plan(plan)
         start_xml, redefined = current["xml"], False
         live = current["active"] and definition is not None and desired["state"] not in ("stopped", "restarted")
+        run_state_now = self.power.plan_wake_first(current, desired, plan) if live else current["state"]
         handled, attach = _hotplug.plan_hotplug(self, current, definition, plan, self._timeout("hotplug_timeout")) if live else ((), ())
         if config_changed:
             if desired.get("xml") is not None:
@@ -289,7 +302,7 @@ class VmResource(DefinedObjectResource):
             reboot, pending = _live.needs_reboot(self, current, desired, handled)
             outcome.reboot_required, outcome.pending_changes = reboot, pending
         self._plan_autostart(current, desired, diff, plan)
-        self.power.plan_state(current, desired, plan, outcome, redefined)
+        self.power.plan_state(dict(current, state=run_state_now), desired, plan, outcome, redefined)
         return start_xml
 
     # --- results --------------------------------------------------------------------------------

@@ -2,7 +2,13 @@
 # Copyright (c) virtops.libvirt contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What a placement decision needs to know about one hypervisor (``host_info``)."""
+"""What a placement decision needs to know about one hypervisor (``host_info``).
+
+One libvirt call per domain (``info()``: memory and vCPUs; persistence comes from one list call), a
+refresh and a few calls per pool, a few per network.  ``statistics_only`` skips all of them and the
+capabilities: the host's CPU and memory use (:mod:`.stats`), its name and URI, for sampling every
+minute (``playbooks/stats.yml``) without rescanning every pool each time.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -10,6 +16,7 @@ __metaclass__ = type
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import libvirt, libvirt_errors
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._host import stats as _stats
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities import (
@@ -21,6 +28,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._host.capabilities
     version_string,
 )
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import ACTIVE_STATES, DOMAIN_STATES, POOL_STATES
+
+_PERSISTENT = flag("VIR_CONNECT_LIST_DOMAINS_PERSISTENT", 4)
 
 
 def domain_facts(conn):
@@ -37,11 +46,12 @@ def domain_facts(conn):
     )
     with libvirt_errors("listing VMs"):
         domains = conn.listAllDomains(0)
+        persistent_ones = set(d.UUIDString() for d in conn.listAllDomains(_PERSISTENT))
     names = []
     for dom in domains:
         try:
             state_num, max_kib, cur_kib, vcpus, _cpu_time = dom.info()
-            persistent = bool(dom.isPersistent())
+            persistent = dom.UUIDString() in persistent_ones
             name = dom.name()
         except libvirt.libvirtError:
             continue  # vanished while we looked
@@ -128,7 +138,13 @@ def gather_host_info(ctx):
     """Everything ``host_info`` returns, as one dict (``changed`` is always False)."""
     conn = ctx.conn
     interval = timeout_seconds(ctx.params.get("interval"), "interval", 1)
-    first = _stats.sample(conn) if ctx.params.get("statistics") else None
+    only = bool(ctx.params.get("statistics_only"))
+    first = _stats.sample(conn) if ctx.params.get("statistics") or only else None
+    if only:
+        with libvirt_errors("reading host information"):
+            host = dict(hostname=conn.getHostname(), uri=conn.getURI())
+        host["statistics"] = _stats.host_statistics(conn, ctx.uri, first, interval)
+        return dict(changed=False, host=host)
     caps = host_capabilities(conn)
     with libvirt_errors("reading host information"):
         node_info = conn.getInfo()

@@ -50,7 +50,17 @@ class _LiveDom(object):
     def XMLDesc(self, flags=0):
         if flags & libvirt.VIR_DOMAIN_XML_INACTIVE or not self._dom.isActive():
             return self._dom.XMLDesc(flags)
+        if "completes" in self._store:  # the guest answers the earlier request now
+            self._remove(self._store.pop("completes"))
         return _xml.to_string(self._live())
+
+    def _remove(self, node):
+        devices = self._live().find("devices")
+        for have in devices:
+            if have.tag == node.tag and _key(have) == _key(node):
+                devices.remove(have)
+                return True
+        return False
 
     def attachDeviceFlags(self, text, flags):
         assert flags == libvirt.VIR_DOMAIN_AFFECT_LIVE, flags
@@ -63,15 +73,15 @@ class _LiveDom(object):
     def detachDeviceFlags(self, text, flags):
         assert flags == libvirt.VIR_DOMAIN_AFFECT_LIVE, flags
         self._store.setdefault("calls", []).append(("detach", text))
-        if self._store.get("stuck"):
-            return  # the guest does not answer the unplug request
+        if self._store.get("stuck") or self._dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            return  # the guest does not answer the unplug request (a paused guest cannot)
         node = _xml.parse(text)
-        devices = self._live().find("devices")
-        for have in devices:
-            if have.tag == node.tag and _key(have) == _key(node):
-                devices.remove(have)
-                return
-        raise libvirt.libvirtError("operation failed: device not found")
+        if self._store.pop("pending", False):  # QEMU refuses a second request; the guest completes the first
+            self._store["completes"] = node
+            raise libvirt.libvirtError("internal error: unable to execute QEMU command 'device_del': Device net1 is "
+                                       "already in the process of unplug")
+        if not self._remove(node):
+            raise libvirt.libvirtError("operation failed: device not found")
 
 
 def _key(node):
@@ -206,6 +216,71 @@ def test_a_detach_the_guest_does_not_complete_times_out_and_keeps_both_in_agreem
     later = run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic(), nic()])
     assert later["actions"] == ["redefine VM %s (disks)" % vm]
     assert not later["reboot_required"]
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """hotplug's clock and sleep without real waiting: a detach that waits for nothing times out at once."""
+    now = [0.0]
+    monkeypatch.setattr(_hotplug.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(_hotplug.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    return now
+
+
+def test_a_paused_vm_to_run_is_resumed_before_a_device_is_unplugged(test_conn, vm, store, clock):
+    run(test_conn, store, name=vm, disks=[disk(), disk()], interfaces=[nic()])
+    run(test_conn, store, name=vm, disks=[disk(), disk()], interfaces=[nic(), nic()])  # NIC 1 plugged live
+    mac = saved(test_conn, vm)["interfaces"][1]["mac"]
+    test_conn.lookupByName(vm).suspend()
+    removed = four(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()])
+    assert removed[1]["actions"] == [
+        "resume VM %s" % vm,
+        "detach disk vdb from running VM %s (live, waits up to 60 s for the guest)" % vm,
+        "detach interface 1 (%s) from running VM %s (live, waits up to 60 s for the guest)" % (mac, vm),
+        "redefine VM %s (disks, interfaces)" % vm,
+    ]
+    assert test_conn.lookupByName(vm).state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert [d["target"] for d in live(store)["disks"]] == ["vda"] == [d["target"] for d in saved(test_conn, vm)["disks"]]
+    assert len(live(store)["interfaces"]) == 1 == len(saved(test_conn, vm)["interfaces"])
+    assert [r["vm"]["state"] for r in removed] == ["running"] * 4
+
+
+def test_a_paused_vm_that_stays_paused_cannot_release_a_device(test_conn, vm, store, clock):
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()])
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic(), nic()])
+    test_conn.lookupByName(vm).suspend()
+    with pytest.raises(OperationTimeoutError) as info:
+        run(test_conn, store, name=vm, state="paused", disks=[disk()], interfaces=[nic()], hotplug_timeout=5)
+    assert info.value.details["failed_step"].startswith("detach interface 1")
+    assert test_conn.lookupByName(vm).state()[0] == libvirt.VIR_DOMAIN_PAUSED
+    assert len(live(store)["interfaces"]) == 2 == len(saved(test_conn, vm)["interfaces"])
+
+
+def test_a_failed_detach_after_the_resume_pauses_the_vm_again(test_conn, vm, store, clock):
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()])
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic(), nic()])
+    test_conn.lookupByName(vm).suspend()
+    store["stuck"] = True  # the guest runs, but holds the NIC
+    with pytest.raises(OperationTimeoutError) as info:
+        run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()], hotplug_timeout=5)
+    assert info.value.details["failed_step"].startswith("detach interface 1")
+    assert test_conn.lookupByName(vm).state()[0] == libvirt.VIR_DOMAIN_PAUSED  # the resume undone
+    assert len(live(store)["interfaces"]) == 2 == len(saved(test_conn, vm)["interfaces"])
+
+
+def test_an_unplug_request_still_pending_is_waited_for(test_conn, vm, store, clock):
+    """An earlier run timed out on a paused VM; this one resumes it, and QEMU refuses the second request
+    while the guest answers the first: the step waits for that one instead of failing."""
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()])
+    run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic(), nic()])
+    mac = saved(test_conn, vm)["interfaces"][1]["mac"]
+    test_conn.lookupByName(vm).suspend()
+    store["pending"] = True
+    result = run(test_conn, store, name=vm, disks=[disk()], interfaces=[nic()])
+    assert result["actions"][:2] == [
+        "resume VM %s" % vm, "detach interface 1 (%s) from running VM %s (live, waits up to 60 s for the guest)" % (mac, vm)]
+    assert "pending" not in store and "completes" not in store
+    assert len(live(store)["interfaces"]) == 1 == len(saved(test_conn, vm)["interfaces"])
 
 
 def test_a_later_failure_detaches_what_the_run_attached(test_conn, vm, store):

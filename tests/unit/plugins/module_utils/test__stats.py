@@ -22,9 +22,10 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._host.info import 
 UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 
 
-def record(cpu, rd, wr, rx, vcpus=2, state=1, **extra):
+def record(cpu, rd, wr, rx, state=1, **extra):
+    """A record of the groups vm_info asks for (no vCPU group: the count comes from the definition)."""
     rec = {
-        "state.state": state, "cpu.time": cpu, "vcpu.current": vcpus, "vcpu.maximum": 4,
+        "state.state": state, "cpu.time": cpu,
         "balloon.current": 524288, "balloon.maximum": 1048576, "balloon.rss": 400000,
         "block.count": 2, "block.0.name": "vda", "block.0.rd.bytes": rd, "block.0.wr.bytes": wr,
         "block.0.rd.reqs": rd // 512, "block.0.wr.reqs": wr // 4096, "block.1.name": "sda",
@@ -39,7 +40,7 @@ def record(cpu, rd, wr, rx, vcpus=2, state=1, **extra):
 def test_cpu_percent_and_rates_over_the_measured_interval():
     first = (100.0, {UUID: record(10 ** 9, 1024, 8192, 1000)})
     second = (102.0, {UUID: record(10 ** 9 + 3 * 10 ** 9, 1024, 8192 + 4 * 2 ** 20, 3000)})
-    stats = _stats.statistics(first, second, UUID)
+    stats = _stats.statistics(first, second, UUID, 2)
     # 3 s of CPU in 2 s of wall time on 2 vCPUs: 75 %
     assert (stats["interval"], stats["cpu_percent"], stats["vcpus"]) == (2.0, 75.0, 2)
     assert stats["memory"] == dict(current=512 * 2 ** 20, maximum=2 ** 30, available=None, usable=None, unused=None,
@@ -59,23 +60,32 @@ def test_devices_are_matched_by_name_between_samples():
     old = record(0, 0, 0, 0)
     new = record(10 ** 9, 0, 1000, 0, **{"block.count": 3, "block.0.name": "vdb", "block.0.wr.bytes": 50,
                                          "block.2.name": "vda", "block.2.wr.bytes": 1000})
-    disks = _stats.statistics((0.0, {UUID: old}), (1.0, {UUID: new}), UUID)["disks"]
+    disks = _stats.statistics((0.0, {UUID: old}), (1.0, {UUID: new}), UUID, 1)["disks"]
     assert [(d["target"], d["write_bytes_per_second"]) for d in disks] == [("vdb", None), ("sda", None), ("vda", 1000.0)]
 
 
-@pytest.mark.parametrize("first, second, percent", [
-    ({}, {UUID: record(5, 0, 0, 0)}, None),                        # started between the samples
-    ({UUID: record(9, 0, 0, 0)}, {UUID: record(5, 0, 0, 0)}, None),  # restarted: counters went back
-    ({UUID: record(0, 0, 0, 0)}, {UUID: record(10 ** 9, 0, 0, 0, vcpus=None)}, None),
+@pytest.mark.parametrize("first, second, vcpus, percent", [
+    ({}, {UUID: record(5, 0, 0, 0)}, 1, None),                        # started between the samples
+    ({UUID: record(9, 0, 0, 0)}, {UUID: record(5, 0, 0, 0)}, 1, None),  # restarted: counters went back
+    ({UUID: record(0, 0, 0, 0)}, {UUID: record(10 ** 9, 0, 0, 0)}, None, None),  # vCPUs unknown
+    ({UUID: record(0, 0, 0, 0)}, {UUID: record(10 ** 9, 0, 0, 0)}, 4, 25.0),
 ])
-def test_no_rate_without_two_comparable_samples(first, second, percent):
-    assert _stats.statistics((0.0, first), (1.0, second), UUID)["cpu_percent"] == percent
+def test_no_rate_without_two_comparable_samples(first, second, vcpus, percent):
+    assert _stats.statistics((0.0, first), (1.0, second), UUID, vcpus)["cpu_percent"] == percent
+
+
+def test_a_busy_vm_comes_without_the_monitor_groups():
+    """NOWAIT: a VM whose monitor is busy has state, CPU and NIC counters only; the rest is null, no error."""
+    busy = dict((k, v) for k, v in record(10 ** 9, 0, 0, 100).items() if not k.startswith(("block.", "balloon.")))
+    stats = _stats.statistics((0.0, {UUID: record(0, 0, 0, 0)}), (1.0, {UUID: busy}), UUID, 1)
+    assert stats["cpu_percent"] == 100.0 and stats["disks"] == [] and stats["memory"]["current"] is None
+    assert stats["interfaces"][0]["rx_bytes_per_second"] == 100.0
 
 
 @pytest.mark.parametrize("state", [5, 4, 6])  # shut off, shutting down, crashed
 def test_a_vm_that_does_not_run_has_no_statistics(state):
-    assert _stats.statistics((0.0, {}), (1.0, {UUID: record(0, 0, 0, 0, state=state)}), UUID) is None
-    assert _stats.statistics((0.0, {}), (1.0, {}), UUID) is None
+    assert _stats.statistics((0.0, {}), (1.0, {UUID: record(0, 0, 0, 0, state=state)}), UUID, 1) is None
+    assert _stats.statistics((0.0, {}), (1.0, {}), UUID, 1) is None
 
 
 class _CountingConn(object):
@@ -94,10 +104,13 @@ def test_vm_info_samples_all_vms_twice_in_bulk(test_conn):
     conn = _CountingConn(test_conn)
     ctx = Context(conn=conn, params=dict(statistics=True, interval=0.2, addresses=False), uri="test:///default")
     result = gather_vm_info(ctx)
-    assert conn.calls == [(_stats.GROUPS, 0)] * 2
+    assert conn.calls == [(_stats.GROUPS, _stats.FLAGS)] * 2
+    # no vCPU group (monitor queries for per-vCPU times); running VMs only; nobody waits for a busy monitor
+    assert _stats.GROUPS == 1 | 2 | 4 | 16 | 32 and _stats.FLAGS == 1 | 1 << 29
     test_vm = [vm for vm in result["vms"] if vm["name"] == "test"][0]
     # the test driver reports the state group only
     assert test_vm["statistics"]["interval"] >= 0.2 and test_vm["statistics"]["cpu_percent"] is None
+    assert test_vm["statistics"]["vcpus"] == test_vm["vcpus"]
     assert test_vm["statistics"]["disks"] == [] and test_vm["statistics"]["memory"]["current"] is None
     without = gather_vm_info(Context(conn=conn, params=dict(addresses=False), uri="test:///default"))
     assert "statistics" not in without["vms"][0] and len(conn.calls) == 2
@@ -131,3 +144,53 @@ def test_host_info_statistics_against_the_test_driver(test_conn):
     # the test driver's counters do not move
     assert stats["cpu_percent"] is None
     assert "statistics" not in gather_host_info(Context(conn=test_conn, params={}, uri="test:///default"))["host"]
+
+
+class _Recorder(object):
+    """A connection (or an object it returned) that records the libvirt methods called through it."""
+
+    def __init__(self, obj, calls):
+        self._obj, self._calls = obj, calls
+
+    def __getattr__(self, name):
+        attr = getattr(self._obj, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args):
+            self._calls.append("%s.%s" % (type(self._obj).__name__, name))
+            result = attr(*args)
+            if isinstance(result, list):
+                return [_Recorder(r, self._calls) if hasattr(r, "_o") else r for r in result]
+            return result
+
+        return call
+
+
+def test_host_info_statistics_only_reads_no_domain_pool_or_network(test_conn):
+    calls = []
+    result = gather_host_info(Context(conn=_Recorder(test_conn, calls), params=dict(statistics_only=True, interval=0.1),
+                                      uri="test:///default"))
+    assert sorted(result["host"]) == ["hostname", "statistics", "uri"]
+    assert result["host"]["statistics"]["interval"] >= 0.1
+    assert sorted(set(calls)) == ["virConnect.getCPUStats", "virConnect.getHostname", "virConnect.getMemoryStats",
+                                  "virConnect.getURI"]
+
+
+def test_host_info_reads_each_domain_once(test_conn):
+    """One info() per domain; persistence from one list call, not isPersistent() per domain."""
+    transient = test_conn.createXML("<domain type='test'><name>u-stats-transient</name><memory>65536</memory>"
+                                    "<os><type>hvm</type></os></domain>", 0)
+    try:
+        calls = []
+        host = gather_host_info(Context(conn=_Recorder(test_conn, calls), params={}, uri="test:///default"))["host"]
+        domains = test_conn.listAllDomains(0)
+        persistent = len([d for d in domains if d.isPersistent()])
+    finally:
+        transient.destroy()
+    assert host["domains"]["transient"] >= 1 and "u-stats-transient" in host["domains"]["names"]
+    assert calls.count("virDomain.info") == len(domains) and "virDomain.isPersistent" not in calls
+    assert not any(c.startswith("virDomain.") and c != "virDomain.info" and c != "virDomain.UUIDString"
+                   and c != "virDomain.name" for c in calls), calls
+    assert (host["domains"]["persistent"], host["domains"]["transient"]) == (persistent, len(domains) - persistent)
+    assert "pools" in host and "networks" in host

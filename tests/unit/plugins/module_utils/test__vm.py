@@ -319,6 +319,10 @@ RESTARTS = [
     ("paused", ["running", "paused"], "paused", ["redefine VM {vm} (machine)", "resume VM {vm} to shut it down",
                                                  "shut down VM {vm} (ACPI, up to 120 s)", "start VM {vm}", "pause VM {vm}"],
      "paused"),
+    # resumed first (before any live change), so it is shut down as a running VM: no second resume
+    ("running-from-paused", ["running", "paused"], "running", ["resume VM {vm}", "redefine VM {vm} (machine)",
+                                                               "shut down VM {vm} (ACPI, up to 120 s)", "start VM {vm}"],
+     "running"),
 ]
 
 
