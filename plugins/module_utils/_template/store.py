@@ -98,8 +98,9 @@ def build_document(name, source_vm, sealed, bases, domain_root, created=None):
     return root
 
 
-def write_document(path, root):
-    atomic_write(path, _xml.to_string(root), mode=0o644)
+def write_document(path, data):
+    """Write a definition file (``data``: its text) atomically, mode 0644."""
+    atomic_write(path, data, mode=0o644)
 
 
 def parse_document(text, path, pool_name=None, directory=None):
