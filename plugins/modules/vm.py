@@ -565,7 +565,7 @@ options:
     default: full
   template:
     description:
-      - For a new VM, the template (made by M(virtops.libvirt.vm_template)) to make it from, as O(clone_mode) says:
+      - For a new VM, the template (made by M(virtops.libvirt.vm_template)) to make it from, as O(clone_mode) says.
         V(linked) makes each disk a qcow2 overlay on the template's read-only base volume, V(full) copies it.
       - The VM takes the template's definition (memory, vCPUs, disks, NICs, machine, kernel...) with a new
         UUID and new MAC addresses; options given in the task win. Give it its own O(cloud_init) seed to set its

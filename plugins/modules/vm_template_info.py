@@ -15,7 +15,7 @@ version_added: 0.2.0
 description:
   - Lists the templates made by M(virtops.libvirt.vm_template) in one pool, or in every active pool whose
     directory the managed node sees, with their base volumes and the VMs that use them (linked clones).
-  - The task must run on the hypervisor, with a local O(uri): templates are files in the pools' directories.
+  - The task must run on the hypervisor, with a local O(uri), because templates are files in the pools' directories.
   - A file named like a definition that is not one is skipped with a warning.
 author:
   - virtops.libvirt developers (@virtops)

@@ -26,7 +26,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.diff import ABSENT, DifferenceTracker
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError, InvalidInputError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
-from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_vm, refresh_pool, retry_busy
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.lookups import find_pool, find_vm, refresh_pool, retry_busy
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import Outcome, Resource
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.timeouts import timeout_seconds
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.usage import guard, in_use_error, usage
@@ -69,6 +69,8 @@ class TemplateResource(Resource):
     def _directory(self):
         """The pool's directory, or None when the pool is assumed (check mode: an earlier task makes it)."""
         if self._dir is None:
+            if self.params["state"] == "absent" and find_pool(self.ctx.conn, self.params["pool"]) is None:
+                return None  # a template of a pool that is gone is gone
             pool = lookup_pool_or_assume(self.ctx, self.params["pool"], "pool")
             if pool is None:
                 return None

@@ -312,6 +312,10 @@ def test_info_and_removal_guarded_by_linked_clones(lab):
     assert make(lab, state="absent")["changed"] is False
 
 
+def test_absent_in_a_pool_that_is_gone_is_no_change(lab):
+    assert make(lab, state="absent", pool="u-tpl-no-such-pool")["changed"] is False
+
+
 def test_remove_four_runs(lab):
     make(lab)
     results = [make(lab, check=c, state="absent") for c in (True, False, True, False)]
