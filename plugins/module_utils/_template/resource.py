@@ -243,6 +243,11 @@ class TemplateResource(Resource):
         for node in list(meta) if meta is not None else ():
             if isinstance(node.tag, str) and node.tag.startswith(tuple("{" + ns for ns in _PER_VM_METADATA)):
                 meta.remove(node)
+        for node in root.findall("devices/serial") + root.findall("devices/console"):
+            if node.get("type") == "file":  # that VM's log file: each VM made from the template gets a pty
+                node.set("type", "pty")
+                for source in node.findall("source") + node.findall("log"):
+                    node.remove(source)
         bases = dict((d["target"], d) for d in disks)
         for disk in root.findall("devices/disk"):
             target = _xml.find_attr(disk, "target", "dev")

@@ -106,6 +106,7 @@ class Lab:
             "<readonly/></disk>"
             "<disk type='file' device='cdrom'><source file='%s'/><target dev='sda' bus='sata'/><readonly/></disk>"
             "<interface type='network'><mac address='52:54:00:aa:bb:01'/><source network='default'/></interface>"
+            "<serial type='file'><source path='/var/log/src-serial.log'/><target port='0'/></serial>"
             "</devices></domain>" % (self.src, self.vda, seed, seed))
 
     def volume(self, name, fmt, backing=None):
@@ -164,6 +165,7 @@ def test_make_four_runs_flattens_and_keeps_the_definition(lab):
     model = _domain.model_from_xml(domain)
     assert [(d["target"], d["path"], d["format"]) for d in model["disks"]] == [("vda", base, "qcow2")]
     assert [c["path"] for c in model["cdroms"]] == [None] and model["interfaces"][0]["source"] == "default"
+    assert model["serial"]["type"] == "pty" and b"src-serial.log" not in open(made["path"], "rb").read()
     # the source VM is as it was
     assert lab.conn.lookupByName(lab.src).XMLDesc(0).count("52:54:00:aa:bb:01") == 1
 
