@@ -574,6 +574,18 @@ options:
     type: str
     choices: [full, linked]
     default: full
+  template:
+    description:
+      - For a new VM, the template (made by M(virtops.libvirt.vm_template)) to make it from, as O(clone_mode) says.
+        V(linked) makes each disk a qcow2 overlay on the template's read-only base volume, V(full) copies it.
+      - The VM takes the template's definition (memory, vCPUs, disks, NICs, machine, kernel...) with a new
+        UUID and new MAC addresses; options given in the task win. Give it its own O(cloud_init) seed to set its
+        host name. Ignored for an existing VM. The task must run on the hypervisor (a local O(uri)).
+    type: str
+  template_pool:
+    description: The pool that keeps O(template).
+    type: str
+    default: default
   cloud_init:
     description:
       - A cloud-init NoCloud seed for the VM, made (or updated) by the module and attached as one more
@@ -814,6 +826,14 @@ EXAMPLES = r"""
     clone_from: web-template
     clone_mode: linked
     state: running
+
+- name: A VM made from template debian12 as a linked clone, with its own host name
+  virtops.libvirt.vm:
+    name: web3
+    template: debian12
+    clone_mode: linked
+    cloud_init:
+      hostname: web3
 
 - name: A test copy of db1 as it was at its nightly external snapshot (db1 keeps running)
   virtops.libvirt.vm:

@@ -46,12 +46,29 @@ class CloneSource:
             self.ctx.assume(NotFoundError("clone_from: VM %r does not exist" % source_name))
         return src
 
-    def model(self, model):
-        """The desired model of the clone: the user's options over the source's definition."""
-        source_name = self.vm.params["clone_from"]
-        src = self.source_vm()
+    def template(self):
+        """The facts of the template ``template`` names (:mod:`.._template.store`); None when it is
+        assumed (check mode: an earlier task makes it)."""
+        from ansible_collections.virtops.libvirt.plugins.module_utils._template import store as _store
+
+        name = _store.validate_template_name(self.vm.params["template"], "template")
+        pool_name = self.vm.params.get("template_pool") or "default"
+        pool = self.vm._pool(pool_name, "template_pool")
+        found = _store.find_template(_store.template_dir(self.ctx, pool, "template_pool"), name, pool_name) if pool else None
+        if found is None and pool is not None:
+            self.ctx.assume(NotFoundError("template: template %r does not exist in pool %r" % (name, pool_name)))
+        return found
+
+    def model(self, model, template=None):
+        """The desired model of the clone: the user's options over the source's definition (the VM's,
+        its snapshot's, or ``template``'s: the facts :meth:`template` returned)."""
         mode = self.vm.params.get("clone_mode") or DEFAULTS["clone_mode"]
-        root, snapshot = self._source(src, source_name, mode)
+        if template is not None:
+            source_name, snapshot = "template %s" % template["name"], None
+            root = copy.deepcopy(template["_domain"])
+        else:
+            source_name = self.vm.params["clone_from"]
+            root, snapshot = self._source(self.source_vm(), source_name, mode)
         root.find("name").text = self.vm.name
         for path in ("uuid", "devices/interface/mac", "os/nvram", "devices/graphics", "metadata/{%s}snapshot" % _snapshot.REVERT_NS):
             _codec_devices._drop(root, path)

@@ -71,7 +71,10 @@ class DesiredModel:
         if model.get("virt_type") == "auto":
             model["virt_type"] = None if current is not None else self._auto_virt_type()
         if current is None:
-            if params.get("clone_from") and run.clone.source_vm() is not None:
+            template = run.clone.template() if params.get("template") else None
+            if template is not None:
+                model = run.clone.model(model, template)
+            elif params.get("clone_from") and run.clone.source_vm() is not None:
                 model = run.clone.model(model)
             else:
                 model = _normalize.with_creation_defaults(model)

@@ -169,6 +169,8 @@ OPTIONS = [
     Option("clone_from"),
     Option("clone_snapshot"),
     Option("clone_mode", default="full", choices=("full", "linked")),
+    Option("template"),
+    Option("template_pool", default="default"),
     Option("cloud_init", type="dict", model=True, suboptions=SEED_LOCATION_OPTIONS),
     Option("wait_for_ip", type="bool", default=False),
     Option("wait_for_ip_timeout", type="int", default=300, timeout=True),
@@ -195,7 +197,8 @@ SEED_KEYS = tuple(o.name for o in SEED_LOCATION_OPTIONS)
 DETACH_TIMEOUT = find(SEED_LOCATION_OPTIONS, "detach_timeout").default
 
 MUTUALLY_EXCLUSIVE = ([("xml", k) for k in MODEL_OPTIONS + ("clone_from",)]
-                      + [("clone_from", "disks"), ("clone_from", "rename_from")])
+                      + [("clone_from", "disks"), ("clone_from", "rename_from")]
+                      + [("template", k) for k in ("xml", "clone_from", "disks", "rename_from")])
 REQUIRED_BY = dict(clone_snapshot="clone_from")
 
 
