@@ -34,6 +34,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import ConflictError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._host.facts import run_state
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 
 #: ``<os>`` children that name a host file
 OS_FILES = ("loader", "nvram", "kernel", "initrd", "dtb")
@@ -139,11 +140,24 @@ class Usage:
                     backing = _xml.find_text(root, "backingStore/path")
                     if backing and path and not backing.startswith("/"):
                         backing = os.path.join(os.path.dirname(path), backing)
+                    secrets = [s.get("uuid") or s.get("usage") for s in root.iter("secret")]
+                    if not secrets and root.find("target/encryption") is not None:
+                        secrets = self._recorded_secret(path)
                     found.append(dict(pool=pool_name, volume=_xml.find_text(root, "name"), path=_norm(path),
-                                      backing=_norm(backing),
-                                      secrets=[s.get("uuid") or s.get("usage") for s in root.iter("secret")]))
+                                      backing=_norm(backing), secrets=secrets))
             self._volumes = found
         return self._volumes
+
+    def _recorded_secret(self, path):
+        """The secret of an encrypted volume from the record the collection wrote when it made it: libvirt
+        stops naming a LUKS volume's secret once its pool is refreshed (libvirt 9)."""
+        try:
+            local = _record.local_path(self.conn.getURI(), path)
+        except libvirt.libvirtError:
+            return []
+        rec = _record.read_record(local) if local else None
+        secret = (rec or {}).get("secret")
+        return [secret] if isinstance(secret, str) and secret else []
 
     def _volume_path(self, pool, volume):
         key = (pool, volume)

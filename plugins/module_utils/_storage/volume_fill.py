@@ -233,12 +233,14 @@ class CreateSteps:
             allocation = size if p.get("preallocation") == "full" else 0
             xml = build_volume_xml(self.name, size, fmt, allocation=allocation)
             label = "create empty %s volume %r of %d bytes in pool %r" % (fmt, self.name, size, p["pool"])
+            rec = self._new_record(fmt)
             if p.get("encryption"):
                 uuid = secret_uuid(self.ctx, p["encryption"]["secret"], "encryption.secret")
                 xml.find("target").append(encryption_element(uuid or p["encryption"]["secret"], p["encryption"]["format"]))
                 label = label.replace("create empty", "create empty LUKS-encrypted")
+                rec["secret"] = uuid  # libvirt forgets it at the pool's next refresh; "who uses this secret" reads it here
             plan.add(label,
-                     lambda: self._create_xml(xml, "creating volume %r" % self.name, self._new_record(fmt)),
+                     lambda: self._create_xml(xml, "creating volume %r" % self.name, rec),
                      self._delete_created, partial=True)
 
     def _base(self, key):

@@ -17,6 +17,8 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import BackendError, ConflictError, NotFoundError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.reconcile import reconcile
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import Context
+from ansible_collections.virtops.libvirt.plugins.module_utils._core import usage as _usage
+from ansible_collections.virtops.libvirt.plugins.module_utils._storage import record as _record
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage import volume_fill
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume import VolumeResource
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.encryption_xml import encryption_element, encryption_of
@@ -115,6 +117,30 @@ def test_existing_volume_whose_secret_libvirt_no_longer_reports(conn):
     for check in (True, False):
         result = run(conn, check=check, encryption=dict(format="luks", secret=UUID))
         assert result["changed"] is False and result["actions"] == []
+
+
+def test_an_encrypted_volume_records_its_secret(conn, monkeypatch):
+    written = []
+    monkeypatch.setattr(_record, "local_file", lambda uri, model: model["path"])  # the test driver makes no files
+    monkeypatch.setattr(_record, "write_record", lambda path, rec: written.append((path, rec)) or True)
+    run(conn, encryption=dict(format="luks", secret=USAGE))
+    assert [(path, rec["secret"]) for path, rec in written] == [("/default-pool/enc.qcow2", UUID)]
+
+
+def test_the_secret_of_a_volume_libvirt_no_longer_names_is_read_from_its_record(conn, tmp_path, monkeypatch):
+    """libvirt 9 drops the <secret> of a LUKS volume at a pool refresh: "who uses this secret" still finds
+    the volume, through the record the volume module wrote when it made it."""
+    root = build_volume_xml("enc.qcow2", 16 << 20, "qcow2")
+    root.find("target").append(_xml.element("encryption", attrs={"format": "luks"}))
+    conn.storagePoolLookupByName(POOL).createXML(_xml.to_string(root), 0)
+    local = tmp_path / "enc.qcow2"
+    local.write_bytes(b"")
+    assert _record.write_record(str(local), dict(_record.new_record("qcow2", "volume"), secret=UUID))
+    monkeypatch.setattr(_record, "local_path", lambda uri, path: str(local) if path == "/default-pool/enc.qcow2" else None)
+    assert _usage.Usage(conn).secret_users(UUID)[1] == ["default-pool/enc.qcow2"]
+    assert _usage.Usage(conn).secret_users("0b9d5a5e-5d43-4f0a-9d0e-3f1c0f9a2b11")[1] == []
+    _record.write_record(str(local), _record.new_record("qcow2", "volume"))  # made by something else: no secret known
+    assert _usage.Usage(conn).secret_users(UUID)[1] == []
 
 
 def test_existing_volume_with_another_secret_is_a_conflict(conn):
