@@ -438,3 +438,16 @@ SUMMARY_CASES = [
 @pytest.mark.parametrize("rows, expected", [c[1:] for c in SUMMARY_CASES], ids=[c[0] for c in SUMMARY_CASES])
 def test_summary(rows, expected):
     assert summary(rows) == expected
+
+
+def test_the_role_spec_of_a_vm_names_vm_options_or_its_own_keys():
+    """Each key of guests_vms in the role's argument spec is an option of the vm module (passed on by
+    guests_vm_args) or one of the role's own keys: a misspelt option would be dropped on the way."""
+    import os
+    import yaml
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "guests", "meta", "argument_specs.yml")
+    with open(path) as handle:
+        spec = yaml.safe_load(handle)["argument_specs"]["main"]["options"]["guests_vms"]["options"]
+    own = {"anti_affinity", "disk_size", "hypervisor", "image", "image_pool", "networks", "pool", "requires"}
+    assert sorted(set(spec) - set(ARGUMENT_SPEC) - own) == []
+    assert "pcie_spare_ports" in spec and spec["pcie_spare_ports"]["type"] == ARGUMENT_SPEC["pcie_spare_ports"]["type"]
