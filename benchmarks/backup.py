@@ -236,8 +236,8 @@ class Scenario(_session.Scenario):
         verdicts = []
         for key, (base, limit, how) in sorted(TARGETS.items()):
             value = self.used(key).median(key) / self.used(base).median(base)
-            verdicts.append("* (%s) %s %.2fx of (%s): %s (%.2fx)" % (key, how, limit, base, "met" if value <= limit
-                                                                   else "NOT met", value))
+            verdict = "met" if value <= limit else "NOT met"
+            verdicts.append("* (%s) %s %.2fx of (%s): %s (%.2fx)" % (key, how, limit, base, verdict, value))
         value = self.used(DURABLE[0]).median(DURABLE[0]) / self.used(DURABLE[1]).median(DURABLE[1])
         verdicts.append("* (not a target) (%s) against the floor that flushes its copy too, (%s): %.2fx" % (
             DURABLE[0], DURABLE[1], value))
