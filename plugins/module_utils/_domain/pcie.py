@@ -31,6 +31,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.virtops.libvirt.plugins.module_utils._core import xml as _xml
+from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import InvalidInputError
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.flags import flag
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.codec_devices import _devices, _insert_device
 
@@ -40,6 +41,15 @@ DEFAULT_SPARE = 4
 PCI_ROOT_PORTS = 1000
 #: the saved definition with its secrets (a VNC password must survive the second define)
 _XML_SAVED = flag("VIR_DOMAIN_XML_INACTIVE", 2) | flag("VIR_DOMAIN_XML_SECURE", 1)
+
+
+def spare_ports(given):
+    """The option ``pcie_spare_ports`` checked: free PCIe root ports a new q35 VM gets."""
+    if given is None:
+        return DEFAULT_SPARE
+    if not 0 <= given <= 32:
+        raise InvalidInputError("pcie_spare_ports must be between 0 and 32, got %d" % given)
+    return given
 
 
 def pci_ports(root):

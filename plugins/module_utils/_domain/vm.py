@@ -116,15 +116,6 @@ class VmResource(DefinedObjectResource):
 
     # --- helpers of the collaborators -----------------------------------------------------------
 
-    def _spare_ports(self):
-        """``pcie_spare_ports``: free PCIe root ports a new q35 VM gets (:mod:`.pcie`)."""
-        spare = self.params.get("pcie_spare_ports")
-        if spare is None:
-            return _pcie.DEFAULT_SPARE
-        if not 0 <= spare <= 32:
-            raise InvalidInputError("pcie_spare_ports must be between 0 and 32, got %d" % spare)
-        return spare
-
     def _timeout(self, key):
         return timeout_seconds(self.params.get(key), key, TIMEOUTS[key])
 
@@ -252,7 +243,7 @@ class VmResource(DefinedObjectResource):
         label = "define VM %s" % self.name
         if clone is not None:
             label += " as a %s clone of %s" % (clone["mode"], clone["source"])
-        spare = self._spare_ports() if desired.get("xml") is None else 0
+        spare = _pcie.spare_ports(self.params.get("pcie_spare_ports")) if desired.get("xml") is None else 0
         plan.add(label, lambda: _pcie.define_with_spare_ports(self._define, xml_text, spare),
                  undo=self._call("undefining", "undefineFlags", undefine_flags()))
         if desired.get("autostart"):
