@@ -553,6 +553,13 @@ cmd_up() {
         log "no host of the lab at $STATE_ROOT is running: starting from an empty state dir"
         cmd_down --purge
     fi
+    # 'up N' on a running lab of more hosts (a target bringing back a host it crashed) keeps them all:
+    # the lab is never shrunk under the targets that follow
+    if [[ -r $STATE_ROOT/hosts.count ]] && lab_running; then
+        local had
+        had=$(<"$STATE_ROOT/hosts.count")
+        if [[ $had =~ ^[0-9]+$ ]] && ((had > n)); then n=$had; fi
+    fi
     mkdir -p "$STATE_ROOT"
     touch "$STATE_ROOT/.virtops-lab"
     take_lock
