@@ -9,7 +9,8 @@ scenario waits for its agent (virsh qemu-agent-command guest-ping). Every varian
 playbooks/virtops/guest_agent.yml against an inventory whose one host is the VM, with the variant's connection:
 BENCH_TASK_N (20) items of `command: true`, then `copy` of a BENCH_FILE_MIB (10) MiB random file (made once; the
 guest's copy removed before), timed between set_fact markers; whole runs timed too. Variants:
-  ours          virtops.libvirt.guest_agent with its defaults (pipelining on, 128 KiB put chunks)
+  ours          virtops.libvirt.guest_agent with its defaults (pipelining on, 128 KiB put chunks, code cache on)
+  ours-nocache  the same with code_cache off (the guest's Python compiles module_utils for every task)
   ours-nopipe   the same with pipelining off (modules sent as files, like libvirt_qemu does)
   ours-64k      put_chunk_size 64 KiB (what libvirt_qemu writes per request)
   ours-160k     put_chunk_size 160 KiB, the most (QEMU 7.2's agent loses requests above ~220 KB)
@@ -39,7 +40,8 @@ THEIRS = "community.libvirt.libvirt_qemu"
 
 # key, what, connection, extra host variables
 VARIANTS = (
-    ("ours", "virtops.libvirt.guest_agent, defaults (pipelining on, 128 KiB put chunks)", OURS, {}),
+    ("ours", "virtops.libvirt.guest_agent, defaults (pipelining on, 128 KiB put chunks, code cache on)", OURS, {}),
+    ("ours-nocache", "virtops.libvirt.guest_agent, `code_cache: false`", OURS, {"ansible_libvirt_code_cache": False}),
     ("ours-nopipe", "virtops.libvirt.guest_agent, pipelining off", OURS, {"ansible_pipelining": False}),
     ("ours-64k", "virtops.libvirt.guest_agent, `put_chunk_size` 64 KiB (libvirt_qemu's chunk)", OURS,
      {"ansible_libvirt_put_chunk_size": 65536}),

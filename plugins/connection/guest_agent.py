@@ -146,6 +146,31 @@ options:
         key: pipelining
     vars:
       - name: ansible_pipelining
+  code_cache:
+    description:
+      - Keep the compiled code of modules in the guest, so that the guest's Python does not compile the
+        same C(module_utils) again for every task. Ansible runs modules from a zip file, for which Python
+        keeps no C(.pyc) files; under TCG emulation compiling is a large part of a small module's time
+        (see the collection's C(guest_agent) benchmark).
+      - The plugin puts a start-up hook (C(usercustomize.py), standard library only) in
+        C(/var/cache/virtops-libvirt/python/hook-HASH/) the first time, and module runs as root get
+        C(PYTHONPATH) and C(VIRTOPS_CODE_CACHE) pointing to it; the hook takes both out of the environment
+        at once, so nothing the module starts sees them. Compiled code goes to
+        C(/var/cache/virtops-libvirt/python/code/) (root's, mode 0700), keyed by the SHA-256 of the
+        Python version's magic number and the source, so a change of either compiles again; entries
+        unused for 30 days are removed. Removing the directory is always safe.
+      - Only modules run as root use it (not those of another O(remote_user), nor after C(become), which
+        clears the environment); commands of C(raw) and C(script) never get the variables. A guest where
+        the hook cannot be written (read-only C(/var)) runs modules as without it.
+    type: bool
+    default: true
+    vars:
+      - name: ansible_libvirt_code_cache
+    env:
+      - name: ANSIBLE_LIBVIRT_CODE_CACHE
+    ini:
+      - section: virtops_guest_agent
+        key: code_cache
 notes:
   - Each task opens one libvirt connection and finds the VM; nothing is kept between tasks.
   - C(become) with a password is supported for C(sudo) when O(remote_user) is not root (the
@@ -202,7 +227,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.virtops.libvirt.plugins.plugin_utils._guest_agent import AgentClient, shell_argv
+from ansible_collections.virtops.libvirt.plugins.plugin_utils._guest_agent import ROOT_ENV, AgentClient, runs_module, shell_argv
 
 display = Display()
 
@@ -232,6 +257,7 @@ class Connection(ConnectionBase):
                 put_chunk_size=self.get_option("put_chunk_size"),
                 fetch_chunk_size=self.get_option("fetch_chunk_size"),
                 command=self.agent_command,
+                code_cache=self.get_option("code_cache"),
                 log=lambda text: display.vvvv(text, host=self._play_context.remote_addr),
             )
             display.vvv("GUEST AGENT CONNECTION to %s" % client.where, host=client.vm)
@@ -249,7 +275,8 @@ class Connection(ConnectionBase):
         if become and user and become.expect_prompt():
             # sudo -S reads the password from stdin, one line, before the command reads the rest
             stdin = to_bytes(become.get_option("become_pass")) + b"\n" + stdin
-        rc, out, err = client.run(shell_argv(to_text(cmd, errors="surrogate_or_strict"), user), stdin)
+        env = client.module_env(user) if runs_module(cmd, stdin) else ROOT_ENV
+        rc, out, err = client.run(shell_argv(to_text(cmd, errors="surrogate_or_strict"), user), stdin, env=env)
         if become:
             if become.check_success(out):
                 out = become.strip_become_success(out)

@@ -42,6 +42,7 @@ __metaclass__ = type
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import time
@@ -53,6 +54,7 @@ from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection i
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.errors import VirtopsError
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.agent_errors import agent_error
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.states import error_message, has_code
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools import codecache
 
 try:
     import libvirt_qemu
@@ -75,6 +77,30 @@ POLL_SHARE, POLL_LONGEST = 0.05, 0.5
 #: the environment of commands run as root (qemu-ga's own has no HOME: ``~/.ansible/tmp`` needs it)
 ROOT_ENV = ("HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/sh",
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+#: where the code cache lives in the guest (see ``module_utils/_tools/codecache.py``): the start-up hook in
+#: ``hook-<its hash>/usercustomize.py``, the compiled code in ``code/`` (root's, 0700)
+CODE_CACHE_DIR = "/var/cache/virtops-libvirt/python"
+#: installs the hook (its text on stdin) and the code directory; $1: CODE_CACHE_DIR, $2: the hook's directory
+CODE_CACHE_INSTALL = (
+    'set -e; umask 022; mkdir -p "$1"; [ "$(stat -c %u "$1")" = 0 ]; mkdir -p -m 0700 "$1/code"; '
+    'mkdir -p "$2"; t="$2/.usercustomize.$$"; cat > "$t"; mv -f "$t" "$2/usercustomize.py"')
+
+
+def _hook_source():
+    """The text of the code cache's start-up hook, and the directory it goes to in the guest."""
+    path = os.path.splitext(codecache.__file__)[0] + ".py"
+    with open(path, "rb") as f:
+        text = f.read()
+    digest = hashlib.sha256(text).hexdigest()[:16]
+    return text, "%s/hook-%s" % (CODE_CACHE_DIR, digest)
+
+
+def runs_module(cmd, stdin):
+    """Whether a command the connection is asked to run is an Ansible module (AnsiballZ) run by Python:
+    only those get the code cache's environment."""
+    return b"_ANSIBALLZ_WRAPPER" in (stdin or b"") or b"AnsiballZ_" in to_bytes(cmd)
 
 
 def _b64(data):
@@ -103,11 +129,13 @@ class AgentClient:
     ``agent_timeout``: seconds libvirt waits for one answer; ``command_timeout``: seconds a command may
     run (0: no limit); ``put_chunk_size``/``fetch_chunk_size``: bytes per file request written/read;
     ``command``: the function that sends one request (``qemuAgentCommand``'s signature);
+    ``code_cache``: let module runs as root keep compiled code in the guest (:meth:`module_env`);
     ``clock``/``sleep``: for tests.
     """
 
     def __init__(self, uri, vm, agent_timeout=10, command_timeout=0, put_chunk_size=DEFAULT_PUT_CHUNK,
-                 fetch_chunk_size=DEFAULT_FETCH_CHUNK, command=None, clock=time.monotonic, sleep=time.sleep, log=None):
+                 fetch_chunk_size=DEFAULT_FETCH_CHUNK, command=None, clock=time.monotonic, sleep=time.sleep, log=None,
+                 code_cache=False):
         self.uri, self.vm = uri, vm
         self.agent_timeout = int(agent_timeout)
         self.command_timeout = float(command_timeout or 0)
@@ -123,6 +151,8 @@ class AgentClient:
         self._log = log or (lambda text: None)
         self._connection = None
         self.dom = None
+        self.code_cache = bool(code_cache)
+        self._module_env = None  # the environment of module runs once the code cache is known to be there
 
     @property
     def where(self):
@@ -214,6 +244,37 @@ class AgentClient:
         if "unable to execute qemu agent command" in message.lower():
             return AnsibleError(text), False  # the agent answered: it refused (the guest's own reason)
         return AnsibleConnectionFailure(text), again
+
+    # --------------------------------------------------------------------- code cache ---
+
+    def module_env(self, user=None):
+        """The environment for running a module: ``ROOT_ENV``, and with the code cache (root's modules only)
+        the two variables that make the guest's Python keep compiled code (``_tools/codecache.py``).  Whether
+        the cache's hook is in the guest is asked once per connection (two requests); a guest without it
+        gets it (one command), and one where that fails runs modules without it."""
+        if not self.code_cache or user:
+            return ROOT_ENV
+        if self._module_env is None:
+            self._module_env = self._code_cache_env()
+        return self._module_env
+
+    def _code_cache_env(self):
+        text, hook_dir = _hook_source()
+        hook = hook_dir + "/usercustomize.py"
+        try:
+            handle = self._open_file(hook, "r")
+        except AnsibleConnectionFailure:
+            raise
+        except AnsibleError:
+            rc, out, err = self.run(["/bin/sh", "-c", CODE_CACHE_INSTALL, "sh", CODE_CACHE_DIR, hook_dir], text)
+            if rc != 0:
+                self._log("no code cache in %s: installing %s failed (rc %s): %s"
+                          % (self.where, hook, rc, to_text(err or out).strip()))
+                return ROOT_ENV
+            self._log("code cache hook installed in %s: %s" % (self.where, hook))
+        else:
+            self._close_file(handle, False)
+        return ROOT_ENV + ("PYTHONPATH=" + hook_dir, "%s=%s/code" % (codecache.ENV, CODE_CACHE_DIR))
 
     # ------------------------------------------------------------------------ execute ---
 

@@ -469,3 +469,71 @@ def test_close_closes_the_libvirt_connection(agent):
     ga = conn._client
     conn.close()
     assert ga.dom is None and conn._client is None and not conn._connected
+
+
+# ---------------------------------------------------------------------------- code cache ---
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # a venv's Python imports no usercustomize: the guest's is a system one
+MODULE = b"""
+import json, os, sys, zipimport, zipfile, tempfile
+_ANSIBALLZ_WRAPPER = True
+d = tempfile.mkdtemp()
+z = os.path.join(d, "payload.zip")
+with zipfile.ZipFile(z, "w") as f:
+    f.writestr("payload.py", "VALUE = 42\\n")
+sys.path.insert(0, z)
+import payload
+print(json.dumps([payload.VALUE, getattr(zipimport._compile_source, "virtops_code_cache", False),
+                  os.environ.get("PYTHONPATH"), os.environ.get("VIRTOPS_CODE_CACHE")]))
+"""
+
+
+@pytest.fixture
+def code_cache_dir(tmp_path, monkeypatch):
+    if os.geteuid() != 0 or not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("the hook is installed for root's modules, run by a system Python")
+    directory = str(tmp_path / "virtops-libvirt" / "python")
+    monkeypatch.setattr(_guest_agent, "CODE_CACHE_DIR", directory)
+    return directory
+
+
+def test_a_module_run_gets_the_code_cache_hook_installed_once_and_used(agent, code_cache_dir):
+    conn = connection(agent)
+    rc, out, _err = conn.exec_command(SYSTEM_PYTHON, in_data=MODULE)
+    assert rc == 0 and json.loads(out) == [42, True, None, None]  # the hook took its variables out
+    code = os.path.join(code_cache_dir, "code")
+    assert oct(os.stat(code).st_mode & 0o777) == oct(0o700) and len(os.listdir(code)) == 1
+    hooks = [n for n in os.listdir(code_cache_dir) if n.startswith("hook-")]
+    assert len(hooks) == 1
+    hook = os.path.join(code_cache_dir, hooks[0], "usercustomize.py")
+    assert open(hook, "rb").read() == open(_guest_agent.codecache.__file__.replace(".pyc", ".py"), "rb").read()
+    # the next task (a new connection) asks whether the hook is there: it is, nothing is written
+    agent.requests[:] = []
+    rc, out, _err = connection(agent).exec_command(SYSTEM_PYTHON, in_data=MODULE)
+    assert rc == 0 and json.loads(out)[1] is True
+    assert agent.names()[:4] == ["guest-ping", "guest-file-open", "guest-file-close", "guest-exec"]
+    env = agent.requests[3][1]["env"]
+    assert "PYTHONPATH=%s" % os.path.dirname(hook) in env and "VIRTOPS_CODE_CACHE=%s" % code in env
+
+
+def test_commands_that_are_not_modules_and_other_users_get_no_code_cache(agent, code_cache_dir):
+    rc, out, _err = connection(agent).exec_command("env")
+    assert rc == 0 and b"PYTHONPATH" not in out and b"VIRTOPS_CODE_CACHE" not in out
+    assert "guest-file-open" not in agent.names() and not os.path.exists(code_cache_dir)
+    client = AgentClient("test:///default", "test", command=agent, code_cache=True).open()
+    assert client.module_env("ops") == _guest_agent.ROOT_ENV
+    assert not os.path.exists(code_cache_dir)
+
+
+def test_the_code_cache_can_be_turned_off(agent, code_cache_dir):
+    rc, out, _err = connection(agent, code_cache=False).exec_command(SYSTEM_PYTHON, in_data=MODULE)
+    assert rc == 0 and json.loads(out)[1] is False
+    assert not os.path.exists(code_cache_dir)
+
+
+def test_a_guest_where_the_hook_cannot_be_written_runs_modules_without_it(agent, code_cache_dir):
+    os.makedirs(os.path.dirname(code_cache_dir))
+    with open(code_cache_dir, "w") as f:
+        f.write("a file where the directory should be\n")
+    rc, out, _err = connection(agent).exec_command(SYSTEM_PYTHON, in_data=MODULE)
+    assert rc == 0 and json.loads(out)[:2] == [42, False]
