@@ -154,7 +154,7 @@ options:
         (see the collection's C(guest_agent) benchmark).
       - The plugin puts a start-up hook (C(usercustomize.py), standard library only) in
         C(/var/cache/virtops-libvirt/python/hook-HASH/) the first time, and module runs as root get
-        C(PYTHONPATH) and C(VIRTOPS_CODE_CACHE) pointing to it; the hook takes both out of the environment
+        C(PYTHONPATH) and C(VIRTOPS_LIBVIRT_CODE_CACHE) pointing to it; the hook takes both out of the environment
         at once, so nothing the module starts sees them. Compiled code goes to
         C(/var/cache/virtops-libvirt/python/code/) (root's, mode 0700), keyed by the SHA-256 of the
         Python version's magic number and the source, so a change of either compiles again; entries

@@ -202,6 +202,10 @@ results:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.codecache import for_module
+
+for_module()  # first: the module_utils imported below are compiled once, not at every task
+
 from ansible_collections.virtops.libvirt.plugins.module_utils._apply.task import APPLY_ARGUMENT_SPEC, run_apply
 
 ARGUMENT_SPEC = APPLY_ARGUMENT_SPEC

@@ -284,6 +284,10 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.codecache import for_module
+
+for_module()  # first: the module_utils imported below are compiled once, not at every task
+
 from ansible_collections.virtops.libvirt.plugins.module_utils._cloudinit.kind import CLOUDINIT
 
 ARGUMENT_SPEC = CLOUDINIT.argument_spec

@@ -1075,6 +1075,10 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.codecache import for_module
+
+for_module()  # first: the module_utils imported below are compiled once, not at every task
+
 from ansible_collections.virtops.libvirt.plugins.module_utils._domain.kind import VM
 
 ARGUMENT_SPEC = VM.argument_spec

@@ -163,6 +163,10 @@ volumes:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.libvirt.plugins.module_utils._tools.codecache import for_module
+
+for_module()  # first: the module_utils imported below are compiled once, not at every task
+
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.connection import COMMON_ARGS
 from ansible_collections.virtops.libvirt.plugins.module_utils._core.runner import run_module
 from ansible_collections.virtops.libvirt.plugins.module_utils._storage.volume_info import gather_volume_info

@@ -18,11 +18,19 @@ runs see whole entries or none.  Anything unexpected (no such hook in this Pytho
 directory, a damaged entry) falls back to compiling, silently.  Entries not used for ``PRUNE_DAYS`` days
 are removed when a new one is written.
 
-The ``guest_agent`` connection plugin copies this file into guests as ``usercustomize.py`` (Python
-imports it at start-up from ``PYTHONPATH``), with the cache directory in ``VIRTOPS_CODE_CACHE``; both
-variables are taken out of the environment at once, so nothing the module starts inherits them.  The
-file must stay importable by any Python a guest may have (2.7 included) and use the standard library
-only.
+Two users:
+
+* every module of the collection calls :func:`for_module` before it imports the rest of its
+  ``module_utils``: on the managed node the cache is ``~/.ansible/virtops_libvirt_code`` (or the directory
+  in ``VIRTOPS_LIBVIRT_CODE_CACHE``; ``off`` there turns it off); only when the module runs from a payload
+  zip, so unit tests and the controller's plugins are left alone;
+* the ``guest_agent`` connection plugin copies this file into guests as ``usercustomize.py`` (Python
+  imports it at start-up from ``PYTHONPATH``), with the cache directory in ``VIRTOPS_LIBVIRT_CODE_CACHE``;
+  both variables are taken out of the environment at once, so nothing the module starts inherits them.
+  There it covers ``ansible.module_utils`` too, which Ansible imports before any module code runs.
+
+The file must stay importable by any Python a guest may have (2.7 included) and use the standard
+library only.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -32,8 +40,11 @@ __metaclass__ = type
 import os
 import sys
 
-#: environment variable naming the cache directory (set by the guest_agent connection plugin)
-ENV = "VIRTOPS_CODE_CACHE"
+#: environment variable: the cache directory, or "off" (the guest_agent connection plugin sets it in guests)
+ENV = "VIRTOPS_LIBVIRT_CODE_CACHE"
+#: the cache of modules on a managed node, under the user's home
+MODULE_DIR = "~/.ansible/virtops_libvirt_code"
+OFF = ("off", "0", "false", "no", "")
 #: entries unused for this many days are removed when a new entry is written
 PRUNE_DAYS = 30
 _DAY = 86400
@@ -130,8 +141,25 @@ def install(directory, make=True):
     return True
 
 
+def for_module():
+    """Called by each module before it imports the rest of its ``module_utils``: install the cache in
+    ``$VIRTOPS_LIBVIRT_CODE_CACHE``, else :data:`MODULE_DIR`, when this file was loaded from a zip (the
+    module's payload); True when installed."""
+    loader = globals().get("__loader__")
+    zipimporter = getattr(sys.modules.get("zipimport"), "zipimporter", None)
+    if zipimporter is None or not isinstance(loader, zipimporter):
+        return False
+    directory = os.environ.get(ENV)
+    if directory is not None and directory.strip().lower() in OFF:
+        return False
+    try:
+        return install(os.path.expanduser(directory or MODULE_DIR))
+    except Exception:  # pylint: disable=broad-except  # a cache must never fail the module
+        return False
+
+
 def _from_environment():
-    """As ``usercustomize``: install into ``$VIRTOPS_CODE_CACHE``; take that variable, and this file's
+    """As ``usercustomize``: install into ``$VIRTOPS_LIBVIRT_CODE_CACHE``; take that variable, and this file's
     directory from ``PYTHONPATH`` and ``sys.path``, out of what the process and its children see."""
     directory = os.environ.pop(ENV, None)
     here = os.path.dirname(os.path.abspath(__file__))
@@ -141,7 +169,7 @@ def _from_environment():
     else:
         os.environ.pop("PYTHONPATH", None)
     sys.path[:] = [p for p in sys.path if not p or os.path.abspath(p) != here]
-    if directory and sys.version_info >= (3, 8):
+    if directory and directory.strip().lower() not in OFF and sys.version_info >= (3, 8):
         try:
             install(directory, make=False)
         except Exception:  # pylint: disable=broad-except  # never break the interpreter's start-up

@@ -484,7 +484,7 @@ with zipfile.ZipFile(z, "w") as f:
 sys.path.insert(0, z)
 import payload
 print(json.dumps([payload.VALUE, getattr(zipimport._compile_source, "virtops_code_cache", False),
-                  os.environ.get("PYTHONPATH"), os.environ.get("VIRTOPS_CODE_CACHE")]))
+                  os.environ.get("PYTHONPATH"), os.environ.get("VIRTOPS_LIBVIRT_CODE_CACHE")]))
 """
 
 
@@ -513,12 +513,12 @@ def test_a_module_run_gets_the_code_cache_hook_installed_once_and_used(agent, co
     assert rc == 0 and json.loads(out)[1] is True
     assert agent.names()[:4] == ["guest-ping", "guest-file-open", "guest-file-close", "guest-exec"]
     env = agent.requests[3][1]["env"]
-    assert "PYTHONPATH=%s" % os.path.dirname(hook) in env and "VIRTOPS_CODE_CACHE=%s" % code in env
+    assert "PYTHONPATH=%s" % os.path.dirname(hook) in env and "VIRTOPS_LIBVIRT_CODE_CACHE=%s" % code in env
 
 
 def test_commands_that_are_not_modules_and_other_users_get_no_code_cache(agent, code_cache_dir):
     rc, out, _err = connection(agent).exec_command("env")
-    assert rc == 0 and b"PYTHONPATH" not in out and b"VIRTOPS_CODE_CACHE" not in out
+    assert rc == 0 and b"PYTHONPATH" not in out and b"VIRTOPS_LIBVIRT_CODE_CACHE" not in out
     assert "guest-file-open" not in agent.names() and not os.path.exists(code_cache_dir)
     client = AgentClient("test:///default", "test", command=agent, code_cache=True).open()
     assert client.module_env("ops") == _guest_agent.ROOT_ENV

@@ -152,3 +152,40 @@ def test_as_usercustomize_it_installs_and_leaves_nothing_in_the_environment(tmp_
     out = subprocess.run([python, "-c", script], env=env, check=True, stdout=subprocess.PIPE).stdout
     pythonpath, variable, on_path, installed = json.loads(out.decode())
     assert pythonpath == "/elsewhere" and variable is None and on_path == [] and installed is True
+
+
+FOR_MODULE = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {where!r})
+    import codecache
+    print(json.dumps(codecache.for_module()))
+""")
+
+
+@pytest.mark.parametrize("zipped, setting, expected", [
+    (True, None, "home"),
+    (True, "elsewhere", "elsewhere"),
+    (True, "off", None),
+    (True, "OFF", None),
+    (False, None, None),  # not a module's payload (a unit test, a controller plugin): left alone
+])
+def test_a_module_uses_the_cache_in_its_home_unless_told_otherwise(tmp_path, zipped, setting, expected):
+    if zipped:
+        where = str(tmp_path / "payload.zip")
+        with zipfile.ZipFile(where, "w") as z:
+            z.writestr("codecache.py", source_of_codecache())
+    else:
+        where = str(tmp_path / "lib")
+        os.mkdir(where)
+        with open(os.path.join(where, "codecache.py"), "wb") as f:
+            f.write(source_of_codecache())
+    env = dict(os.environ, HOME=str(tmp_path / "home"))
+    env.pop(codecache.ENV, None)
+    if setting is not None:
+        env[codecache.ENV] = str(tmp_path / setting) if setting == "elsewhere" else setting
+    out = subprocess.run([sys.executable, "-c", FOR_MODULE.format(where=where)], env=env, check=True,
+                         stdout=subprocess.PIPE).stdout
+    assert json.loads(out.decode()) is (expected is not None)
+    home_cache = tmp_path / "home" / ".ansible" / "virtops_libvirt_code"
+    assert home_cache.is_dir() is (expected == "home")
+    assert (tmp_path / "elsewhere").is_dir() is (expected == "elsewhere")
