@@ -100,8 +100,6 @@ def install(directory, make=True):
     compile_source = getattr(zipimport, "_compile_source", None)
     if compile_source is None or getattr(compile_source, "virtops_code_cache", False):
         return False
-    if not hasattr(type(install.__code__), "replace"):
-        return False
     if not _usable(directory, make):
         return False
 
@@ -169,7 +167,7 @@ def _from_environment():
     else:
         os.environ.pop("PYTHONPATH", None)
     sys.path[:] = [p for p in sys.path if not p or os.path.abspath(p) != here]
-    if directory and directory.strip().lower() not in OFF and sys.version_info >= (3, 8):
+    if directory and directory.strip().lower() not in OFF:
         try:
             install(directory, make=False)
         except Exception:  # pylint: disable=broad-except  # never break the interpreter's start-up
